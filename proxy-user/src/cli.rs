@@ -1,0 +1,132 @@
+//! The command line: `swarm-sticky run | demo`.
+//!
+//! Every flag of `run` also reads a `SWARM_STICKY_*` environment variable
+//! (listed in `--help`); repeatable flags take a comma-separated list there.
+//! This module only parses; [`crate::config`] validates.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Sticky sessions for Docker Swarm.
+#[derive(Debug, Parser)]
+#[command(name = "swarm-sticky", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the published listeners (the main job).
+    Run(Box<RunArgs>),
+    /// Start three built-in whoami backends and the balancer on 127.0.0.1:8080.
+    Demo(DemoArgs),
+}
+
+/// How new connections reach the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Steering {
+    /// eBPF when this process may load it, SO_REUSEPORT otherwise (with a warning).
+    Auto,
+    /// eBPF sk_lookup only; exit with an error when it cannot be loaded.
+    Ebpf,
+    /// One SO_REUSEPORT listening socket per worker on each published address.
+    Reuseport,
+}
+
+/// Format of the log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `swarm-sticky run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Published address to serve (repeatable), e.g. 0.0.0.0:8080 or [::]:8080.
+    #[arg(long = "listen", value_name = "ADDR", env = "SWARM_STICKY_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<SocketAddr>,
+
+    /// Static backend NAME=URL (repeatable); together they form one service
+    /// routed with PathPrefix:/.
+    #[arg(long = "backend", value_name = "NAME=URL", env = "SWARM_STICKY_BACKEND", value_delimiter = ',')]
+    pub backends: Vec<String>,
+
+    /// TOML configuration file with services, rules, backends and health checks.
+    #[arg(long, value_name = "FILE", env = "SWARM_STICKY_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Admin listener (JSON API, metrics, dashboard).
+    #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_ADMIN", default_value = "127.0.0.1:9090")]
+    pub admin: SocketAddr,
+
+    /// Name of the sticky cookie (default: `_` and five hex digits derived
+    /// from the service name).
+    #[arg(long, value_name = "NAME", env = "SWARM_STICKY_COOKIE_NAME")]
+    pub cookie_name: Option<String>,
+
+    /// File with the cookie signing key(s): one per line, the first signs,
+    /// all verify. Default: a random key kept in the state directory.
+    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_COOKIE_KEY_FILE")]
+    pub cookie_key_file: Option<PathBuf>,
+
+    /// Directory for the generated cookie key and other state.
+    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_STATE_DIR", default_value = "/var/lib/swarm-sticky")]
+    pub state_dir: PathBuf,
+
+    /// Worker threads, each with its own listening socket and runtime
+    /// (default: the number of CPUs).
+    #[arg(long, value_name = "N", env = "SWARM_STICKY_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// How connections for the published addresses reach the workers.
+    #[arg(long, value_enum, env = "SWARM_STICKY_STEERING", default_value = "auto")]
+    pub steering: Steering,
+
+    /// Interface to attach the XDP counters (and SYN guard) to.
+    #[arg(long, value_name = "IFACE", env = "SWARM_STICKY_XDP_IFACE")]
+    pub xdp_iface: Option<String>,
+
+    /// SYN guard: new connections per second allowed from one IPv4 source
+    /// (needs --xdp-iface; 0 turns the guard off).
+    #[arg(long, value_name = "N", env = "SWARM_STICKY_SYN_RATE", default_value_t = 0)]
+    pub syn_rate: u32,
+
+    /// SYN guard: burst of SYNs allowed above the rate.
+    #[arg(long, value_name = "N", env = "SWARM_STICKY_SYN_BURST", default_value_t = 20)]
+    pub syn_burst: u32,
+
+    /// Where bpffs is (or gets) mounted; pins live in `swarm-sticky/` below it.
+    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_BPFFS", default_value = "/sys/fs/bpf")]
+    pub bpffs: PathBuf,
+
+    /// Seconds to finish in-flight requests after SIGTERM.
+    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_GRACE_PERIOD", default_value_t = 30)]
+    pub grace_period: u64,
+
+    /// Open client connections per worker; more wait in the accept queue.
+    #[arg(long, value_name = "N", env = "SWARM_STICKY_MAX_CONNECTIONS", default_value_t = 25_000)]
+    pub max_connections: usize,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, env = "SWARM_STICKY_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Flags of `swarm-sticky demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address of the balancer.
+    #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Workers (default: the number of CPUs).
+    #[arg(long, value_name = "N", env = "SWARM_STICKY_WORKERS")]
+    pub workers: Option<usize>,
+}

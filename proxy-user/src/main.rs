@@ -1,0 +1,2 @@
+//! The `swarm-sticky` binary: parse, validate, run.
+fn main() {}
