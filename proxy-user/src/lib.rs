@@ -10,6 +10,9 @@
 //! * [`worker`]: worker threads, each with its own runtime and sockets.
 //! * [`app`]: wires the parts together and runs until a signal.
 
+pub mod admin;
+pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dataplane;
 pub mod worker;
