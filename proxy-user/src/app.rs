@@ -46,6 +46,7 @@ pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, reload: Box<dyn
         Active::Ebpf { xdp: Some(mode), .. } => format!("ebpf (xdp {mode})"),
         Active::Ebpf { .. } => "ebpf".to_string(),
         Active::Reuseport { .. } => "reuseport".to_string(),
+        Active::Shared => "shared".to_string(),
     };
     let dataplane = Arc::new(Mutex::new(dataplane));
 
@@ -104,7 +105,7 @@ fn spawn_ebpf_log(dataplane: &Arc<Mutex<Dataplane>>) {
     let logger = match dataplane.lock() {
         Ok(mut dp) => match &mut dp.active {
             Active::Ebpf { steering, .. } => steering.take_logger(),
-            Active::Reuseport { .. } => None,
+            Active::Reuseport { .. } | Active::Shared => None,
         },
         Err(_) => None,
     };

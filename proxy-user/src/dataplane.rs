@@ -158,6 +158,8 @@ pub enum Active {
         /// XDP mode ("native", "generic", "pinned") when attached.
         xdp: Option<&'static str>,
     },
+    /// One socket per published address shared by all workers.
+    Shared,
     /// SO_REUSEPORT; `reason` says why when eBPF was wanted.
     Reuseport {
         /// Why eBPF is not used (None when reuseport was asked for).
@@ -201,7 +203,7 @@ impl Dataplane {
     /// be bound.
     pub fn start(cfg: &DataplaneConfig) -> Result<(Self, Vec<Vec<TcpListener>>), DataplaneError> {
         let wanted_ebpf = match cfg.steering {
-            Steering::Reuseport => None,
+            Steering::Reuseport | Steering::Shared => None,
             Steering::Ebpf => Some(true),
             Steering::Auto => Some(false),
         };
@@ -218,6 +220,13 @@ impl Dataplane {
                 }
             },
         };
+        if cfg.steering == Steering::Shared {
+            let shared = cfg.listen.iter().map(|a| sockets::shared_socket(*a)).collect::<Result<Vec<_>, _>>()?;
+            let sockets = (0..cfg.workers)
+                .map(|_| shared.iter().map(|s| s.try_clone().map_err(|source| DataplaneError::Io { what: "share a listening socket", source })).collect::<Result<Vec<_>, _>>())
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok((Self { active: Active::Shared, listen: cfg.listen.clone() }, sockets));
+        }
         let sockets = (0..cfg.workers)
             .map(|_| cfg.listen.iter().map(|a| sockets::reuseport_socket(*a)).collect::<Result<Vec<_>, _>>())
             .collect::<Result<Vec<_>, _>>()?;
@@ -268,9 +277,12 @@ impl Dataplane {
     /// The current status, for the admin API.
     pub fn status(&self) -> DataplaneStatus {
         match &self.active {
-            Active::Reuseport { reason } => DataplaneStatus {
-                steering: "reuseport",
-                fallback_reason: reason.clone(),
+            Active::Shared | Active::Reuseport { .. } => DataplaneStatus {
+                steering: if matches!(self.active, Active::Shared) { "shared" } else { "reuseport" },
+                fallback_reason: match &self.active {
+                    Active::Reuseport { reason } => reason.clone(),
+                    _ => None,
+                },
                 pin_dir: None,
                 steered: None,
                 no_worker: None,

@@ -70,3 +70,15 @@ pub fn reuseport_socket(published: SocketAddr) -> Result<TcpListener, SocketErro
     socket.listen(BACKLOG).map_err(err("listen on"))?;
     Ok(socket.into())
 }
+
+/// One socket on `published` for all workers (no SO_REUSEPORT).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn shared_socket(published: SocketAddr) -> Result<TcpListener, SocketError> {
+    let err = |what| move |source| SocketError { what, addr: published, source };
+    let socket = new_socket(published).map_err(err("create a socket for"))?;
+    socket.bind(&published.into()).map_err(err("bind"))?;
+    socket.listen(BACKLOG).map_err(err("listen on"))?;
+    Ok(socket.into())
+}
