@@ -54,7 +54,8 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWARM_STICKY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -70,15 +71,10 @@ impl ConnectionHandler for Fixed {
             use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
             let mut stream = stream;
             let mut buf = [0u8; 4096];
-            while let Ok(n) = stream.read(&mut buf).await {
-                if n == 0 {
-                    return;
-                }
+            if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
                 let body = format!("worker {}\n", conn.worker);
-                let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
-                if stream.write_all(resp.as_bytes()).await.is_err() {
-                    return;
-                }
+                let resp = format!("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(resp.as_bytes()).await;
             }
         })
     }

@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use crate::{cmd, setup};
 
 /// Debian packages whose commands the privileged tests use.
-const TEST_PACKAGES: [(&str, &str); 3] = [("ip", "iproute2"), ("nsenter", "util-linux"), ("setpriv", "util-linux")];
+const TEST_PACKAGES: [(&str, &str); 4] = [("ip", "iproute2"), ("nsenter", "util-linux"), ("setpriv", "util-linux"), ("iptables", "iptables")];
 
 /// `cargo` with the tools on PATH.
 fn cargo_with(tools: &setup::Tools) -> Command {
