@@ -114,3 +114,30 @@ fn restart_after_sigkill_serves_within_a_second() {
     next.wait_for_line("replacing eBPF pins left by a swarm-sticky that is gone", Duration::from_secs(2));
     eprintln!("served again {elapsed:?} after the new start");
 }
+
+/// Pins written by a swarm-sticky of another ABI version are refused with
+/// a message saying what to do, and left as they are.
+#[test]
+#[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
+fn pins_of_another_abi_version_are_refused() {
+    use aya::maps::{Array, Map, MapData};
+    use proxy_common::{META_ABI_SLOT, names::MAP_META};
+
+    let net = TestNet::new();
+    let mut old = start(&net, 0, &ARGS);
+    old.wait_ready();
+    old.signal(libc::SIGKILL);
+    old.wait_exit(Duration::from_secs(5));
+
+    let meta = std::path::PathBuf::from(format!("/sys/fs/bpf/swarm-sticky/net-{}/{MAP_META}", net.server.inode()));
+    let data = MapData::from_pin(&meta).expect("the killed process left its META pin");
+    let mut array: Array<_, u32> = Array::try_from(Map::Array(data)).expect("META is an array");
+    array.set(META_ABI_SLOT, 999, 0).expect("write a foreign ABI version");
+
+    let mut next = start(&net, 1, &ARGS);
+    let status = next.wait_exit(Duration::from_secs(20));
+    assert!(!status.success());
+    let err = next.stderr();
+    assert!(err.contains("ABI v999") && err.contains("rm -r"), "{err}");
+    assert!(meta.exists(), "the foreign pins must be left alone");
+}
