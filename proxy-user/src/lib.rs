@@ -15,4 +15,5 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod dataplane;
+pub mod discovery;
 pub mod worker;
