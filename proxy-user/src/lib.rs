@@ -16,4 +16,5 @@ pub mod cli;
 pub mod config;
 pub mod dataplane;
 pub mod discovery;
+pub mod netns;
 pub mod worker;

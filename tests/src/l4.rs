@@ -4,6 +4,7 @@
 //! root with `--ignored --test-threads=1`.
 
 mod handover;
+mod netns;
 mod privileges;
 mod steering;
 mod xdp;
