@@ -3,6 +3,11 @@
 //!
 //! * [`labels`]: what a service's labels ask for (pure).
 //! * [`tasks`]: a service's tasks as backends (pure).
+//! * [`engine`]: the Engine API client (bollard, negotiated version).
+//! * [`watch`]: events, debounced re-lists, resync, reconnects; tables
+//!   published through a `watch` channel.
 
+pub mod engine;
 pub mod labels;
 pub mod tasks;
+pub mod watch;
