@@ -164,15 +164,16 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let served = builder.serve_connection_with_upgrades(io, service);
-    tokio::pin!(served);
+    let mut served = Box::pin(builder.serve_connection_with_upgrades(io, service));
     let result = tokio::select! {
         r = served.as_mut() => r,
         () = shutdown.wait() => {
             served.as_mut().graceful_shutdown();
-            served.await
+            served.as_mut().await
         }
     };
+    // hyper's side of the socket must be gone before the 408 is written.
+    drop(served);
     let Err(err) = result else { return };
     let timed_out = err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
     if timed_out && shared.is_mid_request() {
