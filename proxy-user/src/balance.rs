@@ -100,7 +100,11 @@ impl Balancer {
     pub fn new(config: ServicesConfig) -> Self {
         let states = Mutex::new(HashMap::new());
         let table = build(config, &mut lock(&states));
-        Self { table: ArcSwap::from_pointee(table), states, epoch: Instant::now() }
+        Self {
+            table: ArcSwap::from_pointee(table),
+            states,
+            epoch: Instant::now(),
+        }
     }
 
     /// The current snapshot (lock-free).
@@ -144,7 +148,9 @@ impl Balancer {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     /// Whether `b` may take new sessions now.
@@ -185,7 +191,9 @@ impl Balancer {
         let n = b.state.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= svc.config.passive.failures {
             let backoff = u64::try_from(svc.config.passive.backoff.as_millis()).unwrap_or(u64::MAX);
-            b.state.down_until.store(self.now_ms().saturating_add(backoff), Ordering::Relaxed);
+            b.state
+                .down_until
+                .store(self.now_ms().saturating_add(backoff), Ordering::Relaxed);
             b.state.failures.store(0, Ordering::Relaxed);
             tracing::warn!(service = %svc.config.name, backend = %b.name, addr = %b.addr, backoff = ?svc.config.passive.backoff, "backend down after connect failures");
         }
@@ -257,14 +265,27 @@ fn build(config: ServicesConfig, states: &mut HashMap<(String, String), Arc<Back
                 .iter()
                 .map(|b| {
                     let state = states.entry((svc.name.clone(), b.name.clone())).or_default().clone();
-                    Arc::new(Backend { name: b.name.clone(), addr: b.addr, weight: b.weight, state })
+                    Arc::new(Backend {
+                        name: b.name.clone(),
+                        addr: b.addr,
+                        weight: b.weight,
+                        state,
+                    })
                 })
                 .collect();
             let swrr = Mutex::new(vec![0; backends.len()]);
-            Arc::new(Service { config: svc, backends, swrr })
+            Arc::new(Service {
+                config: svc,
+                backends,
+                swrr,
+            })
         })
         .collect();
-    Table { services, trusted_proxies: config.trusted_proxies, limits: config.limits }
+    Table {
+        services,
+        trusted_proxies: config.trusted_proxies,
+        limits: config.limits,
+    }
 }
 
 /// Locks a mutex, ignoring poisoning: the guarded data stays consistent

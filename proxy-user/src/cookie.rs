@@ -136,12 +136,15 @@ impl Keyring {
         if issued_at > now.saturating_add(60) {
             return Err(CookieError::Expired);
         }
-        if let Some(max) = max_age {
-            if now.saturating_sub(issued_at) > max {
-                return Err(CookieError::Expired);
-            }
+        if let Some(max) = max_age
+            && now.saturating_sub(issued_at) > max
+        {
+            return Err(CookieError::Expired);
         }
-        Ok(Sticky { backend: identity.to_owned(), issued_at })
+        Ok(Sticky {
+            backend: identity.to_owned(),
+            issued_at,
+        })
     }
 }
 
@@ -183,7 +186,9 @@ impl std::fmt::Debug for Key {
 
 /// The current time in Unix seconds (0 if the clock is before 1970).
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -41,8 +41,9 @@ pub async fn serve_whoami(listener: TcpListener, name: String) {
                 let name = name.clone();
                 async move { Ok::<_, Infallible>(whoami(&name, peer, req).await) }
             });
-            if let Err(err) =
-                auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), service).await
+            if let Err(err) = auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await
             {
                 tracing::debug!(error = %err, "whoami connection");
             }
@@ -51,10 +52,10 @@ pub async fn serve_whoami(listener: TcpListener, name: String) {
 }
 
 async fn whoami(name: &str, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.uri().path() == "/ws" {
-        if let Some(resp) = websocket(&mut req) {
-            return resp;
-        }
+    if req.uri().path() == "/ws"
+        && let Some(resp) = websocket(&mut req)
+    {
+        return resp;
     }
     let mut text = format!("I'm {name}\n");
     let _ = writeln!(text, "RemoteAddr: {peer}");
@@ -83,14 +84,20 @@ async fn whoami(name: &str, peer: SocketAddr, mut req: Request<Incoming>) -> Res
         let _ = writeln!(text, "body-bytes: {len}\nbody-sha256: {digest}");
     }
     let mut resp = Response::new(Full::new(Bytes::from(text)));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
 /// Answers a WebSocket handshake with 101 and echoes messages.
 fn websocket(req: &mut Request<Incoming>) -> Option<Response<Full<Bytes>>> {
     let key = req.headers().get(header::SEC_WEBSOCKET_KEY)?.as_bytes().to_owned();
-    let is_ws = req.headers().get(header::UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let is_ws = req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     if !is_ws {
         return None;
     }
@@ -136,7 +143,8 @@ pub async fn run_whoami(listen: SocketAddr, name: Option<String>) -> std::io::Re
 
 /// This machine's host name (`localhost` if unknown).
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "localhost".to_owned(), |s| s.trim().to_owned())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "localhost".to_owned(), |s| s.trim().to_owned())
 }
 
 /// Starts `n` whoami backends named `whoami-1`… on 127.0.0.1 ephemeral

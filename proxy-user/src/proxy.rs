@@ -64,7 +64,9 @@ impl Proxy {
     /// A proxy over `services`, signing cookies with `keyring`.
     pub fn new(services: ServicesConfig, keyring: Keyring) -> Arc<Self> {
         let balancer = Arc::new(Balancer::new(services));
-        Arc::new(Self { inner: Arc::new(Inner { balancer, keyring }) })
+        Arc::new(Self {
+            inner: Arc::new(Inner { balancer, keyring }),
+        })
     }
 
     /// Builds the proxy from the command line of `run`: services from
@@ -142,12 +144,18 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
     let limits = inner.balancer.table().limits.clone();
     // hyper's timer only starts once it reads a request head; a client that
     // never sends a byte is closed after the same timeout.
-    if tokio::time::timeout(limits.header_read_timeout, stream.readable()).await.is_err() {
+    if tokio::time::timeout(limits.header_read_timeout, stream.readable())
+        .await
+        .is_err()
+    {
         tracing::debug!(peer = %conn.peer, "no request before the header read timeout");
         return;
     }
     let (io, shared) = io::ClientIo::new(stream);
-    let ctx = Rc::new(ConnCtx { peer: conn.peer, pins: std::cell::RefCell::new(Vec::new()) });
+    let ctx = Rc::new(ConnCtx {
+        peer: conn.peer,
+        pins: std::cell::RefCell::new(Vec::new()),
+    });
     let service = service_fn(move |req| {
         let (inner, ctx) = (inner.clone(), ctx.clone());
         async move { Ok::<_, Infallible>(forward::handle(&inner, &ctx, req).await) }

@@ -189,7 +189,10 @@ pub struct PassiveHealthConfig {
 
 impl Default for PassiveHealthConfig {
     fn default() -> Self {
-        Self { failures: 3, backoff: Duration::from_secs(10) }
+        Self {
+            failures: 3,
+            backoff: Duration::from_secs(10),
+        }
     }
 }
 
@@ -216,7 +219,11 @@ pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
                 .map_err(|e| ConfigError::field("--config", format!("cannot read {}: {e}", path.display())))?;
             file::parse(&text, args.cookie_name.as_deref())?
         }
-        None => ServicesConfig { services: Vec::new(), trusted_proxies: Vec::new(), limits: Limits::default() },
+        None => ServicesConfig {
+            services: Vec::new(),
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
+        },
     };
     if !args.backends.is_empty() {
         let mut backends = Vec::new();
@@ -227,7 +234,11 @@ pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
                 .ok_or_else(|| ConfigError::field(&field, format!("{spec:?} is not NAME=URL")))?;
             validate_name(&field, name)?;
             let addr = parse_backend_url(&field, url)?;
-            backends.push(BackendConfig { name: name.to_owned(), addr, weight: 1 });
+            backends.push(BackendConfig {
+                name: name.to_owned(),
+                addr,
+                weight: 1,
+            });
         }
         let mut cookie = CookieConfig::for_service(CLI_SERVICE);
         if let Some(name) = &args.cookie_name {
@@ -235,7 +246,10 @@ pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
         }
         cfg.services.push(ServiceConfig {
             name: CLI_SERVICE.to_owned(),
-            rule: Rule { host: None, path_prefix: "/".to_owned() },
+            rule: Rule {
+                host: None,
+                path_prefix: "/".to_owned(),
+            },
             backends,
             cookie,
             health: None,
@@ -263,10 +277,17 @@ impl ServicesConfig {
         Self {
             services: vec![ServiceConfig {
                 name: name.to_owned(),
-                rule: Rule { host: None, path_prefix: "/".to_owned() },
+                rule: Rule {
+                    host: None,
+                    path_prefix: "/".to_owned(),
+                },
                 backends: backends
                     .iter()
-                    .map(|(n, a)| BackendConfig { name: n.clone(), addr: *a, weight: 1 })
+                    .map(|(n, a)| BackendConfig {
+                        name: n.clone(),
+                        addr: *a,
+                        weight: 1,
+                    })
                     .collect(),
                 cookie: CookieConfig::for_service(name),
                 health: None,
@@ -285,7 +306,10 @@ pub(crate) fn parse_backend_url(field: &str, url: &str) -> Result<SocketAddr, Co
         .ok_or_else(|| ConfigError::field(field, format!("{url:?} must start with http://")))?;
     let hostport = rest.strip_suffix('/').unwrap_or(rest);
     if hostport.is_empty() || hostport.contains(['/', '?', '#', '@']) {
-        return Err(ConfigError::field(field, format!("{url:?} must be http://HOST:PORT without a path")));
+        return Err(ConfigError::field(
+            field,
+            format!("{url:?} must be http://HOST:PORT without a path"),
+        ));
     }
     if let Ok(addr) = hostport.parse::<SocketAddr>() {
         if addr.port() == 0 {
@@ -293,8 +317,14 @@ pub(crate) fn parse_backend_url(field: &str, url: &str) -> Result<SocketAddr, Co
         }
         return Ok(addr);
     }
-    if !hostport.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)) {
-        return Err(ConfigError::field(field, format!("{url:?} needs a port, e.g. http://10.0.0.5:8000")));
+    if !hostport
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+    {
+        return Err(ConfigError::field(
+            field,
+            format!("{url:?} needs a port, e.g. http://10.0.0.5:8000"),
+        ));
     }
     use std::net::ToSocketAddrs as _;
     hostport
@@ -307,21 +337,31 @@ pub(crate) fn parse_backend_url(field: &str, url: &str) -> Result<SocketAddr, Co
 fn validate_name(field: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::field(field, format!("name {name:?} must be 1-64 characters of [A-Za-z0-9._-]")))
+        Err(ConfigError::field(
+            field,
+            format!("name {name:?} must be 1-64 characters of [A-Za-z0-9._-]"),
+        ))
     }
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn validate(cfg: &ServicesConfig, cookie_flag: bool) -> Result<(), ConfigError> {
     if cfg.services.is_empty() {
-        return Err(ConfigError::field("--backend", "no service: give --backend NAME=URL or --config FILE"));
+        return Err(ConfigError::field(
+            "--backend",
+            "no service: give --backend NAME=URL or --config FILE",
+        ));
     }
     if cfg.limits.max_header_bytes < 8192 {
         return Err(ConfigError::field("limits.max_header_bytes", "must be at least 8192"));
@@ -333,7 +373,10 @@ fn validate(cfg: &ServicesConfig, cookie_flag: bool) -> Result<(), ConfigError> 
         let at = |f: &str| format!("services[{i}].{f}");
         validate_name(&at("name"), &svc.name)?;
         if !names.insert(svc.name.as_str()) {
-            return Err(ConfigError::field(&at("name"), format!("{:?} is declared twice", svc.name)));
+            return Err(ConfigError::field(
+                &at("name"),
+                format!("{:?} is declared twice", svc.name),
+            ));
         }
         if !svc.rule.path_prefix.starts_with('/') {
             return Err(ConfigError::field(&at("rule.path_prefix"), "must start with /"));
@@ -348,34 +391,59 @@ fn validate(cfg: &ServicesConfig, cookie_flag: bool) -> Result<(), ConfigError> 
         for (j, b) in svc.backends.iter().enumerate() {
             validate_name(&at(&format!("backends[{j}].name")), &b.name)?;
             if !backend_names.insert(b.name.as_str()) {
-                return Err(ConfigError::field(&at(&format!("backends[{j}].name")), format!("{:?} is declared twice", b.name)));
+                return Err(ConfigError::field(
+                    &at(&format!("backends[{j}].name")),
+                    format!("{:?} is declared twice", b.name),
+                ));
             }
         }
         let c = &svc.cookie;
         if !is_token(&c.name) {
-            return Err(ConfigError::field(&at("cookie.name"), format!("{:?} is not a valid cookie name", c.name)));
+            return Err(ConfigError::field(
+                &at("cookie.name"),
+                format!("{:?} is not a valid cookie name", c.name),
+            ));
         }
         if !cookies.insert(c.name.as_str()) {
-            let hint = if cookie_flag { " (--cookie-name applies to every service without cookie.name)" } else { "" };
-            return Err(ConfigError::field(&at("cookie.name"), format!("{:?} is used by two services{hint}", c.name)));
+            let hint = if cookie_flag {
+                " (--cookie-name applies to every service without cookie.name)"
+            } else {
+                ""
+            };
+            return Err(ConfigError::field(
+                &at("cookie.name"),
+                format!("{:?} is used by two services{hint}", c.name),
+            ));
         }
         if !c.path.starts_with('/') || c.path.contains([';', ' ', '\r', '\n']) {
-            return Err(ConfigError::field(&at("cookie.path"), "must start with / and contain no ; or spaces"));
+            return Err(ConfigError::field(
+                &at("cookie.path"),
+                "must start with / and contain no ; or spaces",
+            ));
         }
-        if let Some(d) = &c.domain {
-            if !is_token(d) {
-                return Err(ConfigError::field(&at("cookie.domain"), format!("{d:?} is not a valid domain")));
-            }
+        if let Some(d) = &c.domain
+            && !is_token(d)
+        {
+            return Err(ConfigError::field(
+                &at("cookie.domain"),
+                format!("{d:?} is not a valid domain"),
+            ));
         }
         if let Some(h) = &svc.health {
             if !h.path.starts_with('/') {
                 return Err(ConfigError::field(&at("health.path"), "must start with /"));
             }
             if h.interval.is_zero() || h.timeout.is_zero() {
-                return Err(ConfigError::field(&at("health"), "interval and timeout must be positive"));
+                return Err(ConfigError::field(
+                    &at("health"),
+                    "interval and timeout must be positive",
+                ));
             }
             if !(100..=599).contains(&h.expected_status) {
-                return Err(ConfigError::field(&at("health.expected_status"), "must be an HTTP status 100-599"));
+                return Err(ConfigError::field(
+                    &at("health.expected_status"),
+                    "must be an HTTP status 100-599",
+                ));
             }
         }
         if svc.passive.failures == 0 {

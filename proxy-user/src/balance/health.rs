@@ -25,7 +25,9 @@ pub fn spawn_health_checks(balancer: Arc<Balancer>) -> tokio::task::JoinHandle<(
             let table = balancer.table();
             let now = Instant::now();
             for svc in &table.services {
-                let Some(cfg) = &svc.config.health else { continue };
+                let Some(cfg) = &svc.config.health else {
+                    continue;
+                };
                 let next = due.entry(svc.config.name.clone()).or_insert(now);
                 if *next > now {
                     continue;
@@ -63,7 +65,11 @@ async fn check(b: &Backend, cfg: &HealthCheckConfig) -> bool {
         let resp = send.send_request(req).await.ok()?;
         Some(resp.status().as_u16() == cfg.expected_status)
     };
-    let ok = tokio::time::timeout(cfg.timeout, attempt).await.ok().flatten().unwrap_or(false);
+    let ok = tokio::time::timeout(cfg.timeout, attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false);
     if !ok {
         tracing::debug!(backend = %b.name, addr = %b.addr, path = %cfg.path, "health check failed");
     }

@@ -9,7 +9,12 @@ fn cfg(weights: &[u32]) -> ServicesConfig {
     let backends: Vec<(String, SocketAddr)> = weights
         .iter()
         .enumerate()
-        .map(|(i, _)| (format!("b{i}"), SocketAddr::from(([192, 0, 2, 1], 8000 + u16::try_from(i).unwrap()))))
+        .map(|(i, _)| {
+            (
+                format!("b{i}"),
+                SocketAddr::from(([192, 0, 2, 1], 8000 + u16::try_from(i).unwrap())),
+            )
+        })
         .collect();
     let mut c = ServicesConfig::single("web", &backends);
     for (b, w) in c.services[0].backends.iter_mut().zip(weights) {
@@ -22,7 +27,8 @@ fn counts(bal: &Balancer, n: usize) -> HashMap<String, usize> {
     let t = bal.table();
     let mut m = HashMap::new();
     for _ in 0..n {
-        *m.entry(bal.pick(&t.services[0], &[]).unwrap().name.clone()).or_default() += 1;
+        *m.entry(bal.pick(&t.services[0], &[]).unwrap().name.clone())
+            .or_default() += 1;
     }
     m
 }
@@ -32,7 +38,9 @@ fn counts(bal: &Balancer, n: usize) -> HashMap<String, usize> {
 fn swrr_weights() {
     let bal = Balancer::new(cfg(&[5, 1, 1]));
     let t = bal.table();
-    let seq: Vec<String> = (0..7).map(|_| bal.pick(&t.services[0], &[]).unwrap().name.clone()).collect();
+    let seq: Vec<String> = (0..7)
+        .map(|_| bal.pick(&t.services[0], &[]).unwrap().name.clone())
+        .collect();
     assert_eq!(seq, ["b0", "b0", "b1", "b0", "b2", "b0", "b0"]);
     let c = counts(&bal, 700);
     assert_eq!((c["b0"], c["b1"], c["b2"]), (500, 100, 100));
@@ -48,8 +56,17 @@ fn drain_excludes_from_new_sessions() {
     let t = bal.table();
     assert!(bal.is_up(t.services[0].backend("b0").unwrap()));
     assert!(!bal.is_available(t.services[0].backend("b0").unwrap()));
-    assert_eq!(bal.set_draining("web", "nope", true), Err(BalanceError::UnknownBackend { service: "web".into(), backend: "nope".into() }));
-    assert_eq!(bal.set_draining("x", "b0", true), Err(BalanceError::UnknownService("x".into())));
+    assert_eq!(
+        bal.set_draining("web", "nope", true),
+        Err(BalanceError::UnknownBackend {
+            service: "web".into(),
+            backend: "nope".into()
+        })
+    );
+    assert_eq!(
+        bal.set_draining("x", "b0", true),
+        Err(BalanceError::UnknownService("x".into()))
+    );
 }
 
 /// N consecutive failures take a backend down; success resets the count.
@@ -78,7 +95,11 @@ fn state_survives_swap() {
     let bal = Balancer::new(cfg(&[1, 1, 1]));
     bal.set_draining("web", "b1", true).unwrap();
     let mut next = cfg(&[1, 1]);
-    next.services[0].backends.push(BackendConfig { name: "new".into(), addr: SocketAddr::from(([192, 0, 2, 9], 1)), weight: 1 });
+    next.services[0].backends.push(BackendConfig {
+        name: "new".into(),
+        addr: SocketAddr::from(([192, 0, 2, 9], 1)),
+        weight: 1,
+    });
     bal.replace(next);
     let t = bal.table();
     assert!(Service::is_draining(t.services[0].backend("b1").unwrap()));

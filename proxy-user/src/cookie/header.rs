@@ -14,7 +14,10 @@ fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
         let eq = part.iter().position(|&b| b == b'=')?;
         let (name, value) = (part[..eq].trim_ascii(), part[eq + 1..].trim_ascii());
         // RFC 6265 allows a quoted value.
-        let value = value.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(value);
+        let value = value
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(value);
         Some((name, value))
     })
 }

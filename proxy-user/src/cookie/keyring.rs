@@ -57,7 +57,9 @@ impl Keyring {
     /// When `secrets` is empty (an invariant of every caller).
     pub fn from_secrets<S: AsRef<[u8]>>(secrets: &[S]) -> Self {
         assert!(!secrets.is_empty(), "a keyring needs at least one key");
-        Self { keys: secrets.iter().map(|s| Key::new(s.as_ref())).collect() }
+        Self {
+            keys: secrets.iter().map(|s| Key::new(s.as_ref())).collect(),
+        }
     }
 
     /// A keyring with one fresh random 32-byte key (not persisted).
@@ -73,7 +75,10 @@ impl Keyring {
     /// # Errors
     /// When the file cannot be read, has no key or a key is too short.
     pub fn from_file(path: &Path) -> Result<Self, KeyringError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyringError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyringError::Io {
+            path: path.into(),
+            source,
+        })?;
         let mut secrets = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -81,7 +86,10 @@ impl Keyring {
                 continue;
             }
             if line.len() < MIN_KEY_LEN {
-                return Err(KeyringError::Short { path: path.into(), line: i + 1 });
+                return Err(KeyringError::Short {
+                    path: path.into(),
+                    line: i + 1,
+                });
             }
             secrets.push(line.to_owned());
         }
@@ -107,15 +115,26 @@ impl Keyring {
             let p = p.to_path_buf();
             move |source| KeyringError::Io { path: p, source }
         };
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir).map_err(io(state_dir))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(io(state_dir))?;
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
         let line = hex(&secret);
         // create_new: two processes starting together must not overwrite
         // each other's key; the loser reads the winner's.
-        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
             Ok(mut f) => {
-                f.write_all(format!("{line}\n").as_bytes()).and_then(|()| f.sync_all()).map_err(io(&path))?;
+                f.write_all(format!("{line}\n").as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .map_err(io(&path))?;
                 tracing::info!(path = %path.display(), "generated a new cookie key");
                 Ok(Self::from_secrets(&[line]))
             }

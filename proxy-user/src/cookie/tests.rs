@@ -14,7 +14,10 @@ fn ring() -> Keyring {
 }
 
 fn sticky(b: &str) -> Sticky {
-    Sticky { backend: b.to_owned(), issued_at: 1_700_000_000 }
+    Sticky {
+        backend: b.to_owned(),
+        issued_at: 1_700_000_000,
+    }
 }
 
 /// A signed value decodes back to what was signed, and holds no address.
@@ -22,8 +25,14 @@ fn sticky(b: &str) -> Sticky {
 fn round_trip() {
     let k = ring();
     let v = k.encode("web", &sticky("whoami-1")).unwrap();
-    assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{v}");
-    assert_eq!(k.decode("web", v.as_bytes(), 1_700_000_001, None).unwrap(), sticky("whoami-1"));
+    assert!(
+        v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{v}"
+    );
+    assert_eq!(
+        k.decode("web", v.as_bytes(), 1_700_000_001, None).unwrap(),
+        sticky("whoami-1")
+    );
 }
 
 /// A cookie of one service is rejected by another.
@@ -31,7 +40,10 @@ fn round_trip() {
 fn bound_to_the_service() {
     let k = ring();
     let v = k.encode("web", &sticky("a")).unwrap();
-    assert_eq!(k.decode("api", v.as_bytes(), 1_700_000_001, None), Err(CookieError::BadTag));
+    assert_eq!(
+        k.decode("api", v.as_bytes(), 1_700_000_001, None),
+        Err(CookieError::BadTag)
+    );
 }
 
 /// Rotation: a new first key signs, the previous one still verifies, a
@@ -43,7 +55,10 @@ fn rotation() {
     let rotated = Keyring::from_secrets(&["new-key-new-key-new-key", "old-key-old-key-old-key"]);
     assert!(rotated.decode("s", v.as_bytes(), 1_700_000_000, None).is_ok());
     let v2 = rotated.encode("s", &sticky("a")).unwrap();
-    assert_eq!(old.decode("s", v2.as_bytes(), 1_700_000_000, None), Err(CookieError::UnknownKey));
+    assert_eq!(
+        old.decode("s", v2.as_bytes(), 1_700_000_000, None),
+        Err(CookieError::UnknownKey)
+    );
 }
 
 /// Max-Age is enforced on verification, and the future is rejected.
@@ -52,8 +67,14 @@ fn expiry() {
     let k = ring();
     let v = k.encode("s", &sticky("a")).unwrap();
     assert!(k.decode("s", v.as_bytes(), 1_700_000_100, Some(100)).is_ok());
-    assert_eq!(k.decode("s", v.as_bytes(), 1_700_000_101, Some(100)), Err(CookieError::Expired));
-    assert_eq!(k.decode("s", v.as_bytes(), 1_699_000_000, None), Err(CookieError::Expired));
+    assert_eq!(
+        k.decode("s", v.as_bytes(), 1_700_000_101, Some(100)),
+        Err(CookieError::Expired)
+    );
+    assert_eq!(
+        k.decode("s", v.as_bytes(), 1_699_000_000, None),
+        Err(CookieError::Expired)
+    );
 }
 
 /// Garbage of every kind is rejected without panicking.
@@ -61,11 +82,22 @@ fn expiry() {
 fn garbage() {
     let k = ring();
     let long = "A".repeat(8192);
-    for v in ["", "x", "http://10.0.0.5:8000", "====", long.as_str(), "AQ", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+    for v in [
+        "",
+        "x",
+        "http://10.0.0.5:8000",
+        "====",
+        long.as_str(),
+        "AQ",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
         assert!(k.decode("s", v.as_bytes(), 0, None).is_err(), "{v}");
     }
     assert_eq!(k.encode("s", &sticky("")), Err(CookieError::Identity));
-    assert_eq!(k.encode("s", &sticky(&"x".repeat(MAX_IDENTITY + 1))), Err(CookieError::Identity));
+    assert_eq!(
+        k.encode("s", &sticky(&"x".repeat(MAX_IDENTITY + 1))),
+        Err(CookieError::Identity)
+    );
 }
 
 /// The key file: first line signs, comments skipped, short keys refused.
@@ -77,7 +109,10 @@ fn key_file() {
     let k = Keyring::from_file(&path).unwrap();
     assert_eq!(k.len(), 2);
     std::fs::write(&path, "short\n").unwrap();
-    assert!(matches!(Keyring::from_file(&path), Err(KeyringError::Short { line: 1, .. })));
+    assert!(matches!(
+        Keyring::from_file(&path),
+        Err(KeyringError::Short { line: 1, .. })
+    ));
     std::fs::write(&path, "# only a comment\n").unwrap();
     assert!(matches!(Keyring::from_file(&path), Err(KeyringError::Empty(_))));
 }
@@ -89,7 +124,10 @@ fn generated_key_persists() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let a = Keyring::load_or_generate(&state).unwrap();
-    let mode = std::fs::metadata(state.join(KEY_FILE_NAME)).unwrap().permissions().mode();
+    let mode = std::fs::metadata(state.join(KEY_FILE_NAME))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let b = Keyring::load_or_generate(&state).unwrap();
     let v = a.encode("s", &sticky("x")).unwrap();
@@ -118,18 +156,30 @@ fn cookie_header_scan_and_removal() {
 fn set_cookie_attributes() {
     let mut c = CookieConfig::for_service("web");
     c.name = "SID".into();
-    assert_eq!(set_cookie_value(&c, "v", false), "SID=v; Path=/; HttpOnly; SameSite=Lax");
-    assert_eq!(set_cookie_value(&c, "v", true), "SID=v; Path=/; HttpOnly; SameSite=Lax; Secure");
+    assert_eq!(
+        set_cookie_value(&c, "v", false),
+        "SID=v; Path=/; HttpOnly; SameSite=Lax"
+    );
+    assert_eq!(
+        set_cookie_value(&c, "v", true),
+        "SID=v; Path=/; HttpOnly; SameSite=Lax; Secure"
+    );
     c.secure = SecureMode::Never;
     c.same_site = SameSite::None;
     c.http_only = false;
     c.max_age = Some(Duration::from_secs(60));
     c.domain = Some("example.com".into());
     c.path = "/app".into();
-    assert_eq!(set_cookie_value(&c, "v", false), "SID=v; Path=/app; Domain=example.com; Max-Age=60; SameSite=None; Secure");
+    assert_eq!(
+        set_cookie_value(&c, "v", false),
+        "SID=v; Path=/app; Domain=example.com; Max-Age=60; SameSite=None; Secure"
+    );
     c.same_site = SameSite::Strict;
     c.secure = SecureMode::Always;
-    assert_eq!(set_cookie_value(&c, "v", false), "SID=v; Path=/app; Domain=example.com; Max-Age=60; SameSite=Strict; Secure");
+    assert_eq!(
+        set_cookie_value(&c, "v", false),
+        "SID=v; Path=/app; Domain=example.com; Max-Age=60; SameSite=Strict; Secure"
+    );
 }
 
 proptest! {

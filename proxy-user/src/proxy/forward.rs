@@ -35,9 +35,14 @@ const MAX_ATTEMPTS: usize = 4;
 
 /// A short plain-text response.
 pub(super) fn plain(status: StatusCode, msg: &'static str) -> Response<ProxyBody> {
-    let mut r = Response::new(Full::new(Bytes::from_static(msg.as_bytes())).map_err(|never| match never {}).boxed_unsync());
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(msg.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
@@ -55,16 +60,29 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
     let limits = table.limits.clone();
     drop(table);
     let secure = trusted
-        && req.headers().get(&X_FORWARDED_PROTO).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        && req
+            .headers()
+            .get(&X_FORWARDED_PROTO)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
 
     let (sticky, mut need_cookie) = sticky_backend(inner, &svc, req.headers());
-    let mut backend = match sticky.or_else(|| ctx.pinned(inner, &svc)).or_else(|| inner.balancer.pick(&svc, &[])) {
+    let mut backend = match sticky
+        .or_else(|| ctx.pinned(inner, &svc))
+        .or_else(|| inner.balancer.pick(&svc, &[]))
+    {
         Some(b) => b,
         None => return plain(StatusCode::BAD_GATEWAY, "no backend available\n"),
     };
 
     let upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
-    prepare_request(&mut req, &svc.config.cookie, ctx.peer.ip(), trusted, host.as_deref(), upgrade.is_some());
+    prepare_request(
+        &mut req,
+        &svc.config.cookie,
+        ctx.peer.ip(),
+        trusted,
+        host.as_deref(),
+        upgrade.is_some(),
+    );
     let idempotent = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let (parts, body) = req.into_parts();
     // Keep the head when the request could be sent again after a failure
@@ -80,7 +98,11 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
         let Some(req) = pending.take() else {
             return plain(StatusCode::BAD_GATEWAY, "backend connection failed\n");
         };
-        let idle = if fresh { None } else { pool::take_idle(backend.addr).await };
+        let idle = if fresh {
+            None
+        } else {
+            pool::take_idle(backend.addr).await
+        };
         let mut sender = match idle {
             Some(s) => s,
             None => match pool::connect(&backend, limits.connect_timeout).await {
@@ -129,12 +151,25 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
         }
     };
     ctx.pin(&svc, &backend, need_cookie);
-    respond(inner, &svc, &backend, resp, sender, upgrade, need_cookie, secure, limits.pool_idle_per_backend)
+    respond(
+        inner,
+        &svc,
+        &backend,
+        resp,
+        sender,
+        upgrade,
+        need_cookie,
+        secure,
+        limits.pool_idle_per_backend,
+    )
 }
 
-#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename the arguments")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename the arguments"
+)]
 fn respond(
-    _inner: &Inner,
+    inner: &Inner,
     svc: &Service,
     backend: &Arc<Backend>,
     mut resp: Response<Incoming>,
@@ -159,7 +194,7 @@ fn respond(
         strip_hop_by_hop(resp.headers_mut());
     }
     if need_cookie {
-        let value = set_cookie_cached(svc, backend, secure, _inner);
+        let value = set_cookie_cached(svc, backend, secure, inner);
         if let Some(v) = value {
             resp.headers_mut().append(SET_COOKIE, v);
         }
@@ -171,9 +206,14 @@ fn respond(
 /// cookie must be sent.
 fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<Arc<Backend>>, bool) {
     let cfg = &svc.config.cookie;
-    let Some(value) = cookie::find_cookie(headers, &cfg.name) else { return (None, true) };
+    let Some(value) = cookie::find_cookie(headers, &cfg.name) else {
+        return (None, true);
+    };
     let max_age = cfg.max_age.map(|d| d.as_secs());
-    match inner.keyring.decode(&svc.config.name, value, cookie::unix_now(), max_age) {
+    match inner
+        .keyring
+        .decode(&svc.config.name, value, cookie::unix_now(), max_age)
+    {
         Ok(Sticky { backend, .. }) => match svc.backend(&backend) {
             Some(b) if inner.balancer.is_up(b) => (Some(b.clone()), false),
             _ => (None, true),
@@ -216,18 +256,23 @@ impl ConnCtx {
     }
 }
 
+/// (backend pointer, secure).
 type CookieCacheKey = (usize, bool);
+/// (second, the backend it was built for, the value).
+type CookieCacheEntry = (u64, Weak<Backend>, HeaderValue);
 
 thread_local! {
     /// Signed Set-Cookie values per (backend, secure), rebuilt each second.
-    static SET_COOKIE_CACHE: RefCell<HashMap<CookieCacheKey, (u64, Weak<Backend>, HeaderValue)>> = RefCell::new(HashMap::new());
+    static SET_COOKIE_CACHE: RefCell<HashMap<CookieCacheKey, CookieCacheEntry>> = RefCell::new(HashMap::new());
 }
 
 fn set_cookie_cached(svc: &Service, backend: &Arc<Backend>, secure: bool, inner: &Inner) -> Option<HeaderValue> {
     let now = cookie::unix_now();
     let key = (Arc::as_ptr(backend) as usize, secure);
     let hit = SET_COOKIE_CACHE.with_borrow(|c| {
-        c.get(&key).filter(|(t, w, _)| *t == now && w.upgrade().is_some_and(|b| Arc::ptr_eq(&b, backend))).map(|(_, _, v)| v.clone())
+        c.get(&key)
+            .filter(|(t, w, _)| *t == now && w.upgrade().is_some_and(|b| Arc::ptr_eq(&b, backend)))
+            .map(|(_, _, v)| v.clone())
     });
     if hit.is_some() {
         return hit;
@@ -250,7 +295,13 @@ fn build_set_cookie(
     now: u64,
     inner: &Inner,
 ) -> Option<HeaderValue> {
-    match inner.keyring.encode(service, &Sticky { backend: backend.name.clone(), issued_at: now }) {
+    match inner.keyring.encode(
+        service,
+        &Sticky {
+            backend: backend.name.clone(),
+            issued_at: now,
+        },
+    ) {
         Ok(v) => Some(cookie::set_cookie_value(cfg, &v, secure)),
         Err(err) => {
             tracing::warn!(backend = %backend.name, error = %err, "cannot sign a cookie");
@@ -266,22 +317,37 @@ fn request_host<B>(req: &Request<B>) -> Option<String> {
     }
     let raw = req.headers().get(HOST)?.to_str().ok()?;
     let authority: http::uri::Authority = raw.parse().ok()?;
-    Some(authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+    Some(
+        authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
+    )
 }
 
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
+    headers.get_all(CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
 }
 
 fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11 && req.headers().contains_key(UPGRADE) && connection_has(req.headers(), "upgrade")
 }
 
-const HOP_BY_HOP: [&str; 8] =
-    ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "upgrade"];
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
 
 /// Removes hop-by-hop headers, including the names listed in `Connection`.
 /// `Transfer-Encoding` is hyper's business: it re-frames every body.
@@ -301,10 +367,23 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(http::header::TRANSFER_ENCODING);
 }
 
-fn prepare_request<B>(req: &mut Request<B>, cookie: &CookieConfig, peer: IpAddr, trusted: bool, host: Option<&str>, upgrade: bool) {
-    let upgrade_value = if upgrade { req.headers().get(UPGRADE).cloned() } else { None };
+fn prepare_request<B>(
+    req: &mut Request<B>,
+    cookie: &CookieConfig,
+    peer: IpAddr,
+    trusted: bool,
+    host: Option<&str>,
+    upgrade: bool,
+) {
+    let upgrade_value = if upgrade {
+        req.headers().get(UPGRADE).cloned()
+    } else {
+        None
+    };
     let original_host = req.headers().get(HOST).cloned().or_else(|| {
-        req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        req.uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
     let headers = req.headers_mut();
     cookie::remove_cookie(headers, &cookie.name);
@@ -328,7 +407,13 @@ fn prepare_request<B>(req: &mut Request<B>, cookie: &CookieConfig, peer: IpAddr,
     *req.version_mut() = Version::HTTP_11;
 }
 
-fn forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, trusted: bool, host_value: Option<&HeaderValue>, host: Option<&str>) {
+fn forwarding_headers(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    trusted: bool,
+    host_value: Option<&HeaderValue>,
+    host: Option<&str>,
+) {
     let peer_s = peer.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) if trusted => format!("{prev}, {peer_s}"),
@@ -341,7 +426,11 @@ fn forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, trusted: bool, host
     if !proto_trusted {
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    let proto = headers.get(&X_FORWARDED_PROTO).and_then(|v| v.to_str().ok()).unwrap_or("http").to_owned();
+    let proto = headers
+        .get(&X_FORWARDED_PROTO)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http")
+        .to_owned();
     if !(trusted && headers.contains_key(&X_FORWARDED_HOST)) {
         match host_value {
             Some(h) => {
@@ -352,7 +441,11 @@ fn forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, trusted: bool, host
             }
         }
     }
-    let for_ = if peer.is_ipv6() { format!("\"[{peer_s}]\"") } else { peer_s };
+    let for_ = if peer.is_ipv6() {
+        format!("\"[{peer_s}]\"")
+    } else {
+        peer_s
+    };
     let mut fwd = format!("for={for_};proto={proto}");
     if let Some(h) = host {
         fwd.push_str(";host=\"");
@@ -369,10 +462,14 @@ fn forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, trusted: bool, host
 }
 
 fn clone_parts(p: &Parts) -> Parts {
-    let mut b = Request::builder().method(p.method.clone()).uri(p.uri.clone()).version(p.version);
+    let mut b = Request::builder()
+        .method(p.method.clone())
+        .uri(p.uri.clone())
+        .version(p.version);
     if let Some(h) = b.headers_mut() {
         *h = p.headers.clone();
     }
     // Method, URI and version came from a valid request.
-    b.body(()).map_or_else(|_| Request::new(()).into_parts().0, |r| r.into_parts().0)
+    b.body(())
+        .map_or_else(|_| Request::new(()).into_parts().0, |r| r.into_parts().0)
 }

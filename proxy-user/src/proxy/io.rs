@@ -42,7 +42,10 @@ pub(super) struct ClientHandle(Arc<Shared>);
 
 impl ClientIo {
     pub(super) fn new(stream: TcpStream) -> (Self, ClientHandle) {
-        let shared = Arc::new(Shared { stream: Mutex::new(TokioIo::new(stream)), mid_request: AtomicBool::new(false) });
+        let shared = Arc::new(Shared {
+            stream: Mutex::new(TokioIo::new(stream)),
+            mid_request: AtomicBool::new(false),
+        });
         (Self(shared.clone()), ClientHandle(shared))
     }
 }
@@ -56,7 +59,12 @@ impl ClientHandle {
     /// The socket, once hyper has dropped its side (`None` if an upgrade
     /// still holds it).
     pub(super) fn into_stream(self) -> Option<TcpStream> {
-        Arc::into_inner(self.0).map(|s| s.stream.into_inner().unwrap_or_else(PoisonError::into_inner).into_inner())
+        Arc::into_inner(self.0).map(|s| {
+            s.stream
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .into_inner()
+        })
     }
 }
 

@@ -100,7 +100,13 @@ struct FilePassive {
 pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesConfig, ConfigError> {
     let raw: FileConfig = toml::from_str(text).map_err(|e| {
         let msg = e.message().to_owned();
-        ConfigError::field("--config", format!("{msg} ({})", e.span().map_or_else(String::new, |s| format!("at byte {}", s.start))))
+        ConfigError::field(
+            "--config",
+            format!(
+                "{msg} ({})",
+                e.span().map_or_else(String::new, |s| format!("at byte {}", s.start))
+            ),
+        )
     })?;
     let mut trusted_proxies = Vec::new();
     for (i, p) in raw.trusted_proxies.iter().enumerate() {
@@ -112,7 +118,9 @@ pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesCon
     let d = Limits::default();
     let l = raw.limits;
     let limits = Limits {
-        header_read_timeout: l.header_read_timeout_ms.map_or(d.header_read_timeout, Duration::from_millis),
+        header_read_timeout: l
+            .header_read_timeout_ms
+            .map_or(d.header_read_timeout, Duration::from_millis),
         max_header_bytes: l.max_header_bytes.unwrap_or(d.max_header_bytes),
         connect_timeout: l.connect_timeout_ms.map_or(d.connect_timeout, Duration::from_millis),
         pool_idle_per_backend: l.pool_idle_per_backend.unwrap_or(d.pool_idle_per_backend),
@@ -121,7 +129,11 @@ pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesCon
     for (i, s) in raw.services.into_iter().enumerate() {
         services.push(service(i, s, cookie_flag)?);
     }
-    Ok(ServicesConfig { services, trusted_proxies, limits })
+    Ok(ServicesConfig {
+        services,
+        trusted_proxies,
+        limits,
+    })
 }
 
 fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<ServiceConfig, ConfigError> {
@@ -129,7 +141,11 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
     let mut backends = Vec::new();
     for (j, b) in s.backends.into_iter().enumerate() {
         let addr = parse_backend_url(&at(&format!("backends[{j}].url")), &b.url)?;
-        backends.push(BackendConfig { name: b.name, addr, weight: b.weight });
+        backends.push(BackendConfig {
+            name: b.name,
+            addr,
+            weight: b.weight,
+        });
     }
     let mut cookie = CookieConfig::for_service(&s.name);
     let c = s.cookie;
@@ -147,7 +163,12 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
             "strict" => SameSite::Strict,
             "lax" => SameSite::Lax,
             "none" => SameSite::None,
-            _ => return Err(ConfigError::field(&at("cookie.same_site"), format!("{v:?} is not strict, lax or none"))),
+            _ => {
+                return Err(ConfigError::field(
+                    &at("cookie.same_site"),
+                    format!("{v:?} is not strict, lax or none"),
+                ));
+            }
         };
     }
     if let Some(v) = c.secure {
@@ -155,12 +176,20 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
             "auto" => SecureMode::Auto,
             "always" => SecureMode::Always,
             "never" => SecureMode::Never,
-            _ => return Err(ConfigError::field(&at("cookie.secure"), format!("{v:?} is not auto, always or never"))),
+            _ => {
+                return Err(ConfigError::field(
+                    &at("cookie.secure"),
+                    format!("{v:?} is not auto, always or never"),
+                ));
+            }
         };
     }
     if let Some(secs) = c.max_age {
         if secs == 0 {
-            return Err(ConfigError::field(&at("cookie.max_age"), "must be positive (omit it for a session cookie)"));
+            return Err(ConfigError::field(
+                &at("cookie.max_age"),
+                "must be positive (omit it for a session cookie)",
+            ));
         }
         cookie.max_age = Some(Duration::from_secs(secs));
     }
@@ -180,5 +209,12 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
         host: s.rule.host.map(|h| h.to_ascii_lowercase()),
         path_prefix: s.rule.path_prefix.unwrap_or_else(|| "/".to_owned()),
     };
-    Ok(ServiceConfig { name: s.name, rule, backends, cookie, health, passive })
+    Ok(ServiceConfig {
+        name: s.name,
+        rule,
+        backends,
+        cookie,
+        health,
+        passive,
+    })
 }

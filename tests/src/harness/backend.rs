@@ -43,7 +43,10 @@ impl Whoami {
         let (tx, rx) = oneshot::channel();
         let owned = name.to_owned();
         let thread = thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 tokio::select! {
@@ -54,7 +57,12 @@ impl Whoami {
             // Dropping the runtime drops every connection task: the
             // backend is gone, as a killed container would be.
         });
-        Self { name: name.to_owned(), addr, stop: Some(tx), thread: Some(thread) }
+        Self {
+            name: name.to_owned(),
+            addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     /// Stops the backend and closes all its connections.
@@ -134,7 +142,9 @@ pub async fn streaming_backend() -> (SocketAddr, mpsc::Receiver<mpsc::Sender<Byt
                         Ok::<_, Infallible>(hyper::Response::new(StreamBody::new(stream)))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });

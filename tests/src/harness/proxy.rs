@@ -37,7 +37,10 @@ impl TestProxy {
         let addr = listener.local_addr().unwrap();
         let proxy = Proxy::new(services, keyring);
         let (stop, signal) = Shutdown::new();
-        let policy = StopPolicy { linger: Duration::ZERO, grace: Duration::from_secs(1) };
+        let policy = StopPolicy {
+            linger: Duration::ZERO,
+            grace: Duration::from_secs(1),
+        };
         let workers = (0..workers)
             .map(|index| {
                 let spec = WorkerSpec {
@@ -50,7 +53,12 @@ impl TestProxy {
                 Worker::spawn(spec, signal.clone(), policy).unwrap()
             })
             .collect();
-        Self { addr, proxy, stop, workers }
+        Self {
+            addr,
+            proxy,
+            stop,
+            workers,
+        }
     }
 
     /// Stops the workers and waits for them (SIGTERM drain).
@@ -84,7 +92,11 @@ pub struct Reply {
 impl Reply {
     /// The `I'm <name>` line's name.
     pub fn backend(&self) -> &str {
-        self.body.lines().next().and_then(|l| l.strip_prefix("I'm ")).unwrap_or("")
+        self.body
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("I'm "))
+            .unwrap_or("")
     }
 }
 
@@ -97,7 +109,9 @@ impl Client {
     /// Connects to `addr`.
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.unwrap();
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -116,7 +130,10 @@ impl Client {
     /// Sends `req` and reads the whole response.
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Reply {
         self.send.ready().await.unwrap();
-        let resp = tokio::time::timeout(super::WAIT, self.send.send_request(req)).await.unwrap().unwrap();
+        let resp = tokio::time::timeout(super::WAIT, self.send.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
         read_reply(resp).await
     }
 }
@@ -128,13 +145,22 @@ where
     B::Error: std::fmt::Debug,
 {
     let (parts, body) = resp.into_parts();
-    let bytes = tokio::time::timeout(super::WAIT, body.collect()).await.unwrap().unwrap().to_bytes();
+    let bytes = tokio::time::timeout(super::WAIT, body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
     let cookie = parts
         .headers
         .get(header::SET_COOKIE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or_default().to_owned());
-    Reply { status: parts.status, body: String::from_utf8_lossy(&bytes).into_owned(), cookie, headers: parts.headers }
+    Reply {
+        status: parts.status,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        cookie,
+        headers: parts.headers,
+    }
 }
 
 /// GET `path` on a new connection.

@@ -53,7 +53,9 @@ async fn none_reachable_is_502() {
 async fn no_service_is_503() {
     let backends = whoamis(1);
     let addr: SocketAddr = backends[0].addr;
-    let text = format!("[[services]]\nname = 'api'\nrule = {{ path_prefix = '/api' }}\nbackends = [{{ name = 'a', url = 'http://{addr}' }}]\n");
+    let text = format!(
+        "[[services]]\nname = 'api'\nrule = {{ path_prefix = '/api' }}\nbackends = [{{ name = 'a', url = 'http://{addr}' }}]\n"
+    );
     let p = TestProxy::start(ServicesConfig::from_toml_str(&text).unwrap());
     assert_eq!(get(p.addr, "/other", None).await.status, 503);
     assert_eq!(get(p.addr, "/api/x", None).await.backend(), "whoami-1");

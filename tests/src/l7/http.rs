@@ -34,12 +34,21 @@ async fn read_all(s: &mut TcpStream) -> String {
 async fn post_10_mib_arrives_intact() {
     let backends = whoamis(1);
     let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
-    let body: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let body: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let digest: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
-    let req = Request::post("/upload").header(header::HOST, "x").body(Full::new(Bytes::from(body))).unwrap();
+    let req = Request::post("/upload")
+        .header(header::HOST, "x")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
     let r = Client::connect(p.addr).await.send(req).await;
     assert_eq!(r.status, 200);
-    assert!(r.body.contains(&format!("body-bytes: {}", 10 * 1024 * 1024)), "{}", r.body);
+    assert!(
+        r.body.contains(&format!("body-bytes: {}", 10 * 1024 * 1024)),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains(&format!("body-sha256: {digest}")), "{}", r.body);
 }
 
@@ -50,19 +59,30 @@ async fn streaming_response_is_not_buffered() {
     let (addr, mut requests) = streaming_backend().await;
     let p = TestProxy::start(ServicesConfig::single("web", &[("stream".into(), addr)]));
     let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let req = Request::get("/").header(header::HOST, "x").body(Full::new(Bytes::new())).unwrap();
+    let req = Request::get("/")
+        .header(header::HOST, "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let resp_fut = tokio::spawn(async move { send.send_request(req).await.unwrap() });
     let chunks = tokio::time::timeout(WAIT, requests.recv()).await.unwrap().unwrap();
     chunks.send(Bytes::from_static(b"first")).await.unwrap();
     let resp = tokio::time::timeout(WAIT, resp_fut).await.unwrap().unwrap();
     let mut body = resp.into_body();
-    let frame = tokio::time::timeout(WAIT, body.frame()).await.expect("first chunk before the last is sent");
+    let frame = tokio::time::timeout(WAIT, body.frame())
+        .await
+        .expect("first chunk before the last is sent");
     assert_eq!(frame.unwrap().unwrap().into_data().unwrap(), "first");
     chunks.send(Bytes::from_static(b"last")).await.unwrap();
     drop(chunks);
-    let rest = tokio::time::timeout(WAIT, body.collect()).await.unwrap().unwrap().to_bytes();
+    let rest = tokio::time::timeout(WAIT, body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
     assert_eq!(rest, "last");
 }
 
@@ -73,11 +93,17 @@ async fn websocket_echo() {
     let backends = whoamis(2);
     let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
     let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut ws, resp) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(format!("ws://{}/ws", p.addr), stream))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(resp.headers().get(header::SET_COOKIE).is_some(), "the upgrade is sticky");
+    let (mut ws, resp) = tokio::time::timeout(
+        WAIT,
+        tokio_tungstenite::client_async(format!("ws://{}/ws", p.addr), stream),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        resp.headers().get(header::SET_COOKIE).is_some(),
+        "the upgrade is sticky"
+    );
     for i in 0..10 {
         ws.send(Message::text(format!("hello {i}"))).await.unwrap();
         let echo = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
@@ -93,7 +119,9 @@ async fn http2_client() {
     let backends = whoamis(3);
     let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
     let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let uri = format!("http://{}/", p.addr);
     let mut names = Vec::new();
@@ -126,7 +154,10 @@ async fn slowloris_gets_408_without_starving_others() {
     for _ in 0..20 {
         assert_eq!(c.get("/", None).await.status, 200);
     }
-    assert!(started.elapsed() < Duration::from_millis(500), "others were served while the slow head was pending");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "others were served while the slow head was pending"
+    );
     let answer = read_all(&mut slow).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
 }
@@ -141,7 +172,11 @@ async fn oversized_head_gets_431() {
     let head = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
     let _ = s.write_all(head.as_bytes()).await;
     let answer = read_all(&mut s).await;
-    assert!(answer.starts_with("HTTP/1.1 431"), "{:?}", &answer[..answer.len().min(80)]);
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "{:?}",
+        &answer[..answer.len().min(80)]
+    );
 }
 
 /// HTTP/1.0 clients are served.
@@ -178,13 +213,19 @@ async fn upstream_headers() {
     let r = Client::connect(p.addr).await.send(req).await;
     let body = r.body.to_ascii_lowercase();
     assert!(body.contains("host: shop.example:8080"), "{body}");
-    assert!(!body.contains("x-secret") && !body.contains("keep-alive:") && !body.contains("\nte:"), "{body}");
+    assert!(
+        !body.contains("x-secret") && !body.contains("keep-alive:") && !body.contains("\nte:"),
+        "{body}"
+    );
     assert!(body.contains("cookie: a=1; b=2"), "{body}");
     assert!(!body.contains(&ours.to_ascii_lowercase()), "{body}");
     assert!(body.contains("x-forwarded-for: 127.0.0.1"), "{body}");
     assert!(body.contains("x-forwarded-proto: http"), "{body}");
     assert!(body.contains("x-forwarded-host: shop.example:8080"), "{body}");
-    assert!(body.contains("forwarded: for=127.0.0.1;proto=http;host=\"shop.example\""), "{body}");
+    assert!(
+        body.contains("forwarded: for=127.0.0.1;proto=http;host=\"shop.example\""),
+        "{body}"
+    );
     assert!(r.cookie.is_none());
 }
 
@@ -197,8 +238,15 @@ async fn secure_from_trusted_proxy_only() {
     let mut cfg = ServicesConfig::single("web", &pairs(&backends));
     cfg.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     let trusted = TestProxy::start(cfg);
-    let req = || Request::get("/").header(header::HOST, "x").header("x-forwarded-proto", "https").body(Full::new(Bytes::new())).unwrap();
-    let set_cookie = |r: &crate::harness::proxy::Reply| r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().to_owned();
+    let req = || {
+        Request::get("/")
+            .header(header::HOST, "x")
+            .header("x-forwarded-proto", "https")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let set_cookie =
+        |r: &crate::harness::proxy::Reply| r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().to_owned();
     let r = Client::connect(trusted.addr).await.send(req()).await;
     assert!(set_cookie(&r).ends_with("; Secure"), "{}", set_cookie(&r));
     let r = Client::connect(untrusted.addr).await.send(req()).await;

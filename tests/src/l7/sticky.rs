@@ -19,11 +19,17 @@ async fn stickiness_200_per_backend() {
     for _ in 0..3 {
         let r = get(p.addr, "/", None).await;
         assert_eq!(r.status, 200);
-        cookies.insert(r.backend().to_owned(), r.cookie.clone().expect("a new session gets a cookie"));
+        cookies.insert(
+            r.backend().to_owned(),
+            r.cookie.clone().expect("a new session gets a cookie"),
+        );
     }
     assert_eq!(cookies.len(), 3, "SWRR spreads new sessions over all backends");
     for (name, cookie) in &cookies {
-        assert!(!cookie.contains("127.0.0.1") && !cookie.contains(name.as_str()), "opaque: {cookie}");
+        assert!(
+            !cookie.contains("127.0.0.1") && !cookie.contains(name.as_str()),
+            "opaque: {cookie}"
+        );
         let mut c = Client::connect(p.addr).await;
         for _ in 0..200 {
             let r = c.get("/", Some(cookie)).await;
@@ -131,7 +137,11 @@ async fn drain_keeps_pinned_sessions() {
     p.proxy.set_draining("web", &pinned, true).unwrap();
     for _ in 0..10 {
         assert_ne!(get(p.addr, "/", None).await.backend(), pinned, "no new sessions");
-        assert_eq!(get(p.addr, "/", Some(&cookie)).await.backend(), pinned, "pinned session stays");
+        assert_eq!(
+            get(p.addr, "/", Some(&cookie)).await.backend(),
+            pinned,
+            "pinned session stays"
+        );
     }
 }
 
@@ -173,7 +183,12 @@ async fn thousand_concurrent_clients_keep_their_backend() {
         .collect();
     let mut seen = HashSet::new();
     for t in tasks {
-        seen.insert(tokio::time::timeout(crate::harness::WAIT * 6, t).await.unwrap().unwrap());
+        seen.insert(
+            tokio::time::timeout(crate::harness::WAIT * 6, t)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
     assert_eq!(seen.len(), 3);
 }
