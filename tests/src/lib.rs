@@ -1,11 +1,11 @@
-//! swarm-sticky integration tests.
+//! Integration tests for swarm-sticky.
 //!
-//! # Layout
+//! * unprivileged end-to-end tests of the L7 proxy, run by a plain
+//!   `cargo test`: `l7`.
 //!
-//! * [`harness`]: in-process backends and proxies on 127.0.0.1:0.
-//! * `l7`: unprivileged end-to-end tests of the HTTP sticky proxy.
+//! The harness shared by the tiers is in [`harness`].
 
-#[cfg(test)]
 pub mod harness;
+
 #[cfg(test)]
 mod l7;

@@ -15,6 +15,9 @@ use proxy_user::{
 };
 use tokio::{net::TcpStream, sync::watch};
 
+/// Upper bound for any single wait in the L7 tests.
+pub const WAIT: Duration = Duration::from_secs(10);
+
 /// A running proxy.
 pub struct TestProxy {
     /// Where clients connect.
@@ -130,7 +133,7 @@ impl Client {
     /// Sends `req` and reads the whole response.
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Reply {
         self.send.ready().await.unwrap();
-        let resp = tokio::time::timeout(super::WAIT, self.send.send_request(req))
+        let resp = tokio::time::timeout(WAIT, self.send.send_request(req))
             .await
             .unwrap()
             .unwrap();
@@ -145,7 +148,7 @@ where
     B::Error: std::fmt::Debug,
 {
     let (parts, body) = resp.into_parts();
-    let bytes = tokio::time::timeout(super::WAIT, body.collect())
+    let bytes = tokio::time::timeout(WAIT, body.collect())
         .await
         .unwrap()
         .unwrap()

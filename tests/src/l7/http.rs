@@ -17,9 +17,8 @@ use tokio::{
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{
-    WAIT,
     backend::{pairs, streaming_backend, whoamis},
-    proxy::{Client, TestProxy, get, read_reply},
+    proxy::{Client, TestProxy, WAIT, get, read_reply},
 };
 
 /// Reads from a raw socket until EOF or `WAIT`, as text.

@@ -184,7 +184,7 @@ async fn thousand_concurrent_clients_keep_their_backend() {
     let mut seen = HashSet::new();
     for t in tasks {
         seen.insert(
-            tokio::time::timeout(crate::harness::WAIT * 6, t)
+            tokio::time::timeout(crate::harness::proxy::WAIT * 6, t)
                 .await
                 .unwrap()
                 .unwrap(),
