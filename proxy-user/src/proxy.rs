@@ -13,6 +13,7 @@
 //! upstream pool, `proxy/io.rs` the client socket wrapper.
 
 mod forward;
+mod headers;
 mod io;
 mod pool;
 
