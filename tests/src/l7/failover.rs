@@ -60,3 +60,35 @@ async fn no_service_is_503() {
     assert_eq!(get(p.addr, "/other", None).await.status, 503);
     assert_eq!(get(p.addr, "/api/x", None).await.backend(), "whoami-1");
 }
+
+/// Active health checks take a backend that accepts but never answers HTTP out
+/// of the rotation, so new sessions avoid it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_health_check_takes_hung_backend_out() {
+    let backends = whoamis(1);
+    let hung = crate::harness::backend::Tripwire::start().await;
+    let text = format!(
+        "[[services]]\nname = 'web'\nhealth = {{ path = '/', interval_ms = 100, timeout_ms = 200 }}\n\
+         backends = [{{ name = 'whoami-1', url = 'http://{}' }}, {{ name = 'hung', url = 'http://{}' }}]\n",
+        backends[0].addr, hung.addr
+    );
+    let p = TestProxy::start(ServicesConfig::from_toml_str(&text).unwrap());
+    let checker = p.proxy.spawn_health_checks();
+    let deadline = tokio::time::Instant::now() + crate::harness::proxy::WAIT;
+    loop {
+        let table = p.proxy.balancer().table();
+        let b = table.services[0].backend("hung").unwrap();
+        if !p.proxy.balancer().is_up(b) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hung backend never marked unhealthy"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for _ in 0..10 {
+        assert_eq!(get(p.addr, "/", None).await.backend(), "whoami-1");
+    }
+    checker.abort();
+}

@@ -252,3 +252,46 @@ async fn secure_from_trusted_proxy_only() {
     assert!(!set_cookie(&r).contains("Secure"), "{}", set_cookie(&r));
     assert!(r.body.to_ascii_lowercase().contains("x-forwarded-proto: http\n"));
 }
+
+/// SIGTERM drain: once workers stop accepting, the request in flight still
+/// completes with its whole body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_request() {
+    let (addr, mut requests) = streaming_backend().await;
+    let p = TestProxy::start(ServicesConfig::single("web", &[("stream".into(), addr)]));
+    let proxy_addr = p.addr;
+    let stream = TcpStream::connect(proxy_addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/")
+        .header(header::HOST, "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp_fut = tokio::spawn(async move { send.send_request(req).await.unwrap() });
+    let chunks = tokio::time::timeout(WAIT, requests.recv()).await.unwrap().unwrap();
+    chunks.send(Bytes::from_static(b"first ")).await.unwrap();
+    let mut body = tokio::time::timeout(WAIT, resp_fut).await.unwrap().unwrap().into_body();
+    let first = tokio::time::timeout(WAIT, body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), "first ");
+    let stopping = tokio::task::spawn_blocking(move || p.stop());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while TcpStream::connect(proxy_addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "still accepting after stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    chunks.send(Bytes::from_static(b"last")).await.unwrap();
+    drop(chunks);
+    let rest = tokio::time::timeout(WAIT, body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    assert_eq!(rest, "last");
+    tokio::time::timeout(WAIT, stopping).await.unwrap().unwrap();
+}
