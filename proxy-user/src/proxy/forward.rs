@@ -73,6 +73,9 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
         Some(b) => b,
         None => return plain(StatusCode::BAD_GATEWAY, "no backend available\n"),
     };
+    // Pin before sending: the parallel first requests of one connection
+    // (HTTP/2 streams of one page) all see the same pick.
+    ctx.pin(&svc, &backend, need_cookie);
 
     let upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
     prepare_request(
@@ -120,6 +123,7 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
                         Some(next) if attempt < MAX_ATTEMPTS && tried.len() < 2 => {
                             backend = next;
                             need_cookie = true;
+                            ctx.pin(&svc, &backend, true);
                             pending = Some(req);
                             continue;
                         }
@@ -150,7 +154,14 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
             }
         }
     };
-    ctx.pin(&svc, &backend, need_cookie);
+    tracing::debug!(
+        service = %svc.config.name,
+        backend = %backend.name,
+        status = resp.status().as_u16(),
+        new_session = need_cookie,
+        attempts = attempt,
+        "proxied"
+    );
     respond(
         inner,
         &svc,

@@ -111,8 +111,8 @@ async fn websocket_echo() {
     ws.close(None).await.unwrap();
 }
 
-/// An HTTP/2 (h2c prior knowledge) client: cookie-less streams of one
-/// connection converge on one backend, and the cookie sticks.
+/// An HTTP/2 (h2c prior knowledge) client: parallel cookie-less streams of
+/// one connection converge on one backend, and the cookie sticks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_client() {
     let backends = whoamis(3);
@@ -123,15 +123,29 @@ async fn http2_client() {
         .unwrap();
     tokio::spawn(conn);
     let uri = format!("http://{}/", p.addr);
+    // Ten parallel first streams, as a page's assets would be.
+    let streams: Vec<_> = (0..10)
+        .map(|_| {
+            let mut send = send.clone();
+            let req = Request::get(uri.as_str()).body(Full::new(Bytes::new())).unwrap();
+            tokio::spawn(async move { read_reply(send.send_request(req).await.unwrap()).await })
+        })
+        .collect();
     let mut names = Vec::new();
     let mut cookie = None;
-    for _ in 0..5 {
-        let req = Request::get(uri.as_str()).body(Full::new(Bytes::new())).unwrap();
-        let r = read_reply(send.send_request(req).await.unwrap()).await;
+    for s in streams {
+        let r = tokio::time::timeout(WAIT, s).await.unwrap().unwrap();
         assert_eq!(r.status, 200);
         cookie = cookie.or(r.cookie.clone());
         names.push(r.backend().to_owned());
     }
+    let req = Request::get(uri.as_str()).body(Full::new(Bytes::new())).unwrap();
+    names.push(
+        read_reply(send.send_request(req).await.unwrap())
+            .await
+            .backend()
+            .to_owned(),
+    );
     assert!(names.iter().all(|n| *n == names[0]), "{names:?}");
     let cookie = cookie.unwrap();
     let fresh = get(p.addr, "/", Some(&cookie)).await;
