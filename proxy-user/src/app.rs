@@ -32,11 +32,21 @@ use crate::{
 /// the kernel steered to it just before a successor took over to complete.
 const HANDOVER_LINGER: Duration = Duration::from_millis(300);
 
+/// What the caller plugs into the main runtime.
+pub struct Hooks {
+    /// Called on SIGHUP.
+    pub reload: Box<dyn Fn() + Send>,
+    /// Called once inside the main runtime, after the workers started
+    /// (background tasks such as health checks are spawned here).
+    pub on_start: Box<dyn FnOnce() + Send>,
+}
+
 /// Runs until SIGTERM/SIGINT and the drain that follows.
 ///
 /// # Errors
 /// When the admin listener or the data plane cannot be set up.
-pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, reload: Box<dyn Fn() + Send>) -> anyhow::Result<()> {
+pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -> anyhow::Result<()> {
+    let Hooks { reload, on_start } = hooks;
     let admin_listener = std::net::TcpListener::bind(config.admin)
         .with_context(|| format!("bind the admin listener {} (--admin)", config.admin))?;
     admin_listener.set_nonblocking(true).context("admin listener")?;
@@ -67,6 +77,7 @@ pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, reload: Box<dyn
         let listener = tokio::net::TcpListener::from_std(admin_listener).context("admin listener")?;
         tokio::spawn(admin::serve(listener, state.clone()));
         spawn_ebpf_log(&dataplane);
+        on_start();
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;

@@ -1,4 +1,4 @@
-//! The command line: `swarm-sticky run | demo`.
+//! The command line: `swarm-sticky run | demo | whoami`.
 //!
 //! Every flag of `run` also reads a `SWARM_STICKY_*` environment variable
 //! (listed in `--help`); repeatable flags take a comma-separated list there.
@@ -24,6 +24,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Start three built-in whoami backends and the balancer on 127.0.0.1:8080.
     Demo(DemoArgs),
+    /// Serve the built-in whoami backend (`I'm <name>` and the request).
+    Whoami(WhoamiArgs),
 }
 
 /// How new connections reach the workers.
@@ -132,4 +134,16 @@ pub struct DemoArgs {
     /// Workers (default: the number of CPUs).
     #[arg(long, value_name = "N", env = "SWARM_STICKY_WORKERS")]
     pub workers: Option<usize>,
+}
+
+/// Flags of `swarm-sticky whoami`.
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_WHOAMI_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    /// Name in the answer (default: the host name).
+    #[arg(long, value_name = "NAME", env = "SWARM_STICKY_WHOAMI_NAME")]
+    pub name: Option<String>,
 }

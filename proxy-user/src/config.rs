@@ -41,9 +41,22 @@ pub enum ConfigError {
     /// A limit of zero.
     #[error("--max-connections: must be at least 1")]
     MaxConnections,
-    /// A service definition problem (from --backend or the config file).
-    #[error("{0}")]
-    Services(String),
+    /// A service definition problem (from --backend or the config file),
+    /// naming the field, e.g. `services[1].backends[0].url`.
+    #[error("{field}: {message}")]
+    Field {
+        /// The flag or config path, e.g. `--backend[0]` or `services[1].cookie.name`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// A problem with one named field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Field { field: field.to_owned(), message: message.into() }
+    }
 }
 
 /// XDP attachment settings.

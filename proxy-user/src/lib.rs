@@ -8,13 +8,23 @@
 //!   `sk_lookup` program with pinned maps (and hand-over between processes),
 //!   XDP counters and the SYN guard, or SO_REUSEPORT as the fallback.
 //! * [`worker`]: worker threads, each with its own runtime and sockets.
+//! * [`services`]: the service model (`--backend`, `--config`), validated.
+//! * [`cookie`]: the signed sticky cookie and its keyring.
+//! * [`balance`]: the routing table (atomic snapshots), SWRR, drain, health.
+//! * [`proxy`]: the hyper reverse proxy served by the workers.
+//! * [`demo`]: the built-in whoami backend and the demo helpers.
 //! * [`app`]: wires the parts together and runs until a signal.
 
 pub mod admin;
 pub mod app;
+pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod cookie;
 pub mod dataplane;
+pub mod demo;
 pub mod discovery;
 pub mod netns;
+pub mod proxy;
+pub mod services;
 pub mod worker;

@@ -3,14 +3,18 @@
 //! Exit status: 0 after a clean drain, 64 for an invalid configuration
 //! (nothing was bound), 1 for a failure to start or run.
 
-use std::{process::ExitCode, sync::Arc};
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
+use anyhow::Context as _;
 use clap::Parser as _;
 use proxy_user::{
-    app,
-    cli::{Cli, Command, LogFormat},
-    config::{Config, EXIT_CONFIG},
-    worker::{ConnInfo, ConnectionHandler, LocalFuture, Shutdown},
+    app::{self, Hooks},
+    cli::{Cli, Command, DemoArgs, LogFormat, RunArgs, Steering, WhoamiArgs},
+    config::{Config, DataplaneConfig, EXIT_CONFIG, default_workers},
+    cookie::Keyring,
+    demo,
+    proxy::{Proxy, ProxyInitError},
+    services,
 };
 
 fn main() -> ExitCode {
@@ -23,22 +27,92 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => {
-            init_logging(args.log_format);
-            let config = match Config::from_run_args(&args) {
-                Ok(c) => c,
-                Err(err) => {
-                    eprintln!("swarm-sticky: invalid configuration: {err}");
-                    return ExitCode::from(EXIT_CONFIG as u8);
-                }
-            };
-            report(app::run(&config, Arc::new(Fixed), Box::new(|| {})))
+        Command::Run(args) => run(args),
+        Command::Demo(args) => {
+            init_logging(LogFormat::Text);
+            report(demo(&args))
         }
-        Command::Demo(_) => {
-            eprintln!("swarm-sticky: demo is not available yet");
-            ExitCode::FAILURE
+        Command::Whoami(args) => {
+            init_logging(LogFormat::Text);
+            report(whoami(&args))
         }
     }
+}
+
+fn config_error(err: impl std::fmt::Display) -> ExitCode {
+    eprintln!("swarm-sticky: invalid configuration: {err}");
+    ExitCode::from(EXIT_CONFIG as u8)
+}
+
+fn run(args: Box<RunArgs>) -> ExitCode {
+    init_logging(args.log_format);
+    let config = match Config::from_run_args(&args) {
+        Ok(c) => c,
+        Err(err) => return config_error(err),
+    };
+    let proxy = match Proxy::from_run_args(&args) {
+        Ok(p) => p,
+        Err(ProxyInitError::Config(err)) => return config_error(err),
+        Err(err) => return report(Err(err.into())),
+    };
+    let reloading = proxy.clone();
+    let checking = proxy.clone();
+    let hooks = Hooks {
+        // SIGHUP: re-read --config (and the flags); an invalid file is
+        // rejected and the running configuration stays.
+        reload: Box::new(move || match services::from_run_args(&args) {
+            Ok(services) => reloading.reload(services),
+            Err(err) => tracing::error!("reload rejected, keeping the running configuration: {err}"),
+        }),
+        on_start: Box::new(move || {
+            checking.spawn_health_checks();
+        }),
+    };
+    report(app::run(&config, proxy, hooks))
+}
+
+/// `swarm-sticky demo`: three whoami backends and the balancer.
+fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("demo-backends".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(err) => {
+                let _ = tx.send(Err(err));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let _ = tx.send(demo::spawn_demo_backends(3).await);
+            std::future::pending::<()>().await;
+        });
+    })?;
+    let backends = rx.recv_timeout(Duration::from_secs(10)).context("demo backends did not start")??;
+    let services = demo::demo_services(&backends);
+    println!("{}", demo::demo_instructions(args.listen, &services, &backends));
+    let config = Config {
+        dataplane: DataplaneConfig {
+            listen: vec![args.listen],
+            workers: args.workers.unwrap_or_else(default_workers),
+            steering: Steering::Auto,
+            xdp: None,
+            bpffs: "/sys/fs/bpf".into(),
+        },
+        admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        state_dir: std::env::temp_dir(),
+        grace_period: Duration::from_secs(5),
+        max_connections: 25_000,
+        log_format: LogFormat::Text,
+    };
+    let proxy = Proxy::new(services, Keyring::random());
+    app::run(&config, proxy, Hooks { reload: Box::new(|| {}), on_start: Box::new(|| {}) })
+}
+
+/// `swarm-sticky whoami`: the built-in test backend.
+fn whoami(args: &WhoamiArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(demo::run_whoami(args.listen, args.name.clone()))
+        .with_context(|| format!("whoami on {}", args.listen))
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {
@@ -59,23 +133,5 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
-    }
-}
-
-/// Answers every request with the worker's name (until services exist).
-struct Fixed;
-
-impl ConnectionHandler for Fixed {
-    fn handle(&self, stream: tokio::net::TcpStream, conn: ConnInfo, _shutdown: Shutdown) -> LocalFuture {
-        Box::pin(async move {
-            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-            let mut stream = stream;
-            let mut buf = [0u8; 4096];
-            if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
-                let body = format!("worker {}\n", conn.worker);
-                let resp = format!("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}", body.len());
-                let _ = stream.write_all(resp.as_bytes()).await;
-            }
-        })
     }
 }

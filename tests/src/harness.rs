@@ -1,9 +1,18 @@
-//! Shared test fixtures: network namespaces, the swarm-sticky process,
-//! and clients that run inside a namespace.
+//! Shared test fixtures.
+//!
+//! * L7: whoami and special-purpose backends ([`backend`]) and a proxy on
+//!   real workers with hyper clients ([`proxy`]), all in process on loopback
+//!   ephemeral ports.
+//! * L4: network namespaces ([`netns`]), the swarm-sticky process
+//!   ([`process`]) and clients that run inside a namespace ([`client`]).
 
+#[cfg(test)]
+pub mod backend;
 pub mod client;
 pub mod netns;
 pub mod process;
+#[cfg(test)]
+pub mod proxy;
 
 /// Panics unless the test runs as root: a privileged test that was asked
 /// for must fail with its reason, never pass silently.

@@ -36,10 +36,34 @@ fn admin(n: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9090 + n))
 }
 
+/// Where the server namespace's whoami backend listens (inside that
+/// namespace only).
+const BACKEND: &str = "127.0.0.1:18000";
+
+/// The name the backend answers with (`I'm w1`).
+const BACKEND_NAME: &str = "w1";
+
+/// Starts the built-in whoami backend inside the server namespace.
+fn backend(net: &TestNet) -> Proxy {
+    let args = ["whoami", "--listen", BACKEND, "--name", BACKEND_NAME].iter().map(ToString::to_string).collect();
+    let mut p = Proxy::spawn(Spawn { netns: &net.server, args, setpriv: None });
+    p.wait_for_line("whoami listening", std::time::Duration::from_secs(20));
+    p
+}
+
+/// The default arguments of `run`: admin on `admin(n)`, its own state
+/// directory, the namespace's whoami backend.
+fn run_args(n: u16) -> Vec<String> {
+    ["run", "--admin", &admin(n).to_string(), "--state-dir", &state_dir(), "--backend", &format!("{BACKEND_NAME}=http://{BACKEND}")]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// Starts `swarm-sticky run` in the server namespace with `args` added to
-/// the defaults (admin on `admin(n)`, its own state directory).
+/// [`run_args`].
 fn start(net: &TestNet, n: u16, args: &[&str]) -> Proxy {
-    let mut all: Vec<String> = vec!["run".into(), "--admin".into(), admin(n).to_string(), "--state-dir".into(), state_dir()];
+    let mut all = run_args(n);
     all.extend(args.iter().map(ToString::to_string));
     Proxy::spawn(Spawn { netns: &net.server, args: all, setpriv: None })
 }

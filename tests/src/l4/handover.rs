@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{PORT, admin, start};
+use super::{PORT, admin, backend, start};
 use crate::harness::{client::get, netns::TestNet};
 
 const ARGS: [&str; 6] = ["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf"];
@@ -30,6 +30,7 @@ fn wait_count(counter: &AtomicU64, n: u64, timeout: Duration) {
 #[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
 fn process_is_replaced_twice_without_a_failed_connection() {
     let net = TestNet::new();
+    let _backend = backend(&net);
     let mut first = start(&net, 0, &ARGS);
     first.wait_ready();
 
@@ -88,6 +89,7 @@ fn process_is_replaced_twice_without_a_failed_connection() {
 #[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
 fn restart_after_sigkill_serves_within_a_second() {
     let net = TestNet::new();
+    let _backend = backend(&net);
     let mut crashed = start(&net, 0, &ARGS);
     crashed.wait_ready();
     let target = SocketAddr::new(net.server_ip(false), PORT);
@@ -124,6 +126,7 @@ fn pins_of_another_abi_version_are_refused() {
     use proxy_common::{META_ABI_SLOT, names::MAP_META};
 
     let net = TestNet::new();
+    let _backend = backend(&net);
     let mut old = start(&net, 0, &ARGS);
     old.wait_ready();
     old.signal(libc::SIGKILL);

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use super::{PORT, admin, state_dir};
+use super::{PORT, admin, backend, run_args};
 use crate::harness::{
     client::{admin_status, get},
     netns::TestNet,
@@ -21,10 +21,8 @@ fn unprivileged() -> Option<Vec<String>> {
 }
 
 fn spawn(net: &TestNet, steering: &str) -> Proxy {
-    let args = ["run", "--listen", "0.0.0.0:8080", "--workers", "2", "--steering", steering, "--admin", &admin(0).to_string(), "--state-dir", &state_dir()]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let mut args = run_args(0);
+    args.extend(["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", steering].iter().map(ToString::to_string));
     Proxy::spawn(Spawn { netns: &net.server, args, setpriv: unprivileged() })
 }
 
@@ -34,6 +32,7 @@ fn spawn(net: &TestNet, steering: &str) -> Proxy {
 #[ignore = "privileged: needs root (to drop privileges) and network namespaces; run `cargo xtask test`"]
 fn auto_falls_back_with_a_warning_and_serves() {
     let net = TestNet::new();
+    let _backend = backend(&net);
     let mut proxy = spawn(&net, "auto");
     let warning = proxy.wait_for_line("falling back to SO_REUSEPORT", Duration::from_secs(20));
     assert!(warning.contains("CAP_BPF") && warning.contains("root"), "{warning}");
@@ -43,6 +42,7 @@ fn auto_falls_back_with_a_warning_and_serves() {
     let target = SocketAddr::new(net.server_ip(false), PORT);
     let r = net.client.run(move || get(target, "/")).expect("served");
     assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("I'm w1"), "{}", r.body);
     let status = net.server.run(|| admin_status(admin(0))).expect("admin status");
     assert_eq!(status["dataplane"]["steering"], "reuseport");
 }

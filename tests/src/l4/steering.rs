@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::{PORT, admin, start};
+use super::{PORT, admin, backend, start};
 use crate::harness::{
     client::{accepted_per_worker, get, listening_ports},
     netns::TestNet,
@@ -14,6 +14,7 @@ const WORKERS: u64 = 4;
 
 fn spread_case(v6: bool) {
     let net = TestNet::new();
+    let _backend = backend(&net);
     let listen = if v6 { format!("[::]:{PORT}") } else { format!("0.0.0.0:{PORT}") };
     let mut proxy = start(&net, 0, &["--listen", &listen, "--workers", "4", "--steering", "ebpf"]);
     proxy.wait_ready();
@@ -26,8 +27,8 @@ fn spread_case(v6: bool) {
     let failures: Vec<String> = net.client.run(move || {
         (0..CONNECTIONS)
             .filter_map(|i| match get(target, "/") {
-                Ok(r) if r.status == 200 => None,
-                Ok(r) => Some(format!("#{i}: status {}", r.status)),
+                Ok(r) if r.status == 200 && r.body.starts_with("I'm w1") => None,
+                Ok(r) => Some(format!("#{i}: status {} body {:?}", r.status, r.body)),
                 Err(e) => Some(format!("#{i}: {e}")),
             })
             .collect()
@@ -65,6 +66,7 @@ fn ipv6_connections_are_steered_and_spread() {
 #[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
 fn other_ports_pass_untouched() {
     let net = TestNet::new();
+    let _backend = backend(&net);
     let mut proxy = start(&net, 0, &["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf"]);
     proxy.wait_ready();
     let other = net.server.run(|| std::net::TcpListener::bind("0.0.0.0:8081").expect("bind 8081"));

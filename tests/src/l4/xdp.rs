@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{PORT, admin, start};
+use super::{PORT, admin, backend, start};
 use crate::harness::{
     client::{admin_status, get},
     netns::TestNet,
@@ -44,6 +44,7 @@ fn xdp_counts(net: &TestNet) -> (u64, u64, u64, u64) {
 #[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
 fn counters_equal_the_packets_sent() {
     let net = TestNet::new();
+    let _backend = backend(&net);
     let mut proxy = start(&net, 0, &["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf", "--xdp-iface", &net.server_if]);
     proxy.wait_ready();
     net.client.exec("iptables", &["-A", "OUTPUT", "-p", "tcp", "--dport", &PORT.to_string()]);
@@ -75,6 +76,7 @@ fn counters_equal_the_packets_sent() {
 #[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
 fn syn_guard_drops_above_its_rate_and_passes_below() {
     let net = TestNet::new();
+    let _backend = backend(&net);
     let args = ["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf", "--xdp-iface", &net.server_if, "--syn-rate", "20", "--syn-burst", "5"];
     let mut proxy = start(&net, 0, &args);
     proxy.wait_ready();

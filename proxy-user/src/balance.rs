@@ -1,0 +1,298 @@
+//! The routing table: services → backends, published as an immutable
+//! [`Table`] snapshot that is swapped atomically (arc-swap). Requests read it
+//! lock-free; config reload (SIGHUP) and, later, Docker discovery replace it.
+//!
+//! Backend runtime state ([`BackendState`]: draining, passive failures,
+//! down-until, active health) is keyed by (service, identity) in the
+//! [`Balancer`] and carried over by every swap, so a reload keeps it.
+//! New sessions are spread by smooth weighted round robin over healthy,
+//! non-draining backends. The active health checker lives in `balance/health.rs`.
+
+mod health;
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use arc_swap::ArcSwap;
+
+pub use self::health::spawn_health_checks;
+use crate::services::{Limits, ServiceConfig, ServicesConfig};
+
+/// Runtime state of one backend, shared by all snapshots that contain it.
+#[derive(Debug, Default)]
+pub struct BackendState {
+    draining: AtomicBool,
+    failures: AtomicU32,
+    /// Milliseconds since the balancer's epoch; 0 = up.
+    down_until: AtomicU64,
+    /// Cleared by a failing active health check.
+    unhealthy: AtomicBool,
+}
+
+/// A backend as seen by one snapshot.
+#[derive(Debug)]
+pub struct Backend {
+    /// The identity the cookie names.
+    pub name: String,
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// SWRR weight.
+    pub weight: u32,
+    /// Runtime state (survives swaps).
+    pub state: Arc<BackendState>,
+}
+
+/// A service in one snapshot.
+#[derive(Debug)]
+pub struct Service {
+    /// Its configuration.
+    pub config: ServiceConfig,
+    /// Its backends, in configuration order.
+    pub backends: Vec<Arc<Backend>>,
+    /// SWRR current weights, one per backend (only new sessions take it).
+    swrr: Mutex<Vec<i64>>,
+}
+
+/// One immutable snapshot of the routing table.
+#[derive(Debug)]
+pub struct Table {
+    /// Services, in configuration order.
+    pub services: Vec<Arc<Service>>,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Proxy limits.
+    pub limits: Limits,
+}
+
+/// The balancer: the current [`Table`] plus backend runtime state.
+#[derive(Debug)]
+pub struct Balancer {
+    table: ArcSwap<Table>,
+    states: Mutex<HashMap<(String, String), Arc<BackendState>>>,
+    epoch: Instant,
+}
+
+/// Why `set_draining` did nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BalanceError {
+    /// No such service.
+    #[error("no service {0:?}")]
+    UnknownService(String),
+    /// No such backend in the service.
+    #[error("service {service:?} has no backend {backend:?}")]
+    UnknownBackend {
+        /// The service.
+        service: String,
+        /// The backend.
+        backend: String,
+    },
+}
+
+impl Balancer {
+    /// A balancer publishing `config`.
+    pub fn new(config: ServicesConfig) -> Self {
+        let states = Mutex::new(HashMap::new());
+        let table = build(config, &mut lock(&states));
+        Self {
+            table: ArcSwap::from_pointee(table),
+            states,
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The current snapshot (lock-free).
+    pub fn table(&self) -> Arc<Table> {
+        self.table.load_full()
+    }
+
+    /// Publishes a new configuration; state of backends that stay (same
+    /// service and identity) is kept, that of removed ones is dropped.
+    pub fn replace(&self, config: ServicesConfig) {
+        let mut states = lock(&self.states);
+        let table = build(config, &mut states);
+        let kept: std::collections::HashSet<(&str, &str)> = table
+            .services
+            .iter()
+            .flat_map(|s| s.backends.iter().map(|b| (s.config.name.as_str(), b.name.as_str())))
+            .collect();
+        states.retain(|(s, b), _| kept.contains(&(s.as_str(), b.as_str())));
+        self.table.store(Arc::new(table));
+        drop(states);
+    }
+
+    /// Marks a backend draining (no new sessions; pinned ones stay) or not.
+    ///
+    /// # Errors
+    /// When the service or backend is not in the current table.
+    pub fn set_draining(&self, service: &str, backend: &str, draining: bool) -> Result<(), BalanceError> {
+        let table = self.table();
+        let svc = table
+            .services
+            .iter()
+            .find(|s| s.config.name == service)
+            .ok_or_else(|| BalanceError::UnknownService(service.to_owned()))?;
+        let b = svc.backend(backend).ok_or_else(|| BalanceError::UnknownBackend {
+            service: service.to_owned(),
+            backend: backend.to_owned(),
+        })?;
+        b.state.draining.store(draining, Ordering::Relaxed);
+        tracing::info!(service, backend, draining, "backend drain state changed");
+        Ok(())
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Whether `b` may take new sessions now.
+    pub fn is_available(&self, b: &Backend) -> bool {
+        b.weight > 0 && !b.state.draining.load(Ordering::Relaxed) && self.is_up(b)
+    }
+
+    /// Whether `b` may keep serving sessions pinned to it (draining is fine).
+    pub fn is_up(&self, b: &Backend) -> bool {
+        !b.state.unhealthy.load(Ordering::Relaxed) && b.state.down_until.load(Ordering::Relaxed) <= self.now_ms()
+    }
+
+    /// Picks a backend for a new session by smooth weighted round robin
+    /// over available backends, skipping `exclude`.
+    pub fn pick(&self, svc: &Service, exclude: &[&str]) -> Option<Arc<Backend>> {
+        let mut current = lock(&svc.swrr);
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for (i, b) in svc.backends.iter().enumerate() {
+            if exclude.contains(&b.name.as_str()) || !self.is_available(b) {
+                continue;
+            }
+            let w = i64::from(b.weight);
+            current[i] += w;
+            total += w;
+            if best.is_none_or(|j| current[i] > current[j]) {
+                best = Some(i);
+            }
+        }
+        let i = best?;
+        current[i] -= total;
+        Some(svc.backends[i].clone())
+    }
+
+    /// Passive health: one more connect failure; `failures` in a row take
+    /// the backend down for the service's back-off.
+    pub fn record_failure(&self, svc: &Service, b: &Backend) {
+        let n = b.state.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= svc.config.passive.failures {
+            let backoff = u64::try_from(svc.config.passive.backoff.as_millis()).unwrap_or(u64::MAX);
+            b.state
+                .down_until
+                .store(self.now_ms().saturating_add(backoff), Ordering::Relaxed);
+            b.state.failures.store(0, Ordering::Relaxed);
+            tracing::warn!(service = %svc.config.name, backend = %b.name, addr = %b.addr, backoff = ?svc.config.passive.backoff, "backend down after connect failures");
+        }
+    }
+
+    /// Passive health: a successful connect resets the failure count.
+    pub fn record_success(&self, b: &Backend) {
+        if b.state.failures.load(Ordering::Relaxed) != 0 {
+            b.state.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Active health: sets the result of the last check.
+    pub fn set_healthy(&self, b: &Backend, healthy: bool) {
+        let was = !b.state.unhealthy.swap(!healthy, Ordering::Relaxed);
+        if was != healthy {
+            tracing::info!(backend = %b.name, addr = %b.addr, healthy, "backend health changed");
+        }
+    }
+
+    /// How long until a down backend is retried (for the admin API).
+    pub fn down_for(&self, b: &Backend) -> Option<Duration> {
+        let until = b.state.down_until.load(Ordering::Relaxed);
+        let now = self.now_ms();
+        (until > now).then(|| Duration::from_millis(until - now))
+    }
+}
+
+impl Table {
+    /// The service for a request: the longest matching path prefix wins,
+    /// and on a tie a rule with a host beats one without.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Service>> {
+        self.services
+            .iter()
+            .filter(|s| s.config.rule.matches(host, path))
+            .max_by_key(|s| (s.config.rule.path_prefix.len(), s.config.rule.host.is_some()))
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.contains(&ip)
+    }
+}
+
+impl Service {
+    /// The backend with identity `name`.
+    pub fn backend(&self, name: &str) -> Option<&Arc<Backend>> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+
+    /// The backend whose address is `addr` (Traefik v1 cookie migration).
+    pub fn backend_by_addr(&self, addr: SocketAddr) -> Option<&Arc<Backend>> {
+        self.backends.iter().find(|b| b.addr == addr)
+    }
+
+    /// Whether `b` is draining.
+    pub fn is_draining(b: &Backend) -> bool {
+        b.state.draining.load(Ordering::Relaxed)
+    }
+}
+
+fn build(config: ServicesConfig, states: &mut HashMap<(String, String), Arc<BackendState>>) -> Table {
+    let services = config
+        .services
+        .into_iter()
+        .map(|svc| {
+            let backends: Vec<Arc<Backend>> = svc
+                .backends
+                .iter()
+                .map(|b| {
+                    let state = states.entry((svc.name.clone(), b.name.clone())).or_default().clone();
+                    Arc::new(Backend {
+                        name: b.name.clone(),
+                        addr: b.addr,
+                        weight: b.weight,
+                        state,
+                    })
+                })
+                .collect();
+            let swrr = Mutex::new(vec![0; backends.len()]);
+            Arc::new(Service {
+                config: svc,
+                backends,
+                swrr,
+            })
+        })
+        .collect();
+    Table {
+        services,
+        trusted_proxies: config.trusted_proxies,
+        limits: config.limits,
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: the guarded data stays consistent
+/// (plain numbers and maps), and the request path must not panic.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! Cookie keys: `--cookie-key-file` (one key per line; the first signs, the
+//! others still verify, which is how keys rotate), or one random 32-byte key
+//! generated once and kept in `<state-dir>/cookie.key` (mode 0600) so that
+//! restarts keep sessions. All managers of a swarm must share the keys.
+
+use std::{
+    io::Write as _,
+    os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
+    path::{Path, PathBuf},
+};
+
+use rand::RngCore as _;
+
+use super::Key;
+
+/// File name of the generated key inside the state directory.
+pub const KEY_FILE_NAME: &str = "cookie.key";
+
+/// Shortest key line accepted, in bytes.
+const MIN_KEY_LEN: usize = 16;
+
+/// Why the keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No key in the file.
+    #[error("{0}: no key (one key per line, at least 16 characters)")]
+    Empty(PathBuf),
+    /// A key that is too short.
+    #[error("{path}:{line}: a key needs at least {MIN_KEY_LEN} characters")]
+    Short {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+}
+
+/// The cookie keys: the first signs, every one verifies.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    keys: Vec<Key>,
+}
+
+impl Keyring {
+    /// A keyring from secrets, the first signing.
+    ///
+    /// # Panics
+    /// When `secrets` is empty (an invariant of every caller).
+    pub fn from_secrets<S: AsRef<[u8]>>(secrets: &[S]) -> Self {
+        assert!(!secrets.is_empty(), "a keyring needs at least one key");
+        Self {
+            keys: secrets.iter().map(|s| Key::new(s.as_ref())).collect(),
+        }
+    }
+
+    /// A keyring with one fresh random 32-byte key (not persisted).
+    pub fn random() -> Self {
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        Self::from_secrets(&[hex(&secret)])
+    }
+
+    /// Reads a key file: one key per line (surrounding spaces trimmed, blank
+    /// lines and `#` comments skipped); the first line signs.
+    ///
+    /// # Errors
+    /// When the file cannot be read, has no key or a key is too short.
+    pub fn from_file(path: &Path) -> Result<Self, KeyringError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyringError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let mut secrets = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.len() < MIN_KEY_LEN {
+                return Err(KeyringError::Short {
+                    path: path.into(),
+                    line: i + 1,
+                });
+            }
+            secrets.push(line.to_owned());
+        }
+        if secrets.is_empty() {
+            return Err(KeyringError::Empty(path.into()));
+        }
+        Ok(Self::from_secrets(&secrets))
+    }
+
+    /// Loads `<state_dir>/cookie.key`, creating the directory (0700) and a
+    /// random key (0600) on first use.
+    ///
+    /// # Errors
+    /// When the directory or file cannot be created or read.
+    pub fn load_or_generate(state_dir: &Path) -> Result<Self, KeyringError> {
+        let path = state_dir.join(KEY_FILE_NAME);
+        match Self::from_file(&path) {
+            Ok(k) => return Ok(k),
+            Err(KeyringError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| KeyringError::Io { path: p, source }
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(io(state_dir))?;
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        let line = hex(&secret);
+        // create_new: two processes starting together must not overwrite
+        // each other's key; the loser reads the winner's.
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(format!("{line}\n").as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .map_err(io(&path))?;
+                tracing::info!(path = %path.display(), "generated a new cookie key");
+                Ok(Self::from_secrets(&[line]))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::from_file(&path),
+            Err(e) => Err(KeyringError::Io { path, source: e }),
+        }
+    }
+
+    /// `--cookie-key-file` when given, else the state directory's key.
+    ///
+    /// # Errors
+    /// As [`Keyring::from_file`] and [`Keyring::load_or_generate`].
+    pub fn from_run_args(args: &crate::cli::RunArgs) -> Result<Self, KeyringError> {
+        match &args.cookie_key_file {
+            Some(path) => Self::from_file(path),
+            None => Self::load_or_generate(&args.state_dir),
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Always false: a keyring has a signing key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub(super) fn signing_key(&self) -> &Key {
+        &self.keys[0]
+    }
+
+    pub(super) fn key_by_id(&self, id: &[u8]) -> Option<&Key> {
+        self.keys.iter().find(|k| k.id == id)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,214 @@
+//! The L7 sticky proxy: a hyper server per client connection (HTTP/1.1
+//! keep-alive, HTTP/1.0, HTTP/2 with prior knowledge, upgrades), served by
+//! the [`crate::worker`] threads through [`ConnectionHandler`].
+//!
+//! Per request: route by Host and path prefix, decide the backend from the
+//! signed cookie (or the connection's first pick, or SWRR), forward with
+//! hop-by-hop headers stripped and forwarding headers added, stream both
+//! bodies, fail over on connect errors, and set a new cookie when the
+//! backend changed. Limits: request head size (431), head read timeout
+//! (408), connect timeout. Upstream connections come from a per-worker pool.
+//!
+//! Layout: `proxy/forward.rs` is the request path, `proxy/pool.rs` the
+//! upstream pool, `proxy/io.rs` the client socket wrapper.
+
+mod forward;
+mod headers;
+mod io;
+mod pool;
+
+use std::{convert::Infallible, net::SocketAddr, rc::Rc, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::service::service_fn;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use tokio::{io::AsyncWriteExt as _, net::TcpStream};
+
+use crate::{
+    balance::{BalanceError, Balancer},
+    cli::RunArgs,
+    config::ConfigError,
+    cookie::{Keyring, KeyringError},
+    services::{self, ServicesConfig},
+    worker::{ConnInfo, ConnectionHandler, LocalFuture, Shutdown},
+};
+
+/// Body type of requests sent upstream and responses sent to clients.
+pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// Why the proxy could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyInitError {
+    /// Invalid services (exit status 64).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The cookie keys could not be loaded or created.
+    #[error("cookie key: {0}")]
+    Keyring(#[from] KeyringError),
+}
+
+/// The sticky reverse proxy. Cheap to share: clone the `Arc`.
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    balancer: Arc<Balancer>,
+    keyring: Keyring,
+}
+
+impl Proxy {
+    /// A proxy over `services`, signing cookies with `keyring`.
+    pub fn new(services: ServicesConfig, keyring: Keyring) -> Arc<Self> {
+        let balancer = Arc::new(Balancer::new(services));
+        Arc::new(Self {
+            inner: Arc::new(Inner { balancer, keyring }),
+        })
+    }
+
+    /// Builds the proxy from the command line of `run`: services from
+    /// `--backend`/`--config`/`--cookie-name`, keys from `--cookie-key-file`
+    /// or `<--state-dir>/cookie.key`.
+    ///
+    /// # Errors
+    /// [`ProxyInitError::Config`] (exit 64) or [`ProxyInitError::Keyring`].
+    pub fn from_run_args(args: &RunArgs) -> Result<Arc<Self>, ProxyInitError> {
+        let services = services::from_run_args(args)?;
+        let keyring = Keyring::from_run_args(args)?;
+        Ok(Self::new(services, keyring))
+    }
+
+    /// Publishes a new service configuration (SIGHUP). Open connections,
+    /// sessions (cookies) and backend state (drain, health) are kept.
+    pub fn reload(&self, services: ServicesConfig) {
+        self.inner.balancer.replace(services);
+        tracing::info!("services reloaded");
+    }
+
+    /// Marks a backend draining (admin API): no new sessions, pinned
+    /// sessions keep being served.
+    ///
+    /// # Errors
+    /// When the service or backend is unknown.
+    pub fn set_draining(&self, service: &str, backend: &str, draining: bool) -> Result<(), BalanceError> {
+        self.inner.balancer.set_draining(service, backend, draining)
+    }
+
+    /// The routing table and backend state (for the admin API).
+    pub fn balancer(&self) -> &Arc<Balancer> {
+        &self.inner.balancer
+    }
+
+    /// Starts the active health checks on the current (multi-thread or
+    /// main) tokio runtime.
+    pub fn spawn_health_checks(&self) -> tokio::task::JoinHandle<()> {
+        crate::balance::spawn_health_checks(self.inner.balancer.clone())
+    }
+}
+
+impl ConnectionHandler for Proxy {
+    fn handle(&self, stream: TcpStream, conn: ConnInfo, shutdown: Shutdown) -> LocalFuture {
+        Box::pin(serve_connection(self.inner.clone(), stream, conn, shutdown))
+    }
+}
+
+/// Runs hyper's futures on the worker's `LocalSet`.
+#[derive(Debug, Clone, Copy)]
+struct LocalExec;
+
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
+}
+
+/// Per client connection state shared by its requests.
+struct ConnCtx {
+    peer: SocketAddr,
+    /// Backend picked for this connection per service: cookie-less
+    /// requests (keep-alive, HTTP/2 streams) follow the first pick.
+    pins: std::cell::RefCell<Vec<(String, String)>>,
+}
+
+const RESPONSE_408: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 22\r\nconnection: close\r\n\r\nrequest head too slow\n";
+
+async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, mut shutdown: Shutdown) {
+    let limits = inner.balancer.table().limits.clone();
+    // hyper's timer only starts once it reads a request head; a client that
+    // never sends a byte is closed after the same timeout.
+    if tokio::time::timeout(limits.header_read_timeout, stream.readable())
+        .await
+        .is_err()
+    {
+        tracing::debug!(peer = %conn.peer, "no request before the header read timeout");
+        return;
+    }
+    let (io, shared) = io::ClientIo::new(stream);
+    let ctx = Rc::new(ConnCtx {
+        peer: conn.peer,
+        pins: std::cell::RefCell::new(Vec::new()),
+    });
+    let service = service_fn(move |req| {
+        let (inner, ctx) = (inner.clone(), ctx.clone());
+        async move { Ok::<_, Infallible>(forward::handle(&inner, &ctx, req).await) }
+    });
+    let mut builder = auto::Builder::new(LocalExec);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let mut served = Box::pin(builder.serve_connection_with_upgrades(io, service));
+    let result = tokio::select! {
+        r = served.as_mut() => r,
+        () = shutdown.wait() => {
+            served.as_mut().graceful_shutdown();
+            served.as_mut().await
+        }
+    };
+    // hyper's side of the socket must be gone before the 408 is written.
+    drop(served);
+    let Err(err) = result else { return };
+    let timed_out = err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
+    if timed_out && shared.is_mid_request() {
+        if let Some(mut stream) = shared.into_stream() {
+            tracing::debug!(peer = %conn.peer, "request head too slow: 408");
+            if let Err(e) = stream.write_all(RESPONSE_408).await {
+                tracing::debug!(peer = %conn.peer, error = %e, "writing 408");
+            }
+        }
+    } else {
+        tracing::debug!(peer = %conn.peer, error = %err, "client connection ended with an error");
+    }
+}
+
+/// Joins two upgraded connections until either side closes.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (c, u) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::debug!(error = %err, "upgrade failed");
+            return;
+        }
+    };
+    let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+    match tokio::io::copy_bidirectional(&mut c, &mut u).await {
+        Ok((up, down)) => tracing::debug!(up, down, "upgraded connection closed"),
+        Err(err) => tracing::debug!(error = %err, "upgraded connection ended"),
+    }
+}

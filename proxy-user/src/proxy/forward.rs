@@ -1,0 +1,325 @@
+//! The request path: route, sticky decision, header rewrite, upstream send
+//! with failover, response rewrite. Nothing here panics; every failure
+//! becomes a short plain-text response (503 no service or backend, 502
+//! none reachable).
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Weak},
+};
+
+use bytes::Bytes;
+use http::{
+    HeaderMap, HeaderValue, Method, Request, Response, StatusCode,
+    header::{CONTENT_TYPE, SET_COOKIE},
+    request::Parts,
+};
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::body::Incoming;
+
+use super::{
+    ConnCtx, Inner, ProxyBody,
+    headers::{X_FORWARDED_PROTO, clone_parts, is_upgrade, prepare_request, request_host, strip_hop_by_hop},
+    pool,
+};
+use crate::{
+    balance::{Backend, Service},
+    cookie::{self, Sticky},
+    services::CookieConfig,
+};
+
+/// Upstream attempts per request (connect failures and stale connections).
+const MAX_ATTEMPTS: usize = 4;
+
+/// A short plain-text response.
+pub(super) fn plain(status: StatusCode, msg: &'static str) -> Response<ProxyBody> {
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(msg.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// Serves one request.
+pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBody> {
+    let table = inner.balancer.table();
+    let host = request_host(&req);
+    let Some(svc) = table.route(host.as_deref(), req.uri().path()).cloned() else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "no service for this request\n");
+    };
+    if svc.backends.is_empty() {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "no backend configured\n");
+    }
+    let trusted = table.is_trusted(ctx.peer.ip());
+    let limits = table.limits.clone();
+    drop(table);
+    let secure = trusted
+        && req
+            .headers()
+            .get(&X_FORWARDED_PROTO)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+
+    let (sticky, mut need_cookie) = sticky_backend(inner, &svc, req.headers());
+    let mut backend = match sticky
+        .or_else(|| ctx.pinned(inner, &svc))
+        .or_else(|| inner.balancer.pick(&svc, &[]))
+    {
+        Some(b) => b,
+        None => return plain(StatusCode::BAD_GATEWAY, "no backend available\n"),
+    };
+    // Pin before sending: the parallel first requests of one connection
+    // (HTTP/2 streams of one page) all see the same pick.
+    ctx.pin(&svc, &backend, need_cookie);
+
+    let upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    prepare_request(
+        &mut req,
+        &svc.config.cookie,
+        ctx.peer.ip(),
+        trusted,
+        host.as_deref(),
+        upgrade.is_some(),
+    );
+    let idempotent = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let (parts, body) = req.into_parts();
+    // Keep the head when the request could be sent again after a failure
+    // past the point of no return (written, then the connection broke).
+    let replay: Option<Parts> = (idempotent && http_body::Body::is_end_stream(&body)).then(|| clone_parts(&parts));
+    let mut pending = Some(Request::from_parts(parts, body.boxed_unsync()));
+
+    let mut tried: Vec<String> = Vec::new();
+    let mut fresh = upgrade.is_some();
+    let mut attempt = 0;
+    let (resp, sender) = loop {
+        attempt += 1;
+        let Some(req) = pending.take() else {
+            return plain(StatusCode::BAD_GATEWAY, "backend connection failed\n");
+        };
+        let idle = if fresh {
+            None
+        } else {
+            pool::take_idle(backend.addr).await
+        };
+        let mut sender = match idle {
+            Some(s) => s,
+            None => match pool::connect(&backend, limits.connect_timeout).await {
+                Ok(s) => {
+                    inner.balancer.record_success(&backend);
+                    s
+                }
+                Err(err) => {
+                    tracing::warn!(service = %svc.config.name, backend = %backend.name, error = %err, "upstream connect failed");
+                    inner.balancer.record_failure(&svc, &backend);
+                    tried.push(backend.name.clone());
+                    let excluded: Vec<&str> = tried.iter().map(String::as_str).collect();
+                    // The body was not sent: any request may go elsewhere.
+                    match inner.balancer.pick(&svc, &excluded) {
+                        Some(next) if attempt < MAX_ATTEMPTS && tried.len() < 2 => {
+                            backend = next;
+                            need_cookie = true;
+                            ctx.pin(&svc, &backend, true);
+                            pending = Some(req);
+                            continue;
+                        }
+                        _ => return plain(StatusCode::BAD_GATEWAY, "no backend reachable\n"),
+                    }
+                }
+            },
+        };
+        match sender.try_send_request(req).await {
+            Ok(resp) => break (resp, sender),
+            Err(mut err) => {
+                tracing::debug!(backend = %backend.name, error = %err.error(), "upstream request failed");
+                if attempt >= MAX_ATTEMPTS {
+                    return plain(StatusCode::BAD_GATEWAY, "backend connection failed\n");
+                }
+                // Never written (stale pooled connection): send it again.
+                if let Some(req) = err.take_message() {
+                    pending = Some(req);
+                } else if let Some(parts) = &replay {
+                    let empty = Empty::new().map_err(|never| match never {}).boxed_unsync();
+                    pending = Some(Request::from_parts(clone_parts(parts), empty));
+                } else {
+                    return plain(StatusCode::BAD_GATEWAY, "backend connection failed\n");
+                }
+                // A fresh connection: if the backend died, connect fails
+                // and the request fails over.
+                fresh = true;
+            }
+        }
+    };
+    tracing::debug!(
+        service = %svc.config.name,
+        backend = %backend.name,
+        status = resp.status().as_u16(),
+        new_session = need_cookie,
+        attempts = attempt,
+        "proxied"
+    );
+    respond(
+        inner,
+        &svc,
+        &backend,
+        resp,
+        sender,
+        upgrade,
+        need_cookie,
+        secure,
+        limits.pool_idle_per_backend,
+    )
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; a struct would only rename the arguments"
+)]
+fn respond(
+    inner: &Inner,
+    svc: &Service,
+    backend: &Arc<Backend>,
+    mut resp: Response<Incoming>,
+    sender: hyper::client::conn::http1::SendRequest<ProxyBody>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    need_cookie: bool,
+    secure: bool,
+    max_idle: usize,
+) -> Response<ProxyBody> {
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let back = if switching || client_upgrade.is_some() {
+        None
+    } else {
+        Some((backend.addr, sender, max_idle))
+    };
+    if switching {
+        if let Some(client) = client_upgrade {
+            let upstream = hyper::upgrade::on(&mut resp);
+            tokio::task::spawn_local(super::tunnel(client, upstream));
+        }
+    } else {
+        strip_hop_by_hop(resp.headers_mut());
+    }
+    if need_cookie {
+        let value = set_cookie_cached(svc, backend, secure, inner);
+        if let Some(v) = value {
+            resp.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    resp.map(|body| pool::PooledBody::new(body, back).boxed_unsync())
+}
+
+/// The backend a valid cookie names, if it may serve; and whether a new
+/// cookie must be sent.
+fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<Arc<Backend>>, bool) {
+    let cfg = &svc.config.cookie;
+    let Some(value) = cookie::find_cookie(headers, &cfg.name) else {
+        return (None, true);
+    };
+    let max_age = cfg.max_age.map(|d| d.as_secs());
+    match inner
+        .keyring
+        .decode(&svc.config.name, value, cookie::unix_now(), max_age)
+    {
+        Ok(Sticky { backend, .. }) => match svc.backend(&backend) {
+            Some(b) if inner.balancer.is_up(b) => (Some(b.clone()), false),
+            _ => (None, true),
+        },
+        Err(_) => {
+            // Traefik v1 migration: the plain backend URL, honoured only
+            // when it is the address of a backend in the current table.
+            let legacy = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.strip_prefix("http://"))
+                .and_then(|v| v.trim_end_matches('/').parse::<SocketAddr>().ok())
+                .and_then(|addr| svc.backend_by_addr(addr))
+                .filter(|b| inner.balancer.is_up(b))
+                .cloned();
+            (legacy, true)
+        }
+    }
+}
+
+impl ConnCtx {
+    /// This connection's earlier pick for `svc`, if it may take sessions.
+    fn pinned(&self, inner: &Inner, svc: &Service) -> Option<Arc<Backend>> {
+        let pins = self.pins.borrow();
+        let (_, name) = pins.iter().find(|(s, _)| *s == svc.config.name)?;
+        svc.backend(name).filter(|b| inner.balancer.is_available(b)).cloned()
+    }
+
+    /// Remembers the backend that a new cookie names for cookie-less
+    /// requests that follow on this connection.
+    fn pin(&self, svc: &Service, backend: &Backend, issued: bool) {
+        if !issued {
+            return;
+        }
+        let mut pins = self.pins.borrow_mut();
+        match pins.iter_mut().find(|(s, _)| *s == svc.config.name) {
+            Some((_, b)) if *b == backend.name => {}
+            Some((_, b)) => b.clone_from(&backend.name),
+            None => pins.push((svc.config.name.clone(), backend.name.clone())),
+        }
+    }
+}
+
+/// (backend pointer, secure).
+type CookieCacheKey = (usize, bool);
+/// (second, the backend it was built for, the value).
+type CookieCacheEntry = (u64, Weak<Backend>, HeaderValue);
+
+thread_local! {
+    /// Signed Set-Cookie values per (backend, secure), rebuilt each second.
+    static SET_COOKIE_CACHE: RefCell<HashMap<CookieCacheKey, CookieCacheEntry>> = RefCell::new(HashMap::new());
+}
+
+fn set_cookie_cached(svc: &Service, backend: &Arc<Backend>, secure: bool, inner: &Inner) -> Option<HeaderValue> {
+    let now = cookie::unix_now();
+    let key = (Arc::as_ptr(backend) as usize, secure);
+    let hit = SET_COOKIE_CACHE.with_borrow(|c| {
+        c.get(&key)
+            .filter(|(t, w, _)| *t == now && w.upgrade().is_some_and(|b| Arc::ptr_eq(&b, backend)))
+            .map(|(_, _, v)| v.clone())
+    });
+    if hit.is_some() {
+        return hit;
+    }
+    let value = build_set_cookie(&svc.config.cookie, &svc.config.name, backend, secure, now, inner)?;
+    SET_COOKIE_CACHE.with_borrow_mut(|c| {
+        if c.len() > 4096 {
+            c.retain(|_, (t, w, _)| *t == now && w.strong_count() > 0);
+        }
+        c.insert(key, (now, Arc::downgrade(backend), value.clone()));
+    });
+    Some(value)
+}
+
+fn build_set_cookie(
+    cfg: &CookieConfig,
+    service: &str,
+    backend: &Backend,
+    secure: bool,
+    now: u64,
+    inner: &Inner,
+) -> Option<HeaderValue> {
+    match inner.keyring.encode(
+        service,
+        &Sticky {
+            backend: backend.name.clone(),
+            issued_at: now,
+        },
+    ) {
+        Ok(v) => Some(cookie::set_cookie_value(cfg, &v, secure)),
+        Err(err) => {
+            tracing::warn!(backend = %backend.name, error = %err, "cannot sign a cookie");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! Request rewriting and the sticky decision, without sockets.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Request, Version,
+    header::{COOKIE, FORWARDED, HOST},
+};
+
+use super::{super::headers::*, *};
+use crate::{balance::Balancer, cookie::Keyring, services::ServicesConfig};
+
+fn inner() -> Inner {
+    let backends: Vec<(String, SocketAddr)> = vec![
+        ("a".into(), "192.0.2.1:8000".parse().unwrap()),
+        ("b".into(), "192.0.2.2:8000".parse().unwrap()),
+    ];
+    Inner {
+        balancer: Arc::new(Balancer::new(ServicesConfig::single("web", &backends))),
+        keyring: Keyring::from_secrets(&["unit-test-key-unit-test-key"]),
+    }
+}
+
+fn headers_with_cookie(name: &str, value: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(COOKIE, HeaderValue::from_str(&format!("x=1; {name}={value}")).unwrap());
+    h
+}
+
+/// A valid cookie naming a live backend pins it without a new cookie; a
+/// down backend or a forged value leads to a new pick and a new cookie.
+#[test]
+fn sticky_decision() {
+    let inner = inner();
+    let table = inner.balancer.table();
+    let svc = &table.services[0];
+    let name = svc.config.cookie.name.clone();
+    let value = inner
+        .keyring
+        .encode(
+            "web",
+            &Sticky {
+                backend: "b".into(),
+                issued_at: cookie::unix_now(),
+            },
+        )
+        .unwrap();
+    let (b, new) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &value));
+    assert_eq!((b.map(|b| b.name.clone()), new), (Some("b".into()), false));
+
+    let unknown = inner
+        .keyring
+        .encode(
+            "web",
+            &Sticky {
+                backend: "zz".into(),
+                issued_at: cookie::unix_now(),
+            },
+        )
+        .unwrap();
+    assert!(matches!(
+        sticky_backend(&inner, svc, &headers_with_cookie(&name, &unknown)),
+        (None, true)
+    ));
+
+    let (b, new) = sticky_backend(&inner, svc, &headers_with_cookie(&name, "http://192.0.2.1:8000"));
+    assert_eq!(
+        (b.map(|b| b.name.clone()), new),
+        (Some("a".into()), true),
+        "Traefik v1 cookie of a current backend"
+    );
+    assert!(matches!(
+        sticky_backend(&inner, svc, &headers_with_cookie(&name, "http://127.0.0.1:22")),
+        (None, true)
+    ));
+    assert!(matches!(sticky_backend(&inner, svc, &HeaderMap::new()), (None, true)));
+
+    for _ in 0..svc.config.passive.failures {
+        inner.balancer.record_failure(svc, svc.backend("b").unwrap());
+    }
+    assert!(
+        matches!(
+            sticky_backend(&inner, svc, &headers_with_cookie(&name, &value)),
+            (None, true)
+        ),
+        "b is down"
+    );
+}
+
+/// The host comes from the HTTP/2 authority or the Host header, lower-case
+/// and without port.
+#[test]
+fn host_of_request() {
+    let r = Request::get("http://Example.COM:8443/x").body(()).unwrap();
+    assert_eq!(request_host(&r).as_deref(), Some("example.com"));
+    let r = Request::get("/x").header(HOST, "[::1]:80").body(()).unwrap();
+    assert_eq!(request_host(&r).as_deref(), Some("::1"));
+    let r = Request::get("/x").body(()).unwrap();
+    assert_eq!(request_host(&r), None);
+}
+
+/// Hop-by-hop headers go, including those named by Connection.
+#[test]
+fn hop_by_hop() {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("connection", "close, x-private"),
+        ("x-private", "1"),
+        ("keep-alive", "5"),
+        ("te", "trailers"),
+        ("x-kept", "1"),
+    ] {
+        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-kept"]);
+}
+
+/// The upstream request: origin form, Host from the authority, our cookie
+/// removed, forwarding headers appended only for trusted peers.
+#[test]
+fn upstream_request_rewrite() {
+    let cookie = crate::services::CookieConfig::for_service("web");
+    let mut r = Request::get("http://shop.example/a?b=1")
+        .version(Version::HTTP_2)
+        .header(COOKIE, format!("{}=v; other=2", cookie.name))
+        .header("x-forwarded-for", "203.0.113.9")
+        .body(())
+        .unwrap();
+    prepare_request(
+        &mut r,
+        &cookie,
+        "127.0.0.1".parse().unwrap(),
+        false,
+        Some("shop.example"),
+        false,
+    );
+    assert_eq!(r.uri(), "/a?b=1");
+    assert_eq!(r.version(), Version::HTTP_11);
+    assert_eq!(r.headers()[HOST], "shop.example");
+    assert_eq!(r.headers()[COOKIE], "other=2");
+    assert_eq!(
+        r.headers()["x-forwarded-for"],
+        "127.0.0.1",
+        "an untrusted peer's chain is replaced"
+    );
+    assert_eq!(r.headers()[FORWARDED], "for=127.0.0.1;proto=http;host=\"shop.example\"");
+
+    let mut r = Request::get("/")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .body(())
+        .unwrap();
+    prepare_request(&mut r, &cookie, "::1".parse().unwrap(), true, None, false);
+    assert_eq!(r.headers()["x-forwarded-for"], "203.0.113.9, ::1");
+    assert_eq!(r.headers()["x-forwarded-proto"], "https");
+    assert_eq!(r.headers()[FORWARDED], "for=\"[::1]\";proto=https");
+}

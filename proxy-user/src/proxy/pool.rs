@@ -1,0 +1,153 @@
+//! Upstream connections: a per-worker (thread-local, lock-free) pool of
+//! HTTP/1.1 `SendRequest`s per backend address. A sender goes back to the
+//! pool when its response body ends ([`PooledBody`]), not when the head
+//! arrives, so no extra task per request. Only addresses of backends in the
+//! current table are ever dialled: callers pass a [`Backend`].
+
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::{body::Incoming, client::conn::http1::SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::ProxyBody;
+use crate::balance::Backend;
+
+type Sender = SendRequest<ProxyBody>;
+
+thread_local! {
+    static POOL: RefCell<HashMap<SocketAddr, Vec<Sender>>> = RefCell::new(HashMap::new());
+}
+
+/// Why no upstream connection could be had.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConnectError {
+    /// TCP connect failed (refused, reset, unreachable).
+    #[error("connect to {addr}: {source}")]
+    Io {
+        /// The backend address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TCP connect took too long.
+    #[error("connect to {0}: timed out")]
+    Timeout(SocketAddr),
+    /// The HTTP/1 handshake failed.
+    #[error("handshake with {addr}: {source}")]
+    Handshake {
+        /// The backend address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: hyper::Error,
+    },
+}
+
+/// An idle pooled sender for `addr` that is ready for a request.
+pub(super) async fn take_idle(addr: SocketAddr) -> Option<Sender> {
+    loop {
+        let mut s = POOL.with_borrow_mut(|p| p.get_mut(&addr).and_then(Vec::pop))?;
+        if s.is_closed() {
+            continue;
+        }
+        if !s.is_ready() && s.ready().await.is_err() {
+            continue;
+        }
+        return Some(s);
+    }
+}
+
+/// A new connection to `backend` (TCP_NODELAY, connect timeout); its
+/// connection task runs on this worker and supports upgrades.
+pub(super) async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, ConnectError> {
+    let addr = backend.addr;
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Err(_) => return Err(ConnectError::Timeout(addr)),
+        Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
+        Ok(Ok(s)) => s,
+    };
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(%addr, error = %err, "TCP_NODELAY upstream");
+    }
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|source| ConnectError::Handshake { addr, source })?;
+    tokio::task::spawn_local(async move {
+        if let Err(err) = conn.with_upgrades().await {
+            tracing::debug!(%addr, error = %err, "upstream connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+fn give_back(addr: SocketAddr, sender: Sender, max_idle: usize) {
+    if sender.is_closed() {
+        return;
+    }
+    POOL.with_borrow_mut(|p| {
+        let idle = p.entry(addr).or_default();
+        if idle.len() < max_idle {
+            idle.push(sender);
+        }
+    });
+}
+
+/// The upstream response body; returns its sender to the pool at the end.
+pub(super) struct PooledBody {
+    inner: Incoming,
+    back: Option<(SocketAddr, Sender, usize)>,
+}
+
+impl PooledBody {
+    /// `back` is `None` for connections that must not be reused (upgrades).
+    pub(super) fn new(inner: Incoming, back: Option<(SocketAddr, Sender, usize)>) -> Self {
+        let mut body = Self { inner, back };
+        if body.inner.is_end_stream() {
+            body.release();
+        }
+        body
+    }
+
+    fn release(&mut self) {
+        if let Some((addr, sender, max)) = self.back.take() {
+            give_back(addr, sender, max);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(None) => self.release(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
+            // A broken connection is dropped, never pooled.
+            Poll::Ready(Some(Err(_))) => self.back = None,
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,343 @@
+//! The service model: which requests go to which backends, and how the
+//! sticky cookie of each service looks.
+//!
+//! Sources are the command line (`--backend NAME=URL`, one service routed
+//! with `PathPrefix:/`) and a TOML file (`--config`, several services; see
+//! `docs/config.example.toml`). Both are validated here into plain data
+//! ([`ServicesConfig`]) before anything binds; errors name the field, e.g.
+//! `services[1].backends[0].url: …`. This module does not route requests
+//! (see [`crate::balance`]) nor sign cookies (see [`crate::cookie`]).
+
+mod file;
+mod validate;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
+
+use sha2::{Digest as _, Sha256};
+
+use self::validate::{validate, validate_name};
+use crate::{cli::RunArgs, config::ConfigError};
+
+/// Name of the service formed by the `--backend` flags.
+pub const CLI_SERVICE: &str = "default";
+
+/// All services plus the settings shared by the proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicesConfig {
+    /// Services in declaration order.
+    pub services: Vec<ServiceConfig>,
+    /// Peers whose `X-Forwarded-*` headers are believed (default: none).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Timeouts and limits of the HTTP proxy.
+    pub limits: Limits,
+}
+
+/// Timeouts and limits of the HTTP proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Time a client has to send a complete request head, also the idle
+    /// time allowed between keep-alive requests (default 10 s). Expiry
+    /// answers 408 when part of a request had arrived.
+    pub header_read_timeout: Duration,
+    /// Largest request head in bytes (default 64 KiB, at least 8 KiB);
+    /// larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Time to open a TCP connection to a backend (default 2 s).
+    pub connect_timeout: Duration,
+    /// Idle keep-alive connections kept per backend and worker (default 64).
+    pub pool_idle_per_backend: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            connect_timeout: Duration::from_secs(2),
+            pool_idle_per_backend: 64,
+        }
+    }
+}
+
+/// One service: a rule, backends, cookie and health settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// Unique name (also the seed of the default cookie name).
+    pub name: String,
+    /// Which requests belong to the service.
+    pub rule: Rule,
+    /// Backends, with unique names.
+    pub backends: Vec<BackendConfig>,
+    /// The sticky cookie.
+    pub cookie: CookieConfig,
+    /// Optional active HTTP health check.
+    pub health: Option<HealthCheckConfig>,
+    /// Passive health: connect failures take a backend out for a while.
+    pub passive: PassiveHealthConfig,
+}
+
+/// A routing rule: host (exact, case-insensitive, without port) and path
+/// prefix; both must match. The longest matching prefix wins, a host rule
+/// beats no host rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Lower-case host name, or `None` for any host.
+    pub host: Option<String>,
+    /// Path prefix starting with `/` (default `/`).
+    pub path_prefix: String,
+}
+
+impl Rule {
+    /// Whether a request for `host` (lower-case, no port) and `path` matches.
+    pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
+        let host_ok = match &self.host {
+            None => true,
+            Some(h) => host.is_some_and(|r| r.eq_ignore_ascii_case(h)),
+        };
+        host_ok && path.starts_with(self.path_prefix.as_str())
+    }
+}
+
+/// A static backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// Identity named by the sticky cookie (unique within the service).
+    pub name: String,
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// Relative weight for new sessions (default 1, 0 = no new sessions).
+    pub weight: u32,
+}
+
+/// `SameSite` attribute of the sticky cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax` (the default).
+    Lax,
+    /// `SameSite=None`, which forces `Secure`.
+    None,
+}
+
+/// When the `Secure` attribute is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureMode {
+    /// When the request came over TLS or with `X-Forwarded-Proto: https`
+    /// from a trusted proxy (the default).
+    Auto,
+    /// Always.
+    Always,
+    /// Never (unless `SameSite=None`).
+    Never,
+}
+
+/// The sticky cookie of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConfig {
+    /// Cookie name (default: [`default_cookie_name`] of the service).
+    pub name: String,
+    /// `Path` (default `/`).
+    pub path: String,
+    /// `HttpOnly` (default on).
+    pub http_only: bool,
+    /// `SameSite` (default Lax).
+    pub same_site: SameSite,
+    /// `Secure` policy (default auto).
+    pub secure: SecureMode,
+    /// `Max-Age`, also enforced when verifying (default: a session cookie,
+    /// no expiry).
+    pub max_age: Option<Duration>,
+    /// `Domain` (default none).
+    pub domain: Option<String>,
+}
+
+impl CookieConfig {
+    /// The defaults for a service called `service`.
+    pub fn for_service(service: &str) -> Self {
+        Self {
+            name: default_cookie_name(service),
+            path: "/".to_owned(),
+            http_only: true,
+            same_site: SameSite::Lax,
+            secure: SecureMode::Auto,
+            max_age: None,
+            domain: None,
+        }
+    }
+}
+
+/// Active HTTP health check of a service's backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckConfig {
+    /// Path requested with GET (default `/`).
+    pub path: String,
+    /// Time between checks (default 5 s).
+    pub interval: Duration,
+    /// Time allowed for one check (default 1 s).
+    pub timeout: Duration,
+    /// Status that counts as healthy (default 200).
+    pub expected_status: u16,
+}
+
+/// Passive health settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassiveHealthConfig {
+    /// Consecutive connect failures that take a backend down (default 3).
+    pub failures: u32,
+    /// How long it stays down (default 10 s).
+    pub backoff: Duration,
+}
+
+impl Default for PassiveHealthConfig {
+    fn default() -> Self {
+        Self {
+            failures: 3,
+            backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The default cookie name of a service: `_` and the first five hex digits
+/// of SHA-256 of its name (Traefik v1 style), so services never share one.
+pub fn default_cookie_name(service: &str) -> String {
+    let digest = Sha256::digest(service.as_bytes());
+    let hex: String = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
+    format!("_{}", &hex[..5])
+}
+
+/// Builds the services from `--backend`, `--config` and `--cookie-name`.
+///
+/// The `--backend` flags form the service [`CLI_SERVICE`] (PathPrefix `/`);
+/// the config file may add more. `--cookie-name` names the cookie of every
+/// service that does not set one, and must then apply to exactly one.
+///
+/// # Errors
+/// The first invalid field, named (`--backend[2]: …`, `services[0].rule: …`).
+pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
+    let mut cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::field("--config", format!("cannot read {}: {e}", path.display())))?;
+            file::parse(&text, args.cookie_name.as_deref())?
+        }
+        None => ServicesConfig {
+            services: Vec::new(),
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
+        },
+    };
+    if !args.backends.is_empty() {
+        let mut backends = Vec::new();
+        for (i, spec) in args.backends.iter().enumerate() {
+            let field = format!("--backend[{i}]");
+            let (name, url) = spec
+                .split_once('=')
+                .ok_or_else(|| ConfigError::field(&field, format!("{spec:?} is not NAME=URL")))?;
+            validate_name(&field, name)?;
+            let addr = parse_backend_url(&field, url)?;
+            backends.push(BackendConfig {
+                name: name.to_owned(),
+                addr,
+                weight: 1,
+            });
+        }
+        let mut cookie = CookieConfig::for_service(CLI_SERVICE);
+        if let Some(name) = &args.cookie_name {
+            cookie.name.clone_from(name);
+        }
+        cfg.services.push(ServiceConfig {
+            name: CLI_SERVICE.to_owned(),
+            rule: Rule {
+                host: None,
+                path_prefix: "/".to_owned(),
+            },
+            backends,
+            cookie,
+            health: None,
+            passive: PassiveHealthConfig::default(),
+        });
+    }
+    validate(&cfg, args.cookie_name.is_some())?;
+    Ok(cfg)
+}
+
+impl ServicesConfig {
+    /// Parses and validates a TOML configuration (the `--config` format).
+    ///
+    /// # Errors
+    /// The first invalid field, named.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let cfg = file::parse(text, None)?;
+        validate(&cfg, false)?;
+        Ok(cfg)
+    }
+
+    /// One service `name` routed with `PathPrefix:/` over `backends`
+    /// (name, address), with default settings: what `--backend` builds.
+    pub fn single(name: &str, backends: &[(String, SocketAddr)]) -> Self {
+        Self {
+            services: vec![ServiceConfig {
+                name: name.to_owned(),
+                rule: Rule {
+                    host: None,
+                    path_prefix: "/".to_owned(),
+                },
+                backends: backends
+                    .iter()
+                    .map(|(n, a)| BackendConfig {
+                        name: n.clone(),
+                        addr: *a,
+                        weight: 1,
+                    })
+                    .collect(),
+                cookie: CookieConfig::for_service(name),
+                health: None,
+                passive: PassiveHealthConfig::default(),
+            }],
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Parses `http://host:port` (IP literal or a resolvable name) to an address.
+pub(crate) fn parse_backend_url(field: &str, url: &str) -> Result<SocketAddr, ConfigError> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| ConfigError::field(field, format!("{url:?} must start with http://")))?;
+    let hostport = rest.strip_suffix('/').unwrap_or(rest);
+    if hostport.is_empty() || hostport.contains(['/', '?', '#', '@']) {
+        return Err(ConfigError::field(
+            field,
+            format!("{url:?} must be http://HOST:PORT without a path"),
+        ));
+    }
+    if let Ok(addr) = hostport.parse::<SocketAddr>() {
+        if addr.port() == 0 {
+            return Err(ConfigError::field(field, format!("{url:?} has port 0")));
+        }
+        return Ok(addr);
+    }
+    if !hostport
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+    {
+        return Err(ConfigError::field(
+            field,
+            format!("{url:?} needs a port, e.g. http://10.0.0.5:8000"),
+        ));
+    }
+    use std::net::ToSocketAddrs as _;
+    hostport
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| ConfigError::field(field, format!("cannot resolve {hostport:?}")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,220 @@
+//! The TOML format of `--config` (documented in `docs/config.example.toml`)
+//! and its conversion to [`ServicesConfig`]. Unknown keys are errors, so a
+//! typo never silently falls back to a default.
+
+use std::{net::IpAddr, time::Duration};
+
+use serde::Deserialize;
+
+use super::{
+    BackendConfig, CookieConfig, HealthCheckConfig, Limits, PassiveHealthConfig, Rule, SameSite, SecureMode,
+    ServiceConfig, ServicesConfig, parse_backend_url,
+};
+use crate::config::ConfigError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    #[serde(default)]
+    limits: FileLimits,
+    #[serde(default)]
+    services: Vec<FileService>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    header_read_timeout_ms: Option<u64>,
+    max_header_bytes: Option<usize>,
+    connect_timeout_ms: Option<u64>,
+    pool_idle_per_backend: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileService {
+    name: String,
+    #[serde(default)]
+    rule: FileRule,
+    #[serde(default)]
+    backends: Vec<FileBackend>,
+    #[serde(default)]
+    cookie: FileCookie,
+    health: Option<FileHealth>,
+    #[serde(default)]
+    passive_health: FilePassive,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRule {
+    path_prefix: Option<String>,
+    host: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBackend {
+    name: String,
+    url: String,
+    #[serde(default = "one")]
+    weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCookie {
+    name: Option<String>,
+    path: Option<String>,
+    http_only: Option<bool>,
+    same_site: Option<String>,
+    secure: Option<String>,
+    max_age: Option<u64>,
+    domain: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHealth {
+    path: Option<String>,
+    interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    expected_status: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePassive {
+    failures: Option<u32>,
+    backoff_ms: Option<u64>,
+}
+
+/// Parses the file; `cookie_flag` (from `--cookie-name`) names the cookie
+/// of services that set none. Cross-field checks happen in `validate`.
+pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesConfig, ConfigError> {
+    let raw: FileConfig = toml::from_str(text).map_err(|e| {
+        let msg = e.message().to_owned();
+        ConfigError::field(
+            "--config",
+            format!(
+                "{msg} ({})",
+                e.span().map_or_else(String::new, |s| format!("at byte {}", s.start))
+            ),
+        )
+    })?;
+    let mut trusted_proxies = Vec::new();
+    for (i, p) in raw.trusted_proxies.iter().enumerate() {
+        let ip = p
+            .parse::<IpAddr>()
+            .map_err(|_| ConfigError::field(&format!("trusted_proxies[{i}]"), format!("{p:?} is not an IP address")))?;
+        trusted_proxies.push(ip);
+    }
+    let d = Limits::default();
+    let l = raw.limits;
+    let limits = Limits {
+        header_read_timeout: l
+            .header_read_timeout_ms
+            .map_or(d.header_read_timeout, Duration::from_millis),
+        max_header_bytes: l.max_header_bytes.unwrap_or(d.max_header_bytes),
+        connect_timeout: l.connect_timeout_ms.map_or(d.connect_timeout, Duration::from_millis),
+        pool_idle_per_backend: l.pool_idle_per_backend.unwrap_or(d.pool_idle_per_backend),
+    };
+    let mut services = Vec::new();
+    for (i, s) in raw.services.into_iter().enumerate() {
+        services.push(service(i, s, cookie_flag)?);
+    }
+    Ok(ServicesConfig {
+        services,
+        trusted_proxies,
+        limits,
+    })
+}
+
+fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<ServiceConfig, ConfigError> {
+    let at = |f: &str| format!("services[{i}].{f}");
+    let mut backends = Vec::new();
+    for (j, b) in s.backends.into_iter().enumerate() {
+        let addr = parse_backend_url(&at(&format!("backends[{j}].url")), &b.url)?;
+        backends.push(BackendConfig {
+            name: b.name,
+            addr,
+            weight: b.weight,
+        });
+    }
+    let mut cookie = CookieConfig::for_service(&s.name);
+    let c = s.cookie;
+    if let Some(name) = c.name.or_else(|| cookie_flag.map(str::to_owned)) {
+        cookie.name = name;
+    }
+    if let Some(p) = c.path {
+        cookie.path = p;
+    }
+    if let Some(h) = c.http_only {
+        cookie.http_only = h;
+    }
+    if let Some(v) = c.same_site {
+        cookie.same_site = match v.to_ascii_lowercase().as_str() {
+            "strict" => SameSite::Strict,
+            "lax" => SameSite::Lax,
+            "none" => SameSite::None,
+            _ => {
+                return Err(ConfigError::field(
+                    &at("cookie.same_site"),
+                    format!("{v:?} is not strict, lax or none"),
+                ));
+            }
+        };
+    }
+    if let Some(v) = c.secure {
+        cookie.secure = match v.to_ascii_lowercase().as_str() {
+            "auto" => SecureMode::Auto,
+            "always" => SecureMode::Always,
+            "never" => SecureMode::Never,
+            _ => {
+                return Err(ConfigError::field(
+                    &at("cookie.secure"),
+                    format!("{v:?} is not auto, always or never"),
+                ));
+            }
+        };
+    }
+    if let Some(secs) = c.max_age {
+        if secs == 0 {
+            return Err(ConfigError::field(
+                &at("cookie.max_age"),
+                "must be positive (omit it for a session cookie)",
+            ));
+        }
+        cookie.max_age = Some(Duration::from_secs(secs));
+    }
+    cookie.domain = c.domain;
+    let health = s.health.map(|h| HealthCheckConfig {
+        path: h.path.unwrap_or_else(|| "/".to_owned()),
+        interval: Duration::from_millis(h.interval_ms.unwrap_or(5000)),
+        timeout: Duration::from_millis(h.timeout_ms.unwrap_or(1000)),
+        expected_status: h.expected_status.unwrap_or(200),
+    });
+    let dp = PassiveHealthConfig::default();
+    let passive = PassiveHealthConfig {
+        failures: s.passive_health.failures.unwrap_or(dp.failures),
+        backoff: s.passive_health.backoff_ms.map_or(dp.backoff, Duration::from_millis),
+    };
+    let rule = Rule {
+        host: s.rule.host.map(|h| h.to_ascii_lowercase()),
+        path_prefix: s.rule.path_prefix.unwrap_or_else(|| "/".to_owned()),
+    };
+    Ok(ServiceConfig {
+        name: s.name,
+        rule,
+        backends,
+        cookie,
+        health,
+        passive,
+    })
+}

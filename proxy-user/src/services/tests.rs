@@ -1,0 +1,185 @@
+//! Validation of `--backend`, `--cookie-name` and the TOML config.
+
+use clap::Parser as _;
+
+use super::*;
+use crate::cli::{Cli, Command};
+
+fn run_args(args: &[&str]) -> RunArgs {
+    let cli =
+        Cli::try_parse_from(["swarm-sticky", "run", "--listen", "127.0.0.1:8080"].iter().chain(args)).expect("parses");
+    let Command::Run(run) = cli.command else {
+        panic!("run expected")
+    };
+    *run
+}
+
+/// `--backend NAME=URL` forms one service on PathPrefix:/ with defaults.
+#[test]
+fn backends_from_flags() {
+    let cfg = from_run_args(&run_args(&[
+        "--backend",
+        "a=http://127.0.0.1:8001",
+        "--backend",
+        "b=http://127.0.0.1:8002/",
+    ]))
+    .unwrap();
+    assert_eq!(cfg.services.len(), 1);
+    let s = &cfg.services[0];
+    assert_eq!(s.name, CLI_SERVICE);
+    assert_eq!(
+        s.rule,
+        Rule {
+            host: None,
+            path_prefix: "/".into()
+        }
+    );
+    assert_eq!(s.backends[1].addr, "127.0.0.1:8002".parse().unwrap());
+    assert_eq!(s.cookie.name, default_cookie_name(CLI_SERVICE));
+    assert!(s.cookie.http_only);
+    assert_eq!(s.cookie.same_site, SameSite::Lax);
+}
+
+/// The default cookie name is `_` plus five hex digits and differs per service.
+#[test]
+fn default_cookie_name_shape() {
+    let a = default_cookie_name("web");
+    assert_eq!(a.len(), 6);
+    assert!(a.starts_with('_') && a[1..].bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_ne!(a, default_cookie_name("api"));
+    assert_eq!(a, default_cookie_name("web"));
+}
+
+/// Invalid flags are rejected with the flag named.
+#[test]
+fn flag_errors_name_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "--backend"),
+        (&["--backend", "nourl"], "--backend[0]: \"nourl\" is not NAME=URL"),
+        (&["--backend", "a=ftp://x:1"], "--backend[0]"),
+        (&["--backend", "a=http://127.0.0.1"], "needs a port"),
+        (
+            &["--backend", "a=http://127.0.0.1:1", "--backend", "a=http://127.0.0.1:2"],
+            "declared twice",
+        ),
+        (&["--backend", "bad name=http://127.0.0.1:1"], "--backend[0]"),
+        (&["--backend", "a=http://127.0.0.1:1/path"], "without a path"),
+        (
+            &["--backend", "a=http://127.0.0.1:1", "--cookie-name", "bad;name"],
+            "cookie.name",
+        ),
+    ];
+    for (args, needle) in cases {
+        let err = from_run_args(&run_args(args)).expect_err("invalid").to_string();
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+const EXAMPLE: &str = r#"
+trusted_proxies = ["127.0.0.1"]
+[limits]
+header_read_timeout_ms = 500
+[[services]]
+name = "api"
+rule = { path_prefix = "/api", host = "Example.COM" }
+backends = [ { name = "a1", url = "http://127.0.0.1:9001", weight = 3 }, { name = "a2", url = "http://127.0.0.1:9002" } ]
+cookie = { name = "SID", same_site = "none", secure = "always", max_age = 3600, domain = "example.com", http_only = false }
+health = { path = "/healthz", interval_ms = 1000 }
+passive_health = { failures = 2, backoff_ms = 500 }
+[[services]]
+name = "web"
+[[services.backends]]
+name = "w1"
+url = "http://127.0.0.1:9003"
+"#;
+
+/// The TOML format parses into the model with defaults filled in.
+#[test]
+fn toml_services() {
+    let cfg = ServicesConfig::from_toml_str(EXAMPLE).unwrap();
+    assert_eq!(cfg.trusted_proxies, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+    assert_eq!(cfg.limits.header_read_timeout, Duration::from_millis(500));
+    let api = &cfg.services[0];
+    assert_eq!(api.rule.host.as_deref(), Some("example.com"));
+    assert_eq!(api.backends[0].weight, 3);
+    assert_eq!(api.backends[1].weight, 1);
+    assert_eq!(api.cookie.same_site, SameSite::None);
+    assert_eq!(api.cookie.max_age, Some(Duration::from_secs(3600)));
+    assert!(!api.cookie.http_only);
+    let h = api.health.as_ref().unwrap();
+    assert_eq!(
+        (h.path.as_str(), h.timeout, h.expected_status),
+        ("/healthz", Duration::from_secs(1), 200)
+    );
+    assert_eq!(
+        api.passive,
+        PassiveHealthConfig {
+            failures: 2,
+            backoff: Duration::from_millis(500)
+        }
+    );
+    let web = &cfg.services[1];
+    assert_eq!(web.rule.path_prefix, "/");
+    assert_eq!(web.cookie.name, default_cookie_name("web"));
+}
+
+/// The example file shipped in docs/ is valid.
+#[test]
+fn example_file_is_valid() {
+    let text = include_str!("../../../docs/config.example.toml");
+    let cfg = ServicesConfig::from_toml_str(text).unwrap();
+    assert!(cfg.services.len() >= 2);
+}
+
+/// Config errors name the path of the field.
+#[test]
+fn toml_errors_name_the_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[[services]]\nname='x'\nbackends=[{name='a', url='http://nope'}]",
+            "services[0].backends[0].url",
+        ),
+        ("[[services]]\nname='x'\nbackends=[]", "services[0].backends"),
+        (
+            "[[services]]\nname='x'\nbackends=[{name='a',url='http://127.0.0.1:1'}]\n[[services]]\nname='y'\nbackends=[{name='a',url='1'}]",
+            "services[1].backends[0].url",
+        ),
+        (
+            "[[services]]\nname='x'\nrule={path_prefix='api'}\nbackends=[{name='a',url='http://127.0.0.1:1'}]",
+            "services[0].rule.path_prefix",
+        ),
+        (
+            "[[services]]\nname='x'\ncookie={same_site='sometimes'}\nbackends=[{name='a',url='http://127.0.0.1:1'}]",
+            "services[0].cookie.same_site",
+        ),
+        (
+            "[[services]]\nname='x'\nbackends=[{name='a',url='http://127.0.0.1:1',wieght=2}]",
+            "--config: unknown field",
+        ),
+        (
+            "trusted_proxies=['nope']\n[[services]]\nname='x'\nbackends=[{name='a',url='http://127.0.0.1:1'}]",
+            "trusted_proxies[0]",
+        ),
+        (
+            "[[services]]\nname='x'\nbackends=[{name='a',url='http://127.0.0.1:1'}]\n[[services]]\nname='x'\nrule={path_prefix='/b'}\nbackends=[{name='a',url='http://127.0.0.1:1'}]",
+            "services[1].name",
+        ),
+    ];
+    for (text, needle) in cases {
+        let err = ServicesConfig::from_toml_str(text).expect_err("invalid").to_string();
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+}
+
+/// Longest prefix wins, and host rules need the host.
+#[test]
+fn rule_matching() {
+    let r = Rule {
+        host: Some("example.com".into()),
+        path_prefix: "/api".into(),
+    };
+    assert!(r.matches(Some("example.com"), "/api/x"));
+    assert!(!r.matches(Some("other"), "/api/x"));
+    assert!(!r.matches(None, "/api"));
+    assert!(!r.matches(Some("example.com"), "/ap"));
+}

@@ -1,0 +1,126 @@
+//! Cross-field validation of a [`ServicesConfig`]: names, uniqueness of
+//! services, rules and cookie names, paths, health settings.
+
+use std::collections::HashSet;
+
+use super::ServicesConfig;
+use crate::config::ConfigError;
+
+pub(super) fn validate_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::field(
+            field,
+            format!("name {name:?} must be 1-64 characters of [A-Za-z0-9._-]"),
+        ))
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool) -> Result<(), ConfigError> {
+    if cfg.services.is_empty() {
+        return Err(ConfigError::field(
+            "--backend",
+            "no service: give --backend NAME=URL or --config FILE",
+        ));
+    }
+    if cfg.limits.max_header_bytes < 8192 {
+        return Err(ConfigError::field("limits.max_header_bytes", "must be at least 8192"));
+    }
+    let mut names = HashSet::new();
+    let mut cookies = HashSet::new();
+    let mut rules = HashSet::new();
+    for (i, svc) in cfg.services.iter().enumerate() {
+        let at = |f: &str| format!("services[{i}].{f}");
+        validate_name(&at("name"), &svc.name)?;
+        if !names.insert(svc.name.as_str()) {
+            return Err(ConfigError::field(
+                &at("name"),
+                format!("{:?} is declared twice", svc.name),
+            ));
+        }
+        if !svc.rule.path_prefix.starts_with('/') {
+            return Err(ConfigError::field(&at("rule.path_prefix"), "must start with /"));
+        }
+        if !rules.insert((svc.rule.host.clone(), svc.rule.path_prefix.clone())) {
+            return Err(ConfigError::field(&at("rule"), "another service has the same rule"));
+        }
+        if svc.backends.is_empty() {
+            return Err(ConfigError::field(&at("backends"), "at least one backend is required"));
+        }
+        let mut backend_names = HashSet::new();
+        for (j, b) in svc.backends.iter().enumerate() {
+            validate_name(&at(&format!("backends[{j}].name")), &b.name)?;
+            if !backend_names.insert(b.name.as_str()) {
+                return Err(ConfigError::field(
+                    &at(&format!("backends[{j}].name")),
+                    format!("{:?} is declared twice", b.name),
+                ));
+            }
+        }
+        let c = &svc.cookie;
+        if !is_token(&c.name) {
+            return Err(ConfigError::field(
+                &at("cookie.name"),
+                format!("{:?} is not a valid cookie name", c.name),
+            ));
+        }
+        if !cookies.insert(c.name.as_str()) {
+            let hint = if cookie_flag {
+                " (--cookie-name applies to every service without cookie.name)"
+            } else {
+                ""
+            };
+            return Err(ConfigError::field(
+                &at("cookie.name"),
+                format!("{:?} is used by two services{hint}", c.name),
+            ));
+        }
+        if !c.path.starts_with('/') || c.path.contains([';', ' ', '\r', '\n']) {
+            return Err(ConfigError::field(
+                &at("cookie.path"),
+                "must start with / and contain no ; or spaces",
+            ));
+        }
+        if let Some(d) = &c.domain
+            && !is_token(d)
+        {
+            return Err(ConfigError::field(
+                &at("cookie.domain"),
+                format!("{d:?} is not a valid domain"),
+            ));
+        }
+        if let Some(h) = &svc.health {
+            if !h.path.starts_with('/') {
+                return Err(ConfigError::field(&at("health.path"), "must start with /"));
+            }
+            if h.interval.is_zero() || h.timeout.is_zero() {
+                return Err(ConfigError::field(
+                    &at("health"),
+                    "interval and timeout must be positive",
+                ));
+            }
+            if !(100..=599).contains(&h.expected_status) {
+                return Err(ConfigError::field(
+                    &at("health.expected_status"),
+                    "must be an HTTP status 100-599",
+                ));
+            }
+        }
+        if svc.passive.failures == 0 {
+            return Err(ConfigError::field(&at("passive_health.failures"), "must be at least 1"));
+        }
+    }
+    Ok(())
+}

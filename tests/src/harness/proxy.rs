@@ -1,0 +1,177 @@
+//! A [`Proxy`] served by real [`Worker`]s on 127.0.0.1:0, and small HTTP
+//! clients (hyper) to talk to it.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::{Request, StatusCode, client::conn::http1::SendRequest, header};
+use hyper_util::rt::TokioIo;
+use proxy_user::{
+    cookie::Keyring,
+    proxy::Proxy,
+    services::ServicesConfig,
+    worker::{Shutdown, StopPolicy, Worker, WorkerSpec, WorkerStats},
+};
+use tokio::{net::TcpStream, sync::watch};
+
+/// Upper bound for any single wait in the L7 tests.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running proxy.
+pub struct TestProxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// The proxy (reload, drain).
+    pub proxy: Arc<Proxy>,
+    stop: watch::Sender<bool>,
+    workers: Vec<Worker>,
+}
+
+impl TestProxy {
+    /// Two workers over `services`, with a random cookie key.
+    pub fn start(services: ServicesConfig) -> Self {
+        Self::start_with(services, Keyring::random(), 2)
+    }
+
+    /// `workers` workers over `services` signing with `keyring`.
+    pub fn start_with(services: ServicesConfig, keyring: Keyring, workers: usize) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = Proxy::new(services, keyring);
+        let (stop, signal) = Shutdown::new();
+        let policy = StopPolicy {
+            linger: Duration::ZERO,
+            grace: Duration::from_secs(1),
+        };
+        let workers = (0..workers)
+            .map(|index| {
+                let spec = WorkerSpec {
+                    index,
+                    listeners: vec![listener.try_clone().unwrap()],
+                    handler: proxy.clone(),
+                    stats: Arc::new(WorkerStats::default()),
+                    max_connections: 10_000,
+                };
+                Worker::spawn(spec, signal.clone(), policy).unwrap()
+            })
+            .collect();
+        Self {
+            addr,
+            proxy,
+            stop,
+            workers,
+        }
+    }
+
+    /// Stops the workers and waits for them (SIGTERM drain).
+    pub fn stop(mut self) {
+        let _ = self.stop.send(true);
+        for w in std::mem::take(&mut self.workers) {
+            w.join();
+        }
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// One response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Body as text.
+    pub body: String,
+    /// `name=value` of the first Set-Cookie, if any.
+    pub cookie: Option<String>,
+    /// All headers.
+    pub headers: hyper::HeaderMap,
+}
+
+impl Reply {
+    /// The `I'm <name>` line's name.
+    pub fn backend(&self) -> &str {
+        self.body
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("I'm "))
+            .unwrap_or("")
+    }
+}
+
+/// A keep-alive HTTP/1.1 client connection.
+pub struct Client {
+    send: SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    /// Connects to `addr`.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Self { send }
+    }
+
+    /// GET `path` with an optional `Cookie` header.
+    pub async fn get(&mut self, path: &str, cookie: Option<&str>) -> Reply {
+        let mut b = Request::get(path).header(header::HOST, "example.test");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        self.send(b.body(Full::new(Bytes::new())).unwrap()).await
+    }
+
+    /// Sends `req` and reads the whole response.
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Reply {
+        self.send.ready().await.unwrap();
+        let resp = tokio::time::timeout(WAIT, self.send.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        read_reply(resp).await
+    }
+}
+
+/// Reads a response whole into a [`Reply`].
+pub async fn read_reply<B>(resp: hyper::Response<B>) -> Reply
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Debug,
+{
+    let (parts, body) = resp.into_parts();
+    let bytes = tokio::time::timeout(WAIT, body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    let cookie = parts
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned());
+    Reply {
+        status: parts.status,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        cookie,
+        headers: parts.headers,
+    }
+}
+
+/// GET `path` on a new connection.
+pub async fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
+    Client::connect(addr).await.get(path, cookie).await
+}
+
+/// An empty body, for clients that need one.
+pub fn empty() -> Empty<Bytes> {
+    Empty::new()
+}

@@ -1,0 +1,194 @@
+//! Stickiness, cookie validation, migration, reload and drain.
+
+use std::collections::{HashMap, HashSet};
+
+use proxy_user::{cookie::Keyring, services::ServicesConfig};
+
+use crate::harness::{
+    backend::{Tripwire, pairs, whoamis},
+    proxy::{Client, TestProxy, get},
+};
+
+/// A first request per backend gets a cookie; replaying it 200 times always
+/// reaches the same backend (checked by body), with no new Set-Cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stickiness_200_per_backend() {
+    let backends = whoamis(3);
+    let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
+    let mut cookies: HashMap<String, String> = HashMap::new();
+    for _ in 0..3 {
+        let r = get(p.addr, "/", None).await;
+        assert_eq!(r.status, 200);
+        cookies.insert(
+            r.backend().to_owned(),
+            r.cookie.clone().expect("a new session gets a cookie"),
+        );
+    }
+    assert_eq!(cookies.len(), 3, "SWRR spreads new sessions over all backends");
+    for (name, cookie) in &cookies {
+        assert!(
+            !cookie.contains("127.0.0.1") && !cookie.contains(name.as_str()),
+            "opaque: {cookie}"
+        );
+        let mut c = Client::connect(p.addr).await;
+        for _ in 0..200 {
+            let r = c.get("/", Some(cookie)).await;
+            assert_eq!(r.backend(), name);
+            assert!(r.cookie.is_none());
+        }
+    }
+}
+
+/// Tampered, truncated, 8 KiB and random cookies are ignored and re-issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_cookies_are_reissued() {
+    let backends = whoamis(2);
+    let cfg = ServicesConfig::single("web", &pairs(&backends));
+    let name = cfg.services[0].cookie.name.clone();
+    let p = TestProxy::start(cfg);
+    let good = get(p.addr, "/", None).await.cookie.unwrap();
+    let value = good.split_once('=').unwrap().1.to_owned();
+    let mut tampered = value.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    let bad = [
+        String::from_utf8(tampered).unwrap(),
+        value[..value.len() - 3].to_owned(),
+        "A".repeat(8192),
+        "not-a-cookie".to_owned(),
+        rand::random::<u128>().to_string(),
+    ];
+    for v in bad {
+        let r = get(p.addr, "/", Some(&format!("{name}={v}"))).await;
+        assert_eq!(r.status, 200, "{v:.40}");
+        assert!(r.cookie.is_some(), "re-issued for {v:.40}");
+        assert!(backends.iter().any(|b| b.name == r.backend()));
+    }
+}
+
+/// A Traefik v1 cookie with an address outside the backend set is never
+/// dialled; one naming a current backend is honoured and replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_url_cookie_never_dials_outside() {
+    let backends = whoamis(2);
+    let trap = Tripwire::start().await;
+    let cfg = ServicesConfig::single("web", &pairs(&backends));
+    let name = cfg.services[0].cookie.name.clone();
+    let p = TestProxy::start(cfg);
+    for _ in 0..20 {
+        let r = get(p.addr, "/", Some(&format!("{name}=http://{}", trap.addr))).await;
+        assert_eq!(r.status, 200);
+        assert!(r.cookie.is_some());
+    }
+    for b in &backends {
+        let r = get(p.addr, "/", Some(&format!("{name}=http://{}", b.addr))).await;
+        assert_eq!(r.backend(), b.name, "legacy cookie of a current backend is honoured");
+        let signed = r.cookie.expect("and replaced by a signed one");
+        assert!(!signed.contains("http"));
+        assert_eq!(get(p.addr, "/", Some(&signed)).await.backend(), b.name);
+    }
+    assert_eq!(trap.hits(), 0, "the address in the cookie was dialled");
+}
+
+/// Cookie-less requests on one connection follow its first pick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_keeps_its_first_pick() {
+    let backends = whoamis(3);
+    let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
+    let mut c = Client::connect(p.addr).await;
+    let first = c.get("/", None).await.backend().to_owned();
+    for _ in 0..20 {
+        assert_eq!(c.get("/", None).await.backend(), first);
+    }
+}
+
+/// A backend removed by reload: its sessions move to a live backend with a
+/// new cookie; other sessions survive the reload untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_sessions_and_moves_removed() {
+    let backends = whoamis(3);
+    let all = pairs(&backends);
+    let p = TestProxy::start(ServicesConfig::single("web", &all));
+    let mut by_backend = HashMap::new();
+    for _ in 0..3 {
+        let r = get(p.addr, "/", None).await;
+        by_backend.insert(r.backend().to_owned(), r.cookie.unwrap());
+    }
+    let mut c = Client::connect(p.addr).await;
+    p.proxy.reload(ServicesConfig::single("web", &all[..2]));
+    for (name, cookie) in &by_backend {
+        let r = c.get("/", Some(cookie)).await;
+        if name == "whoami-3" {
+            assert_ne!(r.backend(), "whoami-3");
+            assert!(r.cookie.is_some(), "moved session gets a new cookie");
+        } else {
+            assert_eq!(r.backend(), name, "session kept across reload");
+            assert!(r.cookie.is_none());
+        }
+    }
+}
+
+/// A draining backend keeps its pinned sessions but gets no new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_keeps_pinned_sessions() {
+    let backends = whoamis(2);
+    let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
+    let r = get(p.addr, "/", None).await;
+    let (pinned, cookie) = (r.backend().to_owned(), r.cookie.unwrap());
+    p.proxy.set_draining("web", &pinned, true).unwrap();
+    for _ in 0..10 {
+        assert_ne!(get(p.addr, "/", None).await.backend(), pinned, "no new sessions");
+        assert_eq!(
+            get(p.addr, "/", Some(&cookie)).await.backend(),
+            pinned,
+            "pinned session stays"
+        );
+    }
+}
+
+/// Restarting with the same key keeps sessions (the cookie is verifiable).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_key_after_restart() {
+    let backends = whoamis(2);
+    let key = Keyring::from_secrets(&["restart-key-restart-key"]);
+    let p = TestProxy::start_with(ServicesConfig::single("web", &pairs(&backends)), key.clone(), 1);
+    let r = get(p.addr, "/", None).await;
+    p.stop();
+    let p2 = TestProxy::start_with(ServicesConfig::single("web", &pairs(&backends)), key, 1);
+    let again = get(p2.addr, "/", Some(r.cookie.as_deref().unwrap())).await;
+    assert_eq!(again.backend(), r.backend());
+    assert!(again.cookie.is_none());
+}
+
+/// 1,000 concurrent clients each keep their backend over several requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_clients_keep_their_backend() {
+    let backends = whoamis(3);
+    let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
+    let addr = p.addr;
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(250));
+    let tasks: Vec<_> = (0..1000)
+        .map(|_| {
+            let sem = sem.clone();
+            tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await.unwrap();
+                let first = get(addr, "/", None).await;
+                let cookie = first.cookie.clone().unwrap();
+                let mut c = Client::connect(addr).await;
+                for _ in 0..3 {
+                    assert_eq!(c.get("/", Some(&cookie)).await.backend(), first.backend());
+                }
+                first.backend().to_owned()
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for t in tasks {
+        seen.insert(
+            tokio::time::timeout(crate::harness::proxy::WAIT * 6, t)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    assert_eq!(seen.len(), 3);
+}
