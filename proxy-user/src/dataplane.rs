@@ -106,6 +106,9 @@ pub enum DataplaneError {
         /// Interface name.
         iface: String,
     },
+    /// Another program listens on a published address.
+    #[error("{0} is in use: another program listens on it, and eBPF steering would take its connections; stop it or publish another address")]
+    InUse(std::net::SocketAddr),
     /// Too many workers for the map key.
     #[error("{0} workers do not fit the steering map")]
     TooManyWorkers(usize),
@@ -212,6 +215,8 @@ impl Dataplane {
             Some(required) => match Self::start_ebpf(cfg) {
                 Ok(ok) => return Ok(ok),
                 Err(err) if required => return Err(err),
+                // SO_REUSEPORT would fail on it too (or share it); say so plainly.
+                Err(err @ DataplaneError::InUse(_)) => return Err(err),
                 Err(err) => {
                     let xdp = if cfg.xdp.is_some() { " (XDP counters are off too)" } else { "" };
                     let reason = format!("{:#}", anyhow_like(&err));
@@ -239,6 +244,9 @@ impl Dataplane {
         }
         if let Some(missing) = privileges::check() {
             return Err(DataplaneError::Privileges(missing));
+        }
+        if let Some(addr) = cfg.listen.iter().find(|a| sockets::published_in_use(**a)) {
+            return Err(DataplaneError::InUse(*addr));
         }
         let sockets = (0..cfg.workers)
             .map(|_| cfg.listen.iter().map(|a| sockets::steered_worker_socket(*a)).collect::<Result<Vec<_>, _>>())

@@ -78,3 +78,16 @@ fn other_ports_pass_untouched() {
     let steered = net.server.run(|| accepted_per_worker(admin(0)));
     assert_eq!(steered.iter().sum::<u64>(), 0, "a worker took a connection for port 8081");
 }
+
+/// A published address that another program listens on is refused:
+/// steering would silently take that program's connections.
+#[test]
+#[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
+fn an_address_in_use_is_refused() {
+    let net = TestNet::new();
+    let _other = net.server.run(|| std::net::TcpListener::bind("0.0.0.0:8080").expect("bind 8080"));
+    let mut proxy = start(&net, 0, &["--listen", "0.0.0.0:8080", "--steering", "ebpf"]);
+    let status = proxy.wait_exit(std::time::Duration::from_secs(20));
+    assert!(!status.success());
+    assert!(proxy.stderr().contains("0.0.0.0:8080 is in use"), "{}", proxy.stderr());
+}
