@@ -17,7 +17,6 @@ const SKIP_ENV: &str = "SWARM_STICKY_SKIP_EBPF";
 fn main() -> anyhow::Result<()> {
     println!("cargo::rustc-check-cfg=cfg(ebpf_stub)");
     println!("cargo:rerun-if-env-changed={SKIP_ENV}");
-    println!("cargo:rerun-if-env-changed=PATH");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?);
     let workspace = manifest_dir.parent().context("proxy-user sits inside the workspace")?;
@@ -25,6 +24,9 @@ fn main() -> anyhow::Result<()> {
     // `cargo xtask setup` installs bpf-linker under target/tools; find it
     // there too, so that a plain `cargo build` after setup builds the object.
     let tools = workspace.join("target/tools/bpf-linker/bin");
+    // Rebuild once `cargo xtask setup` installs (or replaces) the linker; a
+    // missing file keeps this script rerunning, which is cheap in stub mode.
+    println!("cargo:rerun-if-changed={}", tools.join("bpf-linker").display());
     let path = env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = env::split_paths(&path).collect();
     if tools.is_dir() && !dirs.contains(&tools) {

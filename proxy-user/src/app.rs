@@ -47,6 +47,7 @@ pub struct Hooks {
 /// When the admin listener or the data plane cannot be set up.
 pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -> anyhow::Result<()> {
     let Hooks { reload, on_start } = hooks;
+    raise_nofile_limit();
     let admin_listener = std::net::TcpListener::bind(config.admin)
         .with_context(|| format!("bind the admin listener {} (--admin)", config.admin))?;
     admin_listener.set_nonblocking(true).context("admin listener")?;
@@ -140,4 +141,26 @@ fn spawn_ebpf_log(dataplane: &Arc<Mutex<Dataplane>>) {
             guard.clear_ready();
         }
     });
+}
+
+/// Raises the soft open-files limit to the hard one: every client
+/// connection and every pooled upstream connection is a descriptor, and the
+/// usual soft limit of 1024 would cap a worker far below
+/// `--max-connections`.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    #[expect(unsafe_code, reason = "getrlimit/setrlimit have no safe wrapper in std")]
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) == 0 && {
+            let soft = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            soft >= lim.rlim_max || libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) == 0
+        }
+    };
+    if raised {
+        tracing::debug!(limit = lim.rlim_cur, "open files limit");
+    } else {
+        warn!("cannot raise the open files limit: {}", std::io::Error::last_os_error());
+    }
 }

@@ -13,6 +13,7 @@ pub mod netns;
 pub mod process;
 #[cfg(test)]
 pub mod proxy;
+pub mod swarm;
 
 /// Panics unless the test runs as root: a privileged test that was asked
 /// for must fail with its reason, never pass silently.

@@ -4,7 +4,7 @@
 //!   `cargo test`: `l7`;
 //! * privileged tests (`#[ignore]`d; root, one fresh network namespace
 //!   each) for the eBPF data path: `l4`;
-//! * tests against a real Docker Swarm engine.
+//! * tests against a real Docker engine in swarm mode: `swarm`.
 //!
 //! `cargo xtask test` runs all of them; the harness shared by the tiers is
 //! in [`harness`].
@@ -15,3 +15,5 @@ pub mod harness;
 mod l4;
 #[cfg(test)]
 mod l7;
+#[cfg(test)]
+mod swarm;

@@ -8,6 +8,7 @@
 
 mod bench;
 mod cmd;
+mod docker;
 mod setup;
 mod tasks;
 

@@ -6,8 +6,18 @@ use anyhow::{Context as _, bail};
 
 use crate::{cmd, setup};
 
-/// Debian packages whose commands the privileged tests use.
-const TEST_PACKAGES: [(&str, &str); 4] = [("ip", "iproute2"), ("nsenter", "util-linux"), ("setpriv", "util-linux"), ("iptables", "iptables")];
+/// Debian packages whose commands the privileged and swarm tests use.
+const TEST_PACKAGES: [(&str, &str); 6] = [
+    ("ip", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("setpriv", "util-linux"),
+    ("iptables", "iptables"),
+    ("curl", "curl"),
+    ("dockerd", "docker.io"),
+];
+
+/// Target of the static binary in the swarm tests' `FROM scratch` image.
+const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// `cargo` with the tools on PATH.
 fn cargo_with(tools: &setup::Tools) -> Command {
@@ -56,6 +66,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 /// Installs the Debian packages the privileged tests need, when root.
 fn ensure_test_packages() -> anyhow::Result<()> {
     let mut missing: Vec<&str> = TEST_PACKAGES.iter().filter(|(c, _)| !cmd::on_path(c)).map(|(_, p)| *p).collect();
+    missing.sort_unstable();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
@@ -66,7 +77,28 @@ fn ensure_test_packages() -> anyhow::Result<()> {
     }
     println!("installing {}", missing.join(" "));
     cmd::run(Command::new("apt-get").args(["update", "-q"]))?;
-    cmd::run(Command::new("apt-get").args(["install", "-y", "-q"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// Builds the static (musl) binary the swarm tests put in their image.
+/// The image only runs the whoami backend, so it is built without the
+/// eBPF object.
+fn static_binary(tools: &setup::Tools) -> anyhow::Result<PathBuf> {
+    let installed = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if !installed.lines().any(|l| l.trim() == STATIC_TARGET) {
+        cmd::run(Command::new("rustup").args(["target", "add", STATIC_TARGET]))?;
+    }
+    cmd::run(
+        cargo_with(tools)
+            .args(["build", "-p", "proxy-user", "--bin", "swarm-sticky", "--target", STATIC_TARGET])
+            .env("SWARM_STICKY_SKIP_EBPF", "1"),
+    )?;
+    Ok(cmd::root().join(format!("target/{STATIC_TARGET}/debug/swarm-sticky")))
 }
 
 /// `cargo xtask test`: every tier. Unit and unprivileged end-to-end tests
@@ -89,15 +121,23 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
         failures.push(format!("{err:#}"));
     }
 
-    println!("== privileged tests (root, a fresh network namespace each)");
-    if !cmd::is_root() {
-        println!("not root: the privileged tests will fail and say so");
-    }
+    println!("== privileged tests (root, a fresh network namespace each) and swarm tests (a real engine)");
     let mut privileged = cargo_with(&tools);
     privileged
         .args(["test", "-p", "tests", "--", "--ignored", "--test-threads=1"])
         .env("SWARM_STICKY_BIN", &bin)
         .env("RUST_BACKTRACE", "1");
+    // Started here, stopped when this function returns (drop).
+    let mut _engine = None;
+    if cmd::is_root() {
+        privileged.env("SWARM_STICKY_STATIC_BIN", static_binary(&tools)?);
+        match crate::docker::ensure() {
+            Ok(started) => _engine = started,
+            Err(err) => println!("{err:#}; the swarm tests will fail and say so"),
+        }
+    } else {
+        println!("not root: the privileged and swarm tests will fail and say so");
+    }
     if let Some(f) = filter {
         privileged.arg(f);
     }

@@ -27,6 +27,10 @@ use crate::cmd;
 const WRK_THREADS: &str = "2";
 const WRK_CONNECTIONS: &str = "64";
 const IDLE_CONNECTIONS: usize = 10_000;
+/// HAProxy needs two fds per connection and cannot raise its limit past
+/// the 20,000-fd hard limit of these machines, so it holds fewer.
+const HAPROXY_MAXCONN: usize = 9_500;
+const HAPROXY_IDLE: usize = 9_000;
 
 /// A child process killed on drop.
 struct Proc(Child);
@@ -42,13 +46,14 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn spawn_on(cpu: &str, program: &std::path::Path, args: &[String]) -> anyhow::Result<Proc> {
+fn spawn_on(cpu: &str, program: &std::path::Path, args: &[String], log: &std::path::Path) -> anyhow::Result<Proc> {
+    let log = std::fs::File::create(log).with_context(|| format!("create {}", log.display()))?;
     let child = Command::new("taskset")
         .args(["-c", cpu])
         .arg(program)
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .with_context(|| format!("start {}", program.display()))?;
     Ok(Proc(child))
@@ -169,7 +174,7 @@ fn haproxy_config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
         .map(|(i, b)| format!("  server s{} {b} cookie s{}\n", i + 1, i + 1))
         .collect();
     format!(
-        "global\n  nbthread 1\n  maxconn 20000\n\
+        "global\n  nbthread 1\n  maxconn {HAPROXY_MAXCONN}\n\
          defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  http-reuse safe\n\
          frontend fe\n  bind {listen}\n  default_backend be\n\
          backend be\n  balance roundrobin\n  cookie SRV insert indirect nocache\n{servers}"
@@ -228,7 +233,10 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     let _backends: Vec<Proc> = backends
         .iter()
         .enumerate()
-        .map(|(i, b)| spawn_on("1", bin, &["whoami".into(), "--listen".into(), b.to_string(), "--name".into(), format!("s{}", i + 1)]))
+        .map(|(i, b)| {
+            let args = ["whoami".into(), "--listen".into(), b.to_string(), "--name".into(), format!("s{}", i + 1)];
+            spawn_on("1", bin, &args, &scratch.join(format!("whoami-{i}.log")))
+        })
         .collect::<anyhow::Result<_>>()?;
     let mut ss_args: Vec<String> = ["run", "--listen", &ss_addr.to_string(), "--workers", "1", "--steering", "reuseport"]
         .iter()
@@ -238,15 +246,17 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
         ss_args.extend(["--backend".into(), format!("s{}=http://{b}", i + 1)]);
     }
     ss_args.extend(["--admin".into(), format!("127.0.0.1:{}", free_port()?), "--state-dir".into(), scratch.display().to_string()]);
-    let ss = spawn_on("0", bin, &ss_args)?;
+    let ss = spawn_on("0", bin, &ss_args, &scratch.join("swarm-sticky.log"))?;
     let ha_cfg = scratch.join("haproxy.cfg");
     std::fs::write(&ha_cfg, haproxy_config(ha_addr, &backends))?;
-    let ha = spawn_on("0", std::path::Path::new("/usr/sbin/haproxy"), &["-db".into(), "-f".into(), ha_cfg.display().to_string()])?;
-    for b in &backends {
-        wait_serving(*b)?;
+    let ha_args = ["-db".into(), "-f".into(), ha_cfg.display().to_string()];
+    let ha = spawn_on("0", std::path::Path::new("/usr/sbin/haproxy"), &ha_args, &scratch.join("haproxy.log"))?;
+    let logs = |name: &str| std::fs::read_to_string(scratch.join(name)).unwrap_or_default();
+    for (i, b) in backends.iter().enumerate() {
+        wait_serving(*b).with_context(|| logs(&format!("whoami-{i}.log")))?;
     }
-    wait_serving(ss_addr)?;
-    wait_serving(ha_addr)?;
+    wait_serving(ss_addr).with_context(|| logs("swarm-sticky.log"))?;
+    wait_serving(ha_addr).with_context(|| logs("haproxy.log"))?;
     let ss_cookie = sticky_cookie(ss_addr)?;
     let ha_cookie = sticky_cookie(ha_addr)?;
     let (ss_pid, ha_pid) = (ss.0.id(), ha.0.id());
@@ -266,23 +276,26 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
 
     eprintln!("opening {IDLE_CONNECTIONS} idle keep-alive connections to each proxy");
     let mut idle = Vec::new();
-    for (name, addr, cookie, pid) in [("haproxy", ha_addr, &ha_cookie, ha_pid), ("swarm-sticky", ss_addr, &ss_cookie, ss_pid)] {
+    for (name, addr, cookie, pid, n) in
+        [("haproxy", ha_addr, &ha_cookie, ha_pid, HAPROXY_IDLE), ("swarm-sticky", ss_addr, &ss_cookie, ss_pid, IDLE_CONNECTIONS)]
+    {
         let before = rss_kib(pid)?;
-        let conns = idle_connections(addr, cookie, IDLE_CONNECTIONS)?;
+        let conns = idle_connections(addr, cookie, n)?;
+        // Let both settle (buffers released after the response) before reading.
         std::thread::sleep(Duration::from_secs(2));
         let with = rss_kib(pid)?;
-        idle.push((name, before, with));
+        idle.push((name, n, before, with));
         drop(conns);
     }
     println!();
-    println!("| proxy | RSS before | RSS with {IDLE_CONNECTIONS} idle connections | per connection |");
-    println!("|---|---:|---:|---:|");
-    for (name, before, with) in idle {
+    println!("| proxy | idle connections | RSS before | RSS with them | per connection |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, n, before, with) in idle {
         println!(
-            "| {name} | {:.1} MiB | {:.1} MiB | {:.2} KiB |",
+            "| {name} | {n} | {:.1} MiB | {:.1} MiB | {:.2} KiB |",
             before as f64 / 1024.0,
             with as f64 / 1024.0,
-            (with.saturating_sub(before)) as f64 / IDLE_CONNECTIONS as f64
+            (with.saturating_sub(before)) as f64 / n as f64
         );
     }
     let _ = std::fs::remove_dir_all(&scratch);

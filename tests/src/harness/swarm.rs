@@ -1,0 +1,165 @@
+//! A real Docker engine in swarm mode for the swarm test tier.
+//!
+//! `cargo xtask test` makes sure an engine answers (starting Debian's
+//! `dockerd` when none runs, and stopping it afterwards) and builds the
+//! static test binary. This module initialises the swarm, fences the host
+//! namespace, builds the `FROM scratch` whoami image without any registry,
+//! and creates networks and services that are removed on drop.
+//!
+//! The fence: an `unreachable` route for Docker's default overlay pool
+//! (10.0.0.0/8) in the host namespace. A host-namespace connection to an
+//! overlay address would leave the machine; with the route it fails at once
+//! instead. Tests reach tasks only from inside the overlay's namespace.
+
+use std::{
+    path::PathBuf,
+    process::Command,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+/// The test image.
+pub const IMAGE: &str = "swarm-sticky-test:local";
+
+/// Runs the docker CLI and returns stdout; panics with stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run the docker CLI (package docker.io)");
+    assert!(out.status.success(), "docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Panics unless root and a Docker engine answers, with the reason.
+pub fn require_engine() {
+    super::require_root();
+    let ok = Command::new("docker").args(["version", "--format", "{{.Server.APIVersion}}"]).output().is_ok_and(|o| o.status.success());
+    assert!(ok, "this test needs a Docker engine on /var/run/docker.sock; `cargo xtask test` starts dockerd (package docker.io)");
+}
+
+/// Initialises a single-node swarm unless this node is in one; fences the
+/// host namespace; returns the engine's socket address for discovery.
+pub fn ensure_swarm() -> &'static str {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        require_engine();
+        if docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]) != "active" {
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        }
+        let out = Command::new("ip").args(["route", "replace", "unreachable", "10.0.0.0/8"]).output().expect("run ip");
+        assert!(out.status.success(), "fence the overlay pool: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    "unix:///var/run/docker.sock"
+}
+
+/// The static binary for the image: `SWARM_STICKY_STATIC_BIN` (set by
+/// `cargo xtask test`).
+fn static_binary() -> PathBuf {
+    let bin = std::env::var_os("SWARM_STICKY_STATIC_BIN")
+        .map(PathBuf::from)
+        .expect("SWARM_STICKY_STATIC_BIN is not set: run the swarm tests with `cargo xtask test` (it builds the static test binary)");
+    assert!(bin.is_file(), "no static binary at {}", bin.display());
+    bin
+}
+
+/// Builds the `FROM scratch` whoami test image once per test run.
+pub fn test_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ctx = std::env::temp_dir().join(format!("ss-image-{}", std::process::id()));
+        std::fs::create_dir_all(&ctx).expect("image context");
+        std::fs::copy(static_binary(), ctx.join("swarm-sticky")).expect("copy the static binary");
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\nCOPY swarm-sticky /swarm-sticky\nEXPOSE 8000\n\
+             ENTRYPOINT [\"/swarm-sticky\", \"whoami\", \"--listen\", \"0.0.0.0:8000\"]\n",
+        )
+        .expect("Dockerfile");
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", IMAGE])
+            .arg(&ctx)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .expect("docker build");
+        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+        let _ = std::fs::remove_dir_all(&ctx);
+    });
+    IMAGE
+}
+
+/// An overlay network, removed on drop (after its services).
+pub struct Network {
+    /// Its name.
+    pub name: String,
+    /// Its ID.
+    pub id: String,
+}
+
+impl Network {
+    /// Creates an attachable overlay network with a unique name.
+    pub fn new(tag: &str) -> Self {
+        let name = format!("ss-{tag}-{}", std::process::id());
+        let id = docker(&["network", "create", "-d", "overlay", "--attachable", &name]);
+        Self { name, id }
+    }
+
+    /// The network's load-balancer namespace on this node, once it exists.
+    pub fn lb_netns(&self, timeout: Duration) -> PathBuf {
+        let path = PathBuf::from(format!("/var/run/docker/netns/lb_{}", &self.id[..9]));
+        let deadline = Instant::now() + timeout;
+        while !path.exists() {
+            assert!(Instant::now() < deadline, "{} did not appear within {timeout:?}", path.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        path
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["network", "rm", &self.name]).output();
+    }
+}
+
+/// A swarm service, removed on drop.
+pub struct Service {
+    /// Its name.
+    pub name: String,
+}
+
+impl Service {
+    /// `docker service create --detach` with `args` before the image.
+    pub fn create(tag: &str, args: &[&str]) -> Self {
+        let name = format!("ss-{tag}-{}", std::process::id());
+        let mut all = vec!["service", "create", "--detach", "--quiet", "--no-resolve-image", "--init", "--name", &name];
+        all.extend_from_slice(args);
+        let image = test_image();
+        all.push(image);
+        docker(&all);
+        Self { name }
+    }
+
+    /// Container hostnames of the running tasks on this node.
+    pub fn hostnames(&self) -> Vec<String> {
+        let ids = docker(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={}", self.name)]);
+        let mut names: Vec<String> =
+            ids.lines().filter(|l| !l.is_empty()).map(|id| docker(&["inspect", "-f", "{{.Config.Hostname}}", id])).collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["service", "rm", &self.name]).output();
+        // Wait (bounded) for its containers to go, so the network can be removed.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let out = Command::new("docker")
+                .args(["ps", "-aq", "--filter", &format!("label=com.docker.swarm.service.name={}", self.name)])
+                .output();
+            if out.is_ok_and(|o| o.stdout.trim_ascii().is_empty()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
