@@ -7,6 +7,16 @@ mod steering;
 
 use crate::{cmd, setup};
 
+/// A child process killed on drop.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Which benchmark.
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Which {

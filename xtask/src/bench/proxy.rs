@@ -16,12 +16,13 @@
 use std::{
     io::{Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
 
+use super::Proc;
 use crate::cmd;
 
 const WRK_THREADS: &str = "2";
@@ -32,15 +33,6 @@ const IDLE_CONNECTIONS: usize = 10_000;
 const HAPROXY_MAXCONN: usize = 9_500;
 const HAPROXY_IDLE: usize = 9_000;
 
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

@@ -24,6 +24,8 @@ use anyhow::{Context as _, bail};
 use crate::cmd;
 
 const PUBLISHED: &str = "127.0.0.1:18080";
+/// The whoami backend inside the namespace, behind every mode.
+const BACKEND: &str = "127.0.0.1:18000";
 const ADMIN: &str = "127.0.0.1:19090";
 const WORKERS: usize = 2;
 const CLIENT_THREADS: usize = 2;
@@ -116,6 +118,7 @@ fn measure(ns: &Arc<Netns>, bin: &std::path::Path, mode: &'static str, seconds: 
         .arg(format!("--net={}", ns.path()))
         .arg(bin)
         .args(["run", "--listen", PUBLISHED, "--admin", ADMIN, "--steering", mode, "--workers", &WORKERS.to_string()])
+        .args(["--backend", &format!("b=http://{BACKEND}")])
         .arg("--state-dir")
         .arg(&state)
         .stdout(Stdio::null())
@@ -200,6 +203,14 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
         bail!("the steering benchmark creates a network namespace and loads eBPF: run it as root");
     }
     let ns = Arc::new(Netns::new()?);
+    let _backend = super::Proc(Command::new("nsenter")
+        .arg(format!("--net={}", ns.path()))
+        .arg(bin)
+        .args(["whoami", "--listen", BACKEND, "--name", "b"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start the whoami backend")?);
     let mut rows = Vec::new();
     for mode in ["ebpf", "reuseport", "shared"] {
         eprintln!("measuring {mode} for {seconds} s");
