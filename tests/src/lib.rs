@@ -16,4 +16,6 @@ mod l4;
 #[cfg(test)]
 mod l7;
 #[cfg(test)]
+mod packaging;
+#[cfg(test)]
 mod swarm;

@@ -3,12 +3,14 @@
 //!
 //! * `setup`: install what is missing (nightly rust-src, bpf-linker built
 //!   against the nightly's own LLVM under `target/tools/`); idempotent.
-//! * `build`, `run -- ARGS`, `test`, `lint`, `bench steering|proxy`.
+//! * `build`, `run -- ARGS`, `test`, `lint`, `bench steering|proxy`,
+//!   `install [--root DIR]`.
 #![expect(clippy::print_stdout, clippy::print_stderr, reason = "a command-line tool talks on stdout/stderr")]
 
 mod bench;
 mod cmd;
 mod docker;
+mod install;
 mod setup;
 mod tasks;
 
@@ -41,6 +43,12 @@ enum Task {
     },
     /// rustfmt check and both clippy passes with -D warnings.
     Lint,
+    /// Install the binary, the systemd unit and a default configuration.
+    Install {
+        /// Staging root (default: the real one).
+        #[arg(long, default_value = "/")]
+        root: std::path::PathBuf,
+    },
     /// Benchmarks: `steering` (connection rate per steering mode) or `proxy`.
     Bench {
         /// Which benchmark.
@@ -60,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Task::Run { args } => tasks::run(&args),
         Task::Test { filter } => tasks::test(filter.as_deref()),
         Task::Lint => tasks::lint(),
+        Task::Install { root } => install::run(&root),
         Task::Bench { which, seconds } => bench::run(which, seconds),
     }
 }
