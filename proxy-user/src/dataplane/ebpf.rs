@@ -50,6 +50,22 @@ pub(super) fn map_err(name: &'static str) -> impl FnOnce(MapError) -> DataplaneE
     move |source| DataplaneError::Map { name, source }
 }
 
+/// The map `name` of `ebpf` as the typed map `T` (mutable access).
+pub(super) fn map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, DataplaneError>
+where
+    T: TryFrom<&'a mut Map, Error = MapError>,
+{
+    T::try_from(ebpf.map_mut(name).ok_or(DataplaneError::MissingMap(name))?).map_err(map_err(name))
+}
+
+/// The map `name` of `ebpf` as the typed map `T` (read access).
+pub(super) fn map_ref<'a, T>(ebpf: &'a Ebpf, name: &'static str) -> Result<T, DataplaneError>
+where
+    T: TryFrom<&'a Map, Error = MapError>,
+{
+    T::try_from(ebpf.map(name).ok_or(DataplaneError::MissingMap(name))?).map_err(map_err(name))
+}
+
 /// This process's registration in the pinned steering state.
 pub struct EbpfSteering {
     pub(super) ebpf: Ebpf,
@@ -138,8 +154,7 @@ impl EbpfSteering {
             .map_err(|source| DataplaneError::Load { source: Box::new(source) })?;
         {
             let mut meta: Array<_, u32> =
-                Array::try_from(ebpf.map_mut(MAP_META).ok_or(DataplaneError::MissingMap(MAP_META))?)
-                    .map_err(map_err(MAP_META))?;
+                map_mut(&mut ebpf, MAP_META)?;
             meta.set(META_ABI_SLOT, ABI_VERSION, 0).map_err(map_err(MAP_META))?;
         }
 
@@ -160,8 +175,7 @@ impl EbpfSteering {
         let pid = self.pid;
         {
             let mut owners: HashMap<_, u32, Owner> =
-                HashMap::try_from(self.ebpf.map_mut(MAP_OWNERS).ok_or(DataplaneError::MissingMap(MAP_OWNERS))?)
-                    .map_err(map_err(MAP_OWNERS))?;
+                map_mut(&mut self.ebpf, MAP_OWNERS)?;
             // Forget owners that are gone (crashed while others ran).
             let stale: Vec<u32> = owners.keys().filter_map(Result::ok).filter(|p| *p != pid && !live.contains(p)).collect();
             for p in stale {
@@ -171,10 +185,7 @@ impl EbpfSteering {
         }
         let workers = u16::try_from(sockets.len()).map_err(|_| DataplaneError::TooManyWorkers(sockets.len()))?;
         {
-            let mut socks: SockHash<_, WorkerKey> = SockHash::try_from(
-                self.ebpf.map_mut(MAP_WORKER_SOCKETS).ok_or(DataplaneError::MissingMap(MAP_WORKER_SOCKETS))?,
-            )
-            .map_err(map_err(MAP_WORKER_SOCKETS))?;
+            let mut socks: SockHash<_, WorkerKey> = map_mut(&mut self.ebpf, MAP_WORKER_SOCKETS)?;
             for (w, per_listener) in sockets.iter().enumerate() {
                 for (g, sock) in per_listener.iter().enumerate() {
                     let key = WorkerKey { owner: pid, group: g as u16, worker: w as u16 };
@@ -183,8 +194,7 @@ impl EbpfSteering {
             }
         }
         let mut listeners: HashMap<_, ListenKey, ListenTarget> =
-            HashMap::try_from(self.ebpf.map_mut(MAP_LISTENERS).ok_or(DataplaneError::MissingMap(MAP_LISTENERS))?)
-                .map_err(map_err(MAP_LISTENERS))?;
+            map_mut(&mut self.ebpf, MAP_LISTENERS)?;
         for (g, addr) in listen.iter().enumerate() {
             let key = ListenKey::from_socket_addr(*addr);
             if let Ok(prev) = listeners.get(&key, 0)
@@ -224,8 +234,7 @@ impl EbpfSteering {
         let mut succeeded = false;
         {
             let mut listeners: HashMap<_, ListenKey, ListenTarget> =
-                HashMap::try_from(self.ebpf.map_mut(MAP_LISTENERS).ok_or(DataplaneError::MissingMap(MAP_LISTENERS))?)
-                    .map_err(map_err(MAP_LISTENERS))?;
+                map_mut(&mut self.ebpf, MAP_LISTENERS)?;
             for (key, _, _) in &self.groups {
                 match listeners.get(key, 0) {
                     Ok(t) if t.owner == pid => listeners.remove(key).map_err(map_err(MAP_LISTENERS))?,
@@ -235,10 +244,7 @@ impl EbpfSteering {
             }
         }
         {
-            let mut socks: SockHash<_, WorkerKey> = SockHash::try_from(
-                self.ebpf.map_mut(MAP_WORKER_SOCKETS).ok_or(DataplaneError::MissingMap(MAP_WORKER_SOCKETS))?,
-            )
-            .map_err(map_err(MAP_WORKER_SOCKETS))?;
+            let mut socks: SockHash<_, WorkerKey> = map_mut(&mut self.ebpf, MAP_WORKER_SOCKETS)?;
             for (_, group, workers) in &self.groups {
                 for w in 0..*workers {
                     // Already gone when the socket closed first: fine.
@@ -248,8 +254,7 @@ impl EbpfSteering {
         }
         let others = {
             let mut owners: HashMap<_, u32, Owner> =
-                HashMap::try_from(self.ebpf.map_mut(MAP_OWNERS).ok_or(DataplaneError::MissingMap(MAP_OWNERS))?)
-                    .map_err(map_err(MAP_OWNERS))?;
+                map_mut(&mut self.ebpf, MAP_OWNERS)?;
             let _ = owners.remove(&pid);
             owners.keys().filter_map(Result::ok).filter(|p| pins::is_alive(*p)).count()
         };
@@ -267,8 +272,7 @@ impl EbpfSteering {
     /// When the map cannot be read.
     pub fn steer_stats(&self) -> Result<SteerStats, DataplaneError> {
         let stats: PerCpuArray<_, SteerStats> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_STEER_STATS).ok_or(DataplaneError::MissingMap(MAP_STEER_STATS))?)
-                .map_err(map_err(MAP_STEER_STATS))?;
+            map_ref(&self.ebpf, MAP_STEER_STATS)?;
         let per_cpu = stats.get(&0, 0).map_err(map_err(MAP_STEER_STATS))?;
         Ok(per_cpu.iter().fold(SteerStats::default(), |a, s| SteerStats {
             steered: a.steered + s.steered,

@@ -19,7 +19,10 @@ use proxy_common::{
 };
 use tracing::info;
 
-use super::{DataplaneError, ebpf::map_err};
+use super::{
+    DataplaneError,
+    ebpf::{map_err, map_mut, map_ref},
+};
 use crate::config::XdpConfig;
 
 /// `BPF_NOEXIST`: create only, keep an existing entry (and its counts).
@@ -49,8 +52,7 @@ pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Res
     let ncpus = nr_cpus().map_err(|(_, source)| DataplaneError::Io { what: "count CPUs", source })?;
     {
         let mut stats: PerCpuHashMap<_, PortKey, PortStats> =
-            PerCpuHashMap::try_from(ebpf.map_mut(MAP_PORT_STATS).ok_or(DataplaneError::MissingMap(MAP_PORT_STATS))?)
-                .map_err(map_err(MAP_PORT_STATS))?;
+            map_mut(ebpf, MAP_PORT_STATS)?;
         for port in ports {
             let zeros = PerCpuValues::try_from(vec![PortStats::default(); ncpus])
                 .map_err(|source| DataplaneError::Io { what: "build per-CPU values", source })?;
@@ -64,8 +66,7 @@ pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Res
     }
     {
         let mut guard: Array<_, SynGuardConfig> =
-            Array::try_from(ebpf.map_mut(MAP_SYN_GUARD).ok_or(DataplaneError::MissingMap(MAP_SYN_GUARD))?)
-                .map_err(map_err(MAP_SYN_GUARD))?;
+            map_mut(ebpf, MAP_SYN_GUARD)?;
         guard.set(0, cfg.syn_guard, 0).map_err(map_err(MAP_SYN_GUARD))?;
     }
 
@@ -102,8 +103,7 @@ pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Res
 /// When the map cannot be read.
 pub fn counters(ebpf: &Ebpf) -> Result<Vec<PortCounters>, DataplaneError> {
     let stats: PerCpuHashMap<_, PortKey, PortStats> =
-        PerCpuHashMap::try_from(ebpf.map(MAP_PORT_STATS).ok_or(DataplaneError::MissingMap(MAP_PORT_STATS))?)
-            .map_err(map_err(MAP_PORT_STATS))?;
+        map_ref(ebpf, MAP_PORT_STATS)?;
     let mut out = Vec::new();
     for entry in stats.iter() {
         let (key, per_cpu) = entry.map_err(map_err(MAP_PORT_STATS))?;

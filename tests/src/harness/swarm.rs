@@ -6,10 +6,13 @@
 //! namespace, builds the `FROM scratch` whoami image without any registry,
 //! and creates networks and services that are removed on drop.
 //!
-//! The fence: an `unreachable` route for Docker's default overlay pool
-//! (10.0.0.0/8) in the host namespace. A host-namespace connection to an
-//! overlay address would leave the machine; with the route it fails at once
-//! instead. Tests reach tasks only from inside the overlay's namespace.
+//! The fence: an `unreachable` route in the host namespace for the subnet
+//! of every overlay network a test creates. A host-namespace connection to
+//! an overlay address would leave the machine; with the route it fails at
+//! once instead. Tests reach tasks only from inside the overlay's
+//! namespace. The routes are exactly the networks' subnets, never a whole
+//! private range: this machine's own resolver may sit in one (a swarm made
+//! here uses the pool 10.201.0.0/16 to keep clear of it).
 
 use std::{
     path::PathBuf,
@@ -35,19 +38,25 @@ pub fn require_engine() {
     assert!(ok, "this test needs a Docker engine on /var/run/docker.sock; `cargo xtask test` starts dockerd (package docker.io)");
 }
 
-/// Initialises a single-node swarm unless this node is in one; fences the
-/// host namespace; returns the engine's socket address for discovery.
+/// The address pool of a swarm this harness initialises.
+const ADDR_POOL: &str = "10.201.0.0/16";
+
+/// Initialises a single-node swarm unless this node is in one; returns the
+/// engine's socket address for discovery.
 pub fn ensure_swarm() -> &'static str {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         require_engine();
         if docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]) != "active" {
-            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1", "--default-addr-pool", ADDR_POOL]);
         }
-        let out = Command::new("ip").args(["route", "replace", "unreachable", "10.0.0.0/8"]).output().expect("run ip");
-        assert!(out.status.success(), "fence the overlay pool: {}", String::from_utf8_lossy(&out.stderr));
     });
     "unix:///var/run/docker.sock"
+}
+
+fn ip_route(args: &[&str]) {
+    let out = Command::new("ip").arg("route").args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip route {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
 /// The static binary for the image: `SWARM_STICKY_STATIC_BIN` (set by
@@ -85,12 +94,15 @@ pub fn test_image() -> &'static str {
     IMAGE
 }
 
-/// An overlay network, removed on drop (after its services).
+/// An overlay network, fenced off in the host namespace; removed (with
+/// its fence) on drop, after its services.
 pub struct Network {
     /// Its name.
     pub name: String,
     /// Its ID.
     pub id: String,
+    /// Its subnet, e.g. `10.201.1.0/24`.
+    pub subnet: String,
 }
 
 impl Network {
@@ -98,7 +110,10 @@ impl Network {
     pub fn new(tag: &str) -> Self {
         let name = format!("ss-{tag}-{}", std::process::id());
         let id = docker(&["network", "create", "-d", "overlay", "--attachable", &name]);
-        Self { name, id }
+        let subnet = docker(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", &id]);
+        assert!(subnet.contains('/'), "network {name} has no IPv4 subnet: {subnet:?}");
+        ip_route(&["replace", "unreachable", &subnet]);
+        Self { name, id, subnet }
     }
 
     /// The network's load-balancer namespace on this node, once it exists.
@@ -116,6 +131,7 @@ impl Network {
 impl Drop for Network {
     fn drop(&mut self) {
         let _ = Command::new("docker").args(["network", "rm", &self.name]).output();
+        let _ = Command::new("ip").args(["route", "del", "unreachable", &self.subnet]).output();
     }
 }
 
