@@ -9,6 +9,7 @@
 //! non-draining backends. The active health checker lives in `balance/health.rs`.
 
 mod health;
+mod status;
 
 use std::{
     collections::HashMap,
@@ -22,7 +23,10 @@ use std::{
 
 use arc_swap::ArcSwap;
 
-pub use self::health::spawn_health_checks;
+pub use self::{
+    health::spawn_health_checks,
+    status::{BackendStatus, ServiceStatus},
+};
 use crate::services::{Limits, ServiceConfig, ServicesConfig};
 
 /// Runtime state of one backend, shared by all snapshots that contain it.
