@@ -1,6 +1,6 @@
 //! Stickiness, cookie validation, migration, reload and drain.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use proxy_user::{cookie::Keyring, services::ServicesConfig};
 
@@ -159,21 +159,24 @@ async fn same_key_after_restart() {
     assert!(again.cookie.is_none());
 }
 
-/// 1,000 concurrent clients each keep their backend over several requests.
+/// 1,000 concurrent clients, all connected at once, each get a session
+/// and keep their backend over several keep-alive requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_clients_keep_their_backend() {
+    const CLIENTS: usize = 1000;
     let backends = whoamis(3);
     let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
     let addr = p.addr;
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(250));
-    let tasks: Vec<_> = (0..1000)
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let tasks: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let sem = sem.clone();
+            let barrier = barrier.clone();
             tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await.unwrap();
-                let first = get(addr, "/", None).await;
-                let cookie = first.cookie.clone().unwrap();
                 let mut c = Client::connect(addr).await;
+                let first = c.get("/", None).await;
+                let cookie = first.cookie.clone().unwrap();
+                // Every client holds its connection open from here on.
+                barrier.wait().await;
                 for _ in 0..3 {
                     assert_eq!(c.get("/", Some(&cookie)).await.backend(), first.backend());
                 }
@@ -181,14 +184,14 @@ async fn thousand_concurrent_clients_keep_their_backend() {
             })
         })
         .collect();
-    let mut seen = HashSet::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for t in tasks {
-        seen.insert(
-            tokio::time::timeout(crate::harness::proxy::WAIT * 6, t)
-                .await
-                .unwrap()
-                .unwrap(),
-        );
+        let name = tokio::time::timeout(crate::harness::proxy::WAIT * 6, t)
+            .await
+            .unwrap()
+            .unwrap();
+        *seen.entry(name).or_default() += 1;
     }
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen.values().sum::<usize>(), CLIENTS);
 }
