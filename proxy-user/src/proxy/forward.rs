@@ -221,12 +221,15 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
         return (None, true);
     };
     let max_age = cfg.max_age.map(|d| d.as_secs());
-    match inner
-        .keyring
-        .decode(&svc.config.name, value, cookie::unix_now(), max_age)
-    {
-        Ok(Sticky { backend, .. }) => match svc.backend(&backend) {
-            Some(b) if inner.balancer.is_up(b) => (Some(b.clone()), false),
+    let now = cookie::unix_now();
+    match inner.keyring.decode(&svc.config.name, value, now, max_age) {
+        Ok(Sticky { backend, issued_at }) => match svc.backend(&backend) {
+            // With a Max-Age, a cookie past half its life is renewed so
+            // that an active session does not expire in the browser.
+            Some(b) if inner.balancer.is_up(b) => {
+                let renew = max_age.is_some_and(|max| now.saturating_sub(issued_at) > max / 2);
+                (Some(b.clone()), renew)
+            }
             _ => (None, true),
         },
         Err(_) => {

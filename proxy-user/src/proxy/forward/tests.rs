@@ -87,6 +87,48 @@ fn sticky_decision() {
     );
 }
 
+/// With a Max-Age, a valid cookie past half its life is renewed in place.
+#[test]
+fn cookie_renewal() {
+    let inner = inner();
+    let mut cfg = ServicesConfig::single(
+        "web",
+        &[
+            ("a".into(), "192.0.2.1:8000".parse().unwrap()),
+            ("b".into(), "192.0.2.2:8000".parse().unwrap()),
+        ],
+    );
+    cfg.services[0].cookie.max_age = Some(std::time::Duration::from_secs(100));
+    inner.balancer.replace(cfg);
+    let table = inner.balancer.table();
+    let svc = &table.services[0];
+    let name = svc.config.cookie.name.clone();
+    let young = inner
+        .keyring
+        .encode(
+            "web",
+            &Sticky {
+                backend: "a".into(),
+                issued_at: cookie::unix_now() - 10,
+            },
+        )
+        .unwrap();
+    let old = inner
+        .keyring
+        .encode(
+            "web",
+            &Sticky {
+                backend: "a".into(),
+                issued_at: cookie::unix_now() - 60,
+            },
+        )
+        .unwrap();
+    let (b, renew) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &young));
+    assert_eq!((b.map(|b| b.name.clone()), renew), (Some("a".into()), false));
+    let (b, renew) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &old));
+    assert_eq!((b.map(|b| b.name.clone()), renew), (Some("a".into()), true));
+}
+
 /// The host comes from the HTTP/2 authority or the Host header, lower-case
 /// and without port.
 #[test]
