@@ -133,6 +133,8 @@ where
 /// Per client connection state shared by its requests.
 struct ConnCtx {
     peer: SocketAddr,
+    /// The peer in forwarding headers.
+    peer_headers: headers::PeerHeaders,
     /// Backend picked for this connection per service: cookie-less
     /// requests (keep-alive, HTTP/2 streams) follow the first pick.
     pins: std::cell::RefCell<Vec<(String, String)>>,
@@ -155,6 +157,7 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
     let (io, shared) = io::ClientIo::new(stream);
     let ctx = Rc::new(ConnCtx {
         peer: conn.peer,
+        peer_headers: headers::PeerHeaders::new(conn.peer.ip()),
         pins: std::cell::RefCell::new(Vec::new()),
     });
     let service = service_fn(move |req| {

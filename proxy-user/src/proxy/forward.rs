@@ -81,7 +81,7 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
     prepare_request(
         &mut req,
         &svc.config.cookie,
-        ctx.peer.ip(),
+        &ctx.peer_headers,
         trusted,
         host.as_deref(),
         upgrade.is_some(),

@@ -172,7 +172,7 @@ fn upstream_request_rewrite() {
     prepare_request(
         &mut r,
         &cookie,
-        "127.0.0.1".parse().unwrap(),
+        &PeerHeaders::new("127.0.0.1".parse().unwrap()),
         false,
         Some("shop.example"),
         false,
@@ -193,7 +193,14 @@ fn upstream_request_rewrite() {
         .header("x-forwarded-proto", "https")
         .body(())
         .unwrap();
-    prepare_request(&mut r, &cookie, "::1".parse().unwrap(), true, None, false);
+    prepare_request(
+        &mut r,
+        &cookie,
+        &PeerHeaders::new("::1".parse().unwrap()),
+        true,
+        None,
+        false,
+    );
     assert_eq!(r.headers()["x-forwarded-for"], "203.0.113.9, ::1");
     assert_eq!(r.headers()["x-forwarded-proto"], "https");
     assert_eq!(r.headers()[FORWARDED], "for=\"[::1]\";proto=https");
