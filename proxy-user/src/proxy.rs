@@ -189,15 +189,35 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
     let Err(err) = result else { return };
     let timed_out = err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
     if timed_out && shared.is_mid_request() {
-        if let Some(mut stream) = shared.into_stream() {
+        if let Some(stream) = shared.into_stream() {
             tracing::debug!(peer = %conn.peer, "request head too slow: 408");
-            if let Err(e) = stream.write_all(RESPONSE_408).await {
-                tracing::debug!(peer = %conn.peer, error = %e, "writing 408");
-            }
+            answer_and_linger(stream, RESPONSE_408).await;
         }
     } else {
         tracing::debug!(peer = %conn.peer, error = %err, "client connection ended with an error");
     }
+}
+
+/// Writes a final answer, then closes gracefully: FIN first, then unread
+/// input is discarded for a moment, because closing with unread bytes
+/// makes the kernel send a reset that can destroy the answer in flight.
+async fn answer_and_linger(mut stream: TcpStream, answer: &[u8]) {
+    use tokio::io::AsyncReadExt as _;
+    if let Err(e) = stream.write_all(answer).await.and(stream.shutdown().await) {
+        tracing::debug!(error = %e, "writing a final answer");
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let linger = async {
+        // Bounded: at most 64 KiB, within the timeout below.
+        for _ in 0..16 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _expired = tokio::time::timeout(Duration::from_secs(1), linger).await;
 }
 
 /// Joins two upgraded connections until either side closes.
