@@ -195,3 +195,50 @@ async fn thousand_concurrent_clients_keep_their_backend() {
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(seen.values().sum::<usize>(), CLIENTS);
 }
+
+/// `run` flags build the proxy: `--backend` services, and without a key
+/// file a key generated once in `--state-dir` (0600), so a restarted
+/// process keeps the sessions of the first; `--cookie-name` names the cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_flags_and_state_dir_key_survive_restart() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use clap::Parser as _;
+    use proxy_user::{
+        cli::{Cli, Command},
+        proxy::Proxy,
+    };
+
+    let backends = whoamis(2);
+    let state = tempfile::tempdir().unwrap();
+    let mut argv = vec![
+        "swarm-sticky".to_owned(),
+        "run".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:8080".to_owned(),
+    ];
+    for b in &backends {
+        argv.extend(["--backend".to_owned(), format!("{}=http://{}", b.name, b.addr)]);
+    }
+    argv.extend(["--state-dir".to_owned(), state.path().display().to_string()]);
+    argv.extend(["--cookie-name".to_owned(), "SID".to_owned()]);
+    let Command::Run(args) = Cli::try_parse_from(&argv).unwrap().command else {
+        panic!("run")
+    };
+
+    let first = TestProxy::serve(Proxy::from_run_args(&args).unwrap(), 1);
+    let r = get(first.addr, "/", None).await;
+    let cookie = r.cookie.clone().unwrap();
+    assert!(cookie.starts_with("SID="), "{cookie}");
+    first.stop();
+    let mode = std::fs::metadata(state.path().join("cookie.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let second = TestProxy::serve(Proxy::from_run_args(&args).unwrap(), 1);
+    let again = get(second.addr, "/", Some(&cookie)).await;
+    assert_eq!(again.backend(), r.backend());
+    assert!(again.cookie.is_none(), "the restarted proxy verifies the old cookie");
+}
