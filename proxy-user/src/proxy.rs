@@ -138,6 +138,24 @@ struct ConnCtx {
     /// Backend picked for this connection per service: cookie-less
     /// requests (keep-alive, HTTP/2 streams) follow the first pick.
     pins: std::cell::RefCell<Vec<(String, String)>>,
+    /// Requests being handled (HTTP/2 idle timeout).
+    active: std::cell::Cell<usize>,
+    /// When the last request handler returned.
+    idle_since: std::cell::Cell<tokio::time::Instant>,
+}
+
+impl ConnCtx {
+    /// Resolves once no request has been handled for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let deadline = self.idle_since.get() + timeout;
+            if self.active.get() == 0 && tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            let now = tokio::time::Instant::now();
+            tokio::time::sleep_until(deadline.max(now + timeout / 4)).await;
+        }
+    }
 }
 
 const RESPONSE_408: &[u8] =
@@ -154,15 +172,28 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         tracing::debug!(peer = %conn.peer, "no request before the header read timeout");
         return;
     }
+    // HTTP/1 idles under hyper's header read timeout; HTTP/2 (which starts
+    // with "PRI") gets an idle watchdog of its own.
+    let mut preface = [0u8; 3];
+    let is_h2 = matches!(stream.peek(&mut preface).await, Ok(3)) && &preface == b"PRI";
     let (io, shared) = io::ClientIo::new(stream);
     let ctx = Rc::new(ConnCtx {
         peer: conn.peer,
         peer_headers: headers::PeerHeaders::new(conn.peer.ip()),
         pins: std::cell::RefCell::new(Vec::new()),
+        active: std::cell::Cell::new(0),
+        idle_since: std::cell::Cell::new(tokio::time::Instant::now()),
     });
+    let watchdog = ctx.clone();
     let service = service_fn(move |req| {
         let (inner, ctx) = (inner.clone(), ctx.clone());
-        async move { Ok::<_, Infallible>(forward::handle(&inner, &ctx, req).await) }
+        async move {
+            ctx.active.set(ctx.active.get() + 1);
+            let resp = forward::handle(&inner, &ctx, req).await;
+            ctx.active.set(ctx.active.get().saturating_sub(1));
+            ctx.idle_since.set(tokio::time::Instant::now());
+            Ok::<_, Infallible>(resp)
+        }
     });
     let mut builder = auto::Builder::new(LocalExec);
     builder
@@ -177,9 +208,22 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let mut served = Box::pin(builder.serve_connection_with_upgrades(io, service));
+    let idle = async {
+        if is_h2 {
+            watchdog.idle_for(limits.idle_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    // Graceful shutdown lets requests in flight (and their bodies) finish.
     let result = tokio::select! {
         r = served.as_mut() => r,
         () = shutdown.wait() => {
+            served.as_mut().graceful_shutdown();
+            served.as_mut().await
+        }
+        () = idle => {
+            tracing::debug!(peer = %conn.peer, "idle HTTP/2 connection closed");
             served.as_mut().graceful_shutdown();
             served.as_mut().await
         }

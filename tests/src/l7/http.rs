@@ -326,3 +326,32 @@ async fn shutdown_finishes_in_flight_request() {
     assert_eq!(rest, "last");
     tokio::time::timeout(WAIT, stopping).await.unwrap().unwrap();
 }
+
+/// An HTTP/2 connection without requests is closed after the idle timeout
+/// (gracefully, with GOAWAY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connection_is_closed() {
+    let backends = whoamis(1);
+    let mut cfg = ServicesConfig::single("web", &pairs(&backends));
+    cfg.limits.idle_timeout = Duration::from_millis(300);
+    let p = TestProxy::start(cfg);
+    let stream = TcpStream::connect(p.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = Request::get(format!("http://{}/", p.addr))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        read_reply(send.send_request(req).await.unwrap()).await.backend(),
+        "whoami-1"
+    );
+    let started = std::time::Instant::now();
+    tokio::time::timeout(WAIT, conn)
+        .await
+        .expect("connection closed by the proxy")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200), "closed too early");
+}
