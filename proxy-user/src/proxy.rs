@@ -164,18 +164,23 @@ const RESPONSE_408: &[u8] =
 async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, mut shutdown: Shutdown) {
     let limits = inner.balancer.table().limits.clone();
     // hyper's timer only starts once it reads a request head; a client that
-    // never sends a byte is closed after the same timeout.
-    if tokio::time::timeout(limits.header_read_timeout, stream.readable())
-        .await
-        .is_err()
-    {
-        tracing::debug!(peer = %conn.peer, "no request before the header read timeout");
-        return;
-    }
-    // HTTP/1 idles under hyper's header read timeout; HTTP/2 (which starts
-    // with "PRI") gets an idle watchdog of its own.
+    // never sends a byte is closed after the same timeout. The first bytes
+    // also tell HTTP/2 ("PRI * HTTP/2.0"), which gets an idle watchdog of
+    // its own (HTTP/1 idles under hyper's header read timeout).
     let mut preface = [0u8; 3];
-    let is_h2 = matches!(stream.peek(&mut preface).await, Ok(3)) && &preface == b"PRI";
+    let first_bytes = tokio::select! {
+        r = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut preface)) => r,
+        // Draining: a connection that has not sent anything yet just closes.
+        () = shutdown.wait() => return,
+    };
+    let is_h2 = match first_bytes {
+        Ok(Ok(0)) | Ok(Err(_)) => return,
+        Ok(Ok(n)) => n == 3 && &preface == b"PRI",
+        Err(_) => {
+            tracing::debug!(peer = %conn.peer, "no request before the header read timeout");
+            return;
+        }
+    };
     let (io, shared) = io::ClientIo::new(stream);
     let ctx = Rc::new(ConnCtx {
         peer: conn.peer,
