@@ -43,27 +43,44 @@ struct Tuple {
     key: ListenKey,
 }
 
+/// Reads one context field. Each field is loaded straight from the
+/// context pointer: the verifier rejects loads through a pointer derived
+/// from ctx by arithmetic, which the optimiser produces when it merges
+/// field reads, and a volatile read keeps each access separate.
+macro_rules! field {
+    ($ctx:expr, $($f:tt)+) => {
+        // SAFETY: `ctx.lookup` is the kernel's bpf_sk_lookup context, valid
+        // for the whole program run; the verifier checks every access.
+        unsafe { core::ptr::read_volatile(&raw const (*$ctx.lookup).$($f)+) }
+    };
+}
+
 #[inline(always)]
 fn read_tuple(ctx: &SkLookupContext) -> Option<Tuple> {
-    // SAFETY: `ctx.lookup` is the kernel's bpf_sk_lookup context, valid for
-    // the whole program run; the verifier checks every field access.
-    let l = unsafe { &*ctx.lookup };
-    if l.protocol != u32::from(IPPROTO_TCP) {
+    if field!(ctx, protocol) != u32::from(IPPROTO_TCP) {
         return None;
     }
     // local_port is host order; remote_port is the 16-bit network-order port.
-    let local_port = l.local_port as u16;
-    let remote_port = u16::from_be(l.remote_port);
-    match l.family {
+    let local_port = field!(ctx, local_port) as u16;
+    let remote_port = u16::from_be(field!(ctx, remote_port));
+    match field!(ctx, family) {
         AF_INET => Some(Tuple {
-            remote: [l.remote_ip4, 0, 0, 0],
+            remote: [field!(ctx, remote_ip4), 0, 0, 0],
             remote_port,
-            key: ListenKey::v4(l.local_ip4, local_port),
+            key: ListenKey::v4(field!(ctx, local_ip4), local_port),
         }),
         AF_INET6 => Some(Tuple {
-            remote: l.remote_ip6,
+            remote: [
+                field!(ctx, remote_ip6[0]),
+                field!(ctx, remote_ip6[1]),
+                field!(ctx, remote_ip6[2]),
+                field!(ctx, remote_ip6[3]),
+            ],
             remote_port,
-            key: ListenKey::v6(l.local_ip6, local_port),
+            key: ListenKey::v6(
+                [field!(ctx, local_ip6[0]), field!(ctx, local_ip6[1]), field!(ctx, local_ip6[2]), field!(ctx, local_ip6[3])],
+                local_port,
+            ),
         }),
         _ => None,
     }

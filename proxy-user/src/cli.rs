@@ -37,6 +37,9 @@ pub enum Steering {
     Ebpf,
     /// One SO_REUSEPORT listening socket per worker on each published address.
     Reuseport,
+    /// One listening socket per published address that every worker accepts
+    /// from (the classic shared accept loop; a baseline for benchmarks).
+    Shared,
 }
 
 /// Format of the log lines on stderr.

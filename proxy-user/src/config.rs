@@ -33,7 +33,7 @@ pub enum ConfigError {
     #[error("--syn-rate: the SYN guard runs in XDP; name the interface with --xdp-iface")]
     SynRateWithoutXdp,
     /// XDP needs eBPF.
-    #[error("--xdp-iface: XDP needs eBPF, but --steering reuseport was given")]
+    #[error("--xdp-iface: XDP needs eBPF, but --steering reuseport or shared was given")]
     XdpWithoutEbpf,
     /// Bad interface name.
     #[error("--xdp-iface: {0:?} is not a valid interface name")]
@@ -146,7 +146,7 @@ fn dataplane_from_args(args: &RunArgs) -> Result<DataplaneConfig, ConfigError> {
     let xdp = match &args.xdp_iface {
         None if args.syn_rate > 0 => return Err(ConfigError::SynRateWithoutXdp),
         None => None,
-        Some(_) if args.steering == Steering::Reuseport => return Err(ConfigError::XdpWithoutEbpf),
+        Some(_) if matches!(args.steering, Steering::Reuseport | Steering::Shared) => return Err(ConfigError::XdpWithoutEbpf),
         Some(iface) => {
             // IFNAMSIZ is 16 including the terminating NUL.
             let valid = !iface.is_empty() && iface.len() < 16 && !iface.contains(['/', ' ', '\0']);

@@ -15,11 +15,16 @@
 //! * [`demo`]: the built-in whoami backend and the demo helpers.
 //! * [`app`]: wires the parts together and runs until a signal.
 
+pub mod admin;
+pub mod app;
 pub mod balance;
 pub mod cli;
 pub mod config;
 pub mod cookie;
+pub mod dataplane;
 pub mod demo;
+pub mod discovery;
+pub mod netns;
 pub mod proxy;
 pub mod services;
 pub mod worker;

@@ -1,2 +1,137 @@
 //! The `swarm-sticky` binary: parse, validate, run.
-fn main() {}
+//!
+//! Exit status: 0 after a clean drain, 64 for an invalid configuration
+//! (nothing was bound), 1 for a failure to start or run.
+
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use proxy_user::{
+    app::{self, Hooks},
+    cli::{Cli, Command, DemoArgs, LogFormat, RunArgs, Steering, WhoamiArgs},
+    config::{Config, DataplaneConfig, EXIT_CONFIG, default_workers},
+    cookie::Keyring,
+    demo,
+    proxy::{Proxy, ProxyInitError},
+    services,
+};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let usage = err.use_stderr();
+            let _ = err.print();
+            return if usage { ExitCode::from(EXIT_CONFIG as u8) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Demo(args) => {
+            init_logging(LogFormat::Text);
+            report(demo(&args))
+        }
+        Command::Whoami(args) => {
+            init_logging(LogFormat::Text);
+            report(whoami(&args))
+        }
+    }
+}
+
+fn config_error(err: impl std::fmt::Display) -> ExitCode {
+    eprintln!("swarm-sticky: invalid configuration: {err}");
+    ExitCode::from(EXIT_CONFIG as u8)
+}
+
+fn run(args: Box<RunArgs>) -> ExitCode {
+    init_logging(args.log_format);
+    let config = match Config::from_run_args(&args) {
+        Ok(c) => c,
+        Err(err) => return config_error(err),
+    };
+    let proxy = match Proxy::from_run_args(&args) {
+        Ok(p) => p,
+        Err(ProxyInitError::Config(err)) => return config_error(err),
+        Err(err) => return report(Err(err.into())),
+    };
+    let reloading = proxy.clone();
+    let checking = proxy.clone();
+    let hooks = Hooks {
+        // SIGHUP: re-read --config (and the flags); an invalid file is
+        // rejected and the running configuration stays.
+        reload: Box::new(move || match services::from_run_args(&args) {
+            Ok(services) => reloading.reload(services),
+            Err(err) => tracing::error!("reload rejected, keeping the running configuration: {err}"),
+        }),
+        on_start: Box::new(move || {
+            checking.spawn_health_checks();
+        }),
+    };
+    report(app::run(&config, proxy, hooks))
+}
+
+/// `swarm-sticky demo`: three whoami backends and the balancer.
+fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("demo-backends".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(err) => {
+                let _ = tx.send(Err(err));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let _ = tx.send(demo::spawn_demo_backends(3).await);
+            std::future::pending::<()>().await;
+        });
+    })?;
+    let backends = rx.recv_timeout(Duration::from_secs(10)).context("demo backends did not start")??;
+    let services = demo::demo_services(&backends);
+    println!("{}", demo::demo_instructions(args.listen, &services, &backends));
+    let config = Config {
+        dataplane: DataplaneConfig {
+            listen: vec![args.listen],
+            workers: args.workers.unwrap_or_else(default_workers),
+            steering: Steering::Auto,
+            xdp: None,
+            bpffs: "/sys/fs/bpf".into(),
+        },
+        admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        state_dir: std::env::temp_dir(),
+        grace_period: Duration::from_secs(5),
+        max_connections: 25_000,
+        log_format: LogFormat::Text,
+    };
+    let proxy = Proxy::new(services, Keyring::random());
+    app::run(&config, proxy, Hooks { reload: Box::new(|| {}), on_start: Box::new(|| {}) })
+}
+
+/// `swarm-sticky whoami`: the built-in test backend.
+fn whoami(args: &WhoamiArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(demo::run_whoami(args.listen, args.name.clone()))
+        .with_context(|| format!("whoami on {}", args.listen))
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWARM_STICKY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,8 +1,39 @@
-//! Shared test fixtures. L7: whoami and special-purpose backends
-//! ([`backend`]) and a proxy on real workers with hyper clients ([`proxy`]),
-//! all in process on loopback ephemeral ports.
+//! Shared test fixtures.
+//!
+//! * L7: whoami and special-purpose backends ([`backend`]) and a proxy on
+//!   real workers with hyper clients ([`proxy`]), all in process on loopback
+//!   ephemeral ports.
+//! * L4: network namespaces ([`netns`]), the swarm-sticky process
+//!   ([`process`]) and clients that run inside a namespace ([`client`]).
 
 #[cfg(test)]
 pub mod backend;
+pub mod client;
+pub mod netns;
+pub mod process;
 #[cfg(test)]
 pub mod proxy;
+
+/// Panics unless the test runs as root: a privileged test that was asked
+/// for must fail with its reason, never pass silently.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[expect(unsafe_code, reason = "geteuid has no safe wrapper in std")]
+    let euid = unsafe { libc::geteuid() };
+    assert!(
+        euid == 0,
+        "this test needs root (network namespaces, eBPF); run it with `cargo xtask test` as root"
+    );
+}
+
+/// Path of the swarm-sticky binary under test: `SWARM_STICKY_BIN` (set by
+/// `cargo xtask test`), else the debug build next to this test binary.
+pub fn binary() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("SWARM_STICKY_BIN") {
+        return p.into();
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let bin = root.join("target/debug/swarm-sticky");
+    assert!(bin.is_file(), "no swarm-sticky binary at {}: run `cargo build -p proxy-user` or `cargo xtask test`", bin.display());
+    bin
+}

@@ -1,1 +1,64 @@
-fn main() {}
+//! `cargo xtask`: orchestration only (the eBPF object is built by
+//! `proxy-user/build.rs`).
+//!
+//! * `setup`: install what is missing (nightly rust-src, bpf-linker built
+//!   against the nightly's own LLVM under `target/tools/`); idempotent.
+//! * `build`, `run -- ARGS`, `test`, `lint`, `bench steering|proxy`.
+#![expect(clippy::print_stdout, clippy::print_stderr, reason = "a command-line tool talks on stdout/stderr")]
+
+mod bench;
+mod cmd;
+mod setup;
+mod tasks;
+
+use clap::{Parser, Subcommand};
+
+/// Development tasks for swarm-sticky.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the toolchain parts the eBPF build needs (idempotent).
+    Setup,
+    /// Build everything (release), eBPF object included.
+    Build,
+    /// Build, then run swarm-sticky with ARGS (the demo when none are given).
+    Run {
+        /// Arguments for swarm-sticky.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run every test tier: unit, unprivileged end-to-end, privileged (root).
+    Test {
+        /// Only tests whose name contains this.
+        filter: Option<String>,
+    },
+    /// rustfmt check and both clippy passes with -D warnings.
+    Lint,
+    /// Benchmarks: `steering` (connection rate per steering mode) or `proxy`.
+    Bench {
+        /// Which benchmark.
+        #[arg(value_enum)]
+        which: bench::Which,
+        /// Seconds per measured run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Setup => setup::run().map(drop),
+        Task::Build => tasks::build(),
+        Task::Run { args } => tasks::run(&args),
+        Task::Test { filter } => tasks::test(filter.as_deref()),
+        Task::Lint => tasks::lint(),
+        Task::Bench { which, seconds } => bench::run(which, seconds),
+    }
+}

@@ -1,0 +1,143 @@
+//! Wiring: data plane, workers, admin listener and signals.
+//!
+//! The order is fixed: the configuration is already valid when [`run`] is
+//! called; then the admin listener and the data plane are set up (a
+//! failure there exits before any worker runs), the workers start, and
+//! the main thread waits for signals. SIGTERM or SIGINT drains: this
+//! process leaves the eBPF steering (a successor, if any, keeps the
+//! published ports), workers stop accepting after a short linger, finish
+//! in-flight requests within the grace period, and the process exits.
+//! SIGHUP calls the reload hook.
+
+use std::{
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+use tracing::{info, warn};
+
+use crate::{
+    admin::{self, AdminState},
+    config::Config,
+    dataplane::{Active, Dataplane},
+    worker::{ConnectionHandler, Shutdown, StopPolicy, Worker, WorkerSpec, WorkerStats},
+};
+
+/// How long a stopping worker keeps accepting: long enough for handshakes
+/// the kernel steered to it just before a successor took over to complete.
+const HANDOVER_LINGER: Duration = Duration::from_millis(300);
+
+/// What the caller plugs into the main runtime.
+pub struct Hooks {
+    /// Called on SIGHUP.
+    pub reload: Box<dyn Fn() + Send>,
+    /// Called once inside the main runtime, after the workers started
+    /// (background tasks such as health checks are spawned here).
+    pub on_start: Box<dyn FnOnce() + Send>,
+}
+
+/// Runs until SIGTERM/SIGINT and the drain that follows.
+///
+/// # Errors
+/// When the admin listener or the data plane cannot be set up.
+pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -> anyhow::Result<()> {
+    let Hooks { reload, on_start } = hooks;
+    let admin_listener = std::net::TcpListener::bind(config.admin)
+        .with_context(|| format!("bind the admin listener {} (--admin)", config.admin))?;
+    admin_listener.set_nonblocking(true).context("admin listener")?;
+
+    let (dataplane, sockets) = Dataplane::start(&config.dataplane).context("set up steering")?;
+    let steering = match &dataplane.active {
+        Active::Ebpf { xdp: Some(mode), .. } => format!("ebpf (xdp {mode})"),
+        Active::Ebpf { .. } => "ebpf".to_string(),
+        Active::Reuseport { .. } => "reuseport".to_string(),
+        Active::Shared => "shared".to_string(),
+    };
+    let dataplane = Arc::new(Mutex::new(dataplane));
+
+    let (stop_tx, stop) = Shutdown::new();
+    let policy = StopPolicy { linger: HANDOVER_LINGER, grace: config.grace_period };
+    let mut stats = Vec::new();
+    let mut workers = Vec::new();
+    for (index, listeners) in sockets.into_iter().enumerate() {
+        let s = Arc::new(WorkerStats::default());
+        stats.push(s.clone());
+        let spec = WorkerSpec { index, listeners, handler: handler.clone(), stats: s, max_connections: config.max_connections };
+        workers.push(Worker::spawn(spec, stop.clone(), policy).context("start a worker")?);
+    }
+    let state = Arc::new(AdminState { dataplane: dataplane.clone(), workers: stats, ready: false.into() });
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("main runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(admin_listener).context("admin listener")?;
+        tokio::spawn(admin::serve(listener, state.clone()));
+        spawn_ebpf_log(&dataplane);
+        on_start();
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        state.ready.store(true, Ordering::Release);
+        let listen: Vec<String> = config.dataplane.listen.iter().map(ToString::to_string).collect();
+        info!(listen = %listen.join(","), workers = workers.len(), steering = %steering, admin = %config.admin, "ready");
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the configuration");
+                    reload();
+                }
+            }
+        }
+        info!(grace = ?config.grace_period, "draining");
+        state.ready.store(false, Ordering::Release);
+        match dataplane.lock() {
+            Ok(mut dp) => dp.leave(),
+            Err(poisoned) => poisoned.into_inner().leave(),
+        }
+        let _ = stop_tx.send(true);
+        let joined = tokio::task::spawn_blocking(move || workers.into_iter().for_each(Worker::join));
+        tokio::select! {
+            _ = joined => info!("drained; exiting"),
+            _ = term.recv() => warn!("second SIGTERM: exiting without waiting"),
+            _ = int.recv() => warn!("second SIGINT: exiting without waiting"),
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// Forwards the steering program's aya-log records into our log.
+fn spawn_ebpf_log(dataplane: &Arc<Mutex<Dataplane>>) {
+    let logger = match dataplane.lock() {
+        Ok(mut dp) => match &mut dp.active {
+            Active::Ebpf { steering, .. } => steering.take_logger(),
+            Active::Reuseport { .. } | Active::Shared => None,
+        },
+        Err(_) => None,
+    };
+    let Some(logger) = logger else { return };
+    // SAFETY: the logger owns its ring-buffer fd and is moved into the
+    // AsyncFd, which deregisters the fd before dropping (closing) it.
+    #[expect(unsafe_code, reason = "tokio's registration of a foreign fd is unsafe")]
+    let registered = unsafe { AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE) };
+    let fd = match registered {
+        Ok(fd) => fd,
+        Err(err) => {
+            warn!(error = %err, "cannot poll the eBPF log");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        let mut fd = fd;
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else { return };
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}

@@ -1,0 +1,350 @@
+//! eBPF steering: load or join the pinned state, register this process's
+//! worker sockets, point the published listeners at them, and leave again.
+//!
+//! # Pinned state and hand-over
+//!
+//! Every map and the `sk_lookup` link are pinned in the network namespace's
+//! pin directory ([`super::pins`]). The first process creates them; a
+//! later one (an upgrade, a restart) *joins*: it reuses the maps, inserts
+//! its own worker sockets under its pid, and then re-points each listener
+//! at its own group with one map update. From that moment new connections
+//! go to the new process while the old one drains; the kernel never sees a
+//! published port without an owner, so no connection attempt is refused.
+//! The last process to leave removes the pins, which detaches the program.
+//!
+//! A process that crashed leaves its pins behind with a dead pid in
+//! `OWNERS`; the next start detects that and replaces the whole state.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, SockHash},
+    programs::{SkLookup, links::{FdLink, PinnedLink}},
+};
+use proxy_common::{
+    ABI_VERSION, META_ABI_SLOT,
+    names::{MAP_LISTENERS, MAP_META, MAP_OWNERS, MAP_STEER_STATS, MAP_WORKER_SOCKETS, PROG_STEER},
+    steer::{ListenKey, ListenTarget, Owner, SteerStats, WorkerKey},
+};
+use tracing::{info, warn};
+
+use super::{
+    DataplaneError,
+    pins::{self, PinLock},
+};
+
+/// The eBPF object built by `proxy-user/build.rs` (empty in a stub build).
+pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/proxy"));
+
+/// File name of the pinned `sk_lookup` link.
+const STEER_LINK_PIN: &str = "steer_link";
+
+/// A map, a program or a link could not be set up.
+pub(super) fn map_err(name: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
+    move |source| DataplaneError::Map { name, source }
+}
+
+/// This process's registration in the pinned steering state.
+pub struct EbpfSteering {
+    pub(super) ebpf: Ebpf,
+    pub(super) dir: PathBuf,
+    pid: u32,
+    /// (listener key, group, workers) registered by this process.
+    groups: Vec<(ListenKey, u16, u16)>,
+    /// Whether this process created the pinned state (else it joined).
+    pub(super) created: bool,
+}
+
+/// Reads the ABI version of an existing pinned state, if there is one.
+fn pinned_abi(dir: &Path) -> Result<Option<u32>, DataplaneError> {
+    let path = dir.join(MAP_META);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let data = MapData::from_pin(&path).map_err(map_err(MAP_META))?;
+    let meta: Array<_, u32> = Array::try_from(Map::Array(data)).map_err(map_err(MAP_META))?;
+    Ok(Some(meta.get(&META_ABI_SLOT, 0).map_err(map_err(MAP_META))?))
+}
+
+/// The pids in a pinned `OWNERS` map (empty when there is none).
+fn pinned_owners(dir: &Path) -> Result<Vec<u32>, DataplaneError> {
+    let path = dir.join(MAP_OWNERS);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let data = MapData::from_pin(&path).map_err(map_err(MAP_OWNERS))?;
+    let owners: HashMap<_, u32, Owner> = HashMap::try_from(Map::HashMap(data)).map_err(map_err(MAP_OWNERS))?;
+    Ok(owners.keys().filter_map(Result::ok).collect())
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl EbpfSteering {
+    /// Creates or joins the pinned state under `bpffs` and registers
+    /// `sockets[worker][listener]` for the published `listen` addresses.
+    ///
+    /// # Errors
+    /// Privileges, bpffs, an ABI mismatch of existing pins, or a failure to
+    /// load, attach or update; each names what to do.
+    pub fn start(bpffs: &Path, listen: &[SocketAddr], sockets: &[Vec<TcpListener>]) -> Result<Self, DataplaneError> {
+        if OBJECT.is_empty() {
+            return Err(DataplaneError::NotBuilt);
+        }
+        pins::ensure_bpffs(bpffs)?;
+        let dir = pins::netns_dir(bpffs)?;
+        let _lock = PinLock::acquire(&dir)?;
+        let pid = std::process::id();
+
+        if let Some(found) = pinned_abi(&dir)?
+            && found != ABI_VERSION
+        {
+            return Err(DataplaneError::AbiMismatch { dir, found, expected: ABI_VERSION });
+        }
+        let owners = pinned_owners(&dir)?;
+        let live: Vec<u32> = owners.iter().copied().filter(|&p| p != pid && pins::is_alive(p)).collect();
+        if live.is_empty() && dir.join(MAP_META).exists() {
+            warn!(dir = %dir.display(), gone = ?owners, "replacing eBPF pins left by a swarm-sticky that is gone");
+            pins::remove_all(&dir)?;
+        }
+
+        let result = Self::load_and_register(&dir, pid, listen, sockets, &live);
+        if result.is_err() && live.is_empty() {
+            // Nobody else uses the state: leave no half-made pins behind.
+            if let Err(err) = pins::remove_all(&dir) {
+                warn!(error = %err, "removing the pins of a failed start");
+            }
+        }
+        result
+    }
+
+    fn load_and_register(
+        dir: &Path,
+        pid: u32,
+        listen: &[SocketAddr],
+        sockets: &[Vec<TcpListener>],
+        live: &[u32],
+    ) -> Result<Self, DataplaneError> {
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(dir)
+            .load(OBJECT)
+            .map_err(|source| DataplaneError::Load { source: Box::new(source) })?;
+        {
+            let mut meta: Array<_, u32> =
+                Array::try_from(ebpf.map_mut(MAP_META).ok_or(DataplaneError::MissingMap(MAP_META))?)
+                    .map_err(map_err(MAP_META))?;
+            meta.set(META_ABI_SLOT, ABI_VERSION, 0).map_err(map_err(MAP_META))?;
+        }
+
+        let link_pin = dir.join(STEER_LINK_PIN);
+        let created = !link_pin.exists();
+        if created {
+            attach_steering(&mut ebpf, &link_pin)?;
+        } else {
+            info!(owners = ?live, "joining the running swarm-sticky's eBPF steering (hand-over)");
+        }
+
+        let mut this = Self { ebpf, dir: dir.to_path_buf(), pid, groups: Vec::new(), created };
+        this.register(listen, sockets, live)?;
+        Ok(this)
+    }
+
+    fn register(&mut self, listen: &[SocketAddr], sockets: &[Vec<TcpListener>], live: &[u32]) -> Result<(), DataplaneError> {
+        let pid = self.pid;
+        {
+            let mut owners: HashMap<_, u32, Owner> =
+                HashMap::try_from(self.ebpf.map_mut(MAP_OWNERS).ok_or(DataplaneError::MissingMap(MAP_OWNERS))?)
+                    .map_err(map_err(MAP_OWNERS))?;
+            // Forget owners that are gone (crashed while others ran).
+            let stale: Vec<u32> = owners.keys().filter_map(Result::ok).filter(|p| *p != pid && !live.contains(p)).collect();
+            for p in stale {
+                owners.remove(&p).map_err(map_err(MAP_OWNERS))?;
+            }
+            owners.insert(pid, Owner { registered_at: now_secs() }, 0).map_err(map_err(MAP_OWNERS))?;
+        }
+        let workers = u16::try_from(sockets.len()).map_err(|_| DataplaneError::TooManyWorkers(sockets.len()))?;
+        {
+            let mut socks: SockHash<_, WorkerKey> = SockHash::try_from(
+                self.ebpf.map_mut(MAP_WORKER_SOCKETS).ok_or(DataplaneError::MissingMap(MAP_WORKER_SOCKETS))?,
+            )
+            .map_err(map_err(MAP_WORKER_SOCKETS))?;
+            for (w, per_listener) in sockets.iter().enumerate() {
+                for (g, sock) in per_listener.iter().enumerate() {
+                    let key = WorkerKey { owner: pid, group: g as u16, worker: w as u16 };
+                    socks.insert(key, sock.as_raw_fd(), 0).map_err(map_err(MAP_WORKER_SOCKETS))?;
+                }
+            }
+        }
+        let mut listeners: HashMap<_, ListenKey, ListenTarget> =
+            HashMap::try_from(self.ebpf.map_mut(MAP_LISTENERS).ok_or(DataplaneError::MissingMap(MAP_LISTENERS))?)
+                .map_err(map_err(MAP_LISTENERS))?;
+        for (g, addr) in listen.iter().enumerate() {
+            let key = ListenKey::from_socket_addr(*addr);
+            if let Ok(prev) = listeners.get(&key, 0)
+                && prev.owner != pid
+                && live.contains(&prev.owner)
+            {
+                info!(listen = %addr, from = prev.owner, "taking over the published address");
+            }
+            let target = ListenTarget { owner: pid, group: g as u16, workers };
+            // One atomic update per listener: the switch-over point.
+            listeners.insert(key, target, 0).map_err(map_err(MAP_LISTENERS))?;
+            self.groups.push((key, g as u16, workers));
+        }
+        // Entries of owners that are gone would only ever fall through.
+        let dead: Vec<ListenKey> = listeners
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, t)| t.owner != pid && !live.contains(&t.owner))
+            .map(|(k, _)| k)
+            .collect();
+        for k in dead {
+            listeners.remove(&k).map_err(map_err(MAP_LISTENERS))?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the pinned state: releases this process's listeners unless a
+    /// successor took them over, removes its worker sockets and, when no
+    /// other swarm-sticky uses the state, removes the pins (detaching the
+    /// programs). Returns whether a successor owns at least one listener.
+    ///
+    /// # Errors
+    /// When the maps cannot be updated.
+    pub fn leave(&mut self) -> Result<bool, DataplaneError> {
+        let _lock = PinLock::acquire(&self.dir)?;
+        let pid = self.pid;
+        let mut succeeded = false;
+        {
+            let mut listeners: HashMap<_, ListenKey, ListenTarget> =
+                HashMap::try_from(self.ebpf.map_mut(MAP_LISTENERS).ok_or(DataplaneError::MissingMap(MAP_LISTENERS))?)
+                    .map_err(map_err(MAP_LISTENERS))?;
+            for (key, _, _) in &self.groups {
+                match listeners.get(key, 0) {
+                    Ok(t) if t.owner == pid => listeners.remove(key).map_err(map_err(MAP_LISTENERS))?,
+                    Ok(_) => succeeded = true,
+                    Err(_) => {}
+                }
+            }
+        }
+        {
+            let mut socks: SockHash<_, WorkerKey> = SockHash::try_from(
+                self.ebpf.map_mut(MAP_WORKER_SOCKETS).ok_or(DataplaneError::MissingMap(MAP_WORKER_SOCKETS))?,
+            )
+            .map_err(map_err(MAP_WORKER_SOCKETS))?;
+            for (_, group, workers) in &self.groups {
+                for w in 0..*workers {
+                    // Already gone when the socket closed first: fine.
+                    let _ = socks.remove(&WorkerKey { owner: pid, group: *group, worker: w });
+                }
+            }
+        }
+        let others = {
+            let mut owners: HashMap<_, u32, Owner> =
+                HashMap::try_from(self.ebpf.map_mut(MAP_OWNERS).ok_or(DataplaneError::MissingMap(MAP_OWNERS))?)
+                    .map_err(map_err(MAP_OWNERS))?;
+            let _ = owners.remove(&pid);
+            owners.keys().filter_map(Result::ok).filter(|p| pins::is_alive(*p)).count()
+        };
+        if others == 0 {
+            pins::remove_all(&self.dir)?;
+            info!("eBPF steering detached; pins removed");
+        }
+        self.groups.clear();
+        Ok(succeeded)
+    }
+
+    /// Steering counters, summed over CPUs.
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn steer_stats(&self) -> Result<SteerStats, DataplaneError> {
+        let stats: PerCpuArray<_, SteerStats> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_STEER_STATS).ok_or(DataplaneError::MissingMap(MAP_STEER_STATS))?)
+                .map_err(map_err(MAP_STEER_STATS))?;
+        let per_cpu = stats.get(&0, 0).map_err(map_err(MAP_STEER_STATS))?;
+        Ok(per_cpu.iter().fold(SteerStats::default(), |a, s| SteerStats {
+            steered: a.steered + s.steered,
+            no_worker: a.no_worker + s.no_worker,
+            passed: a.passed + s.passed,
+        }))
+    }
+
+    /// The aya-log reader of the steering program, when this process loaded
+    /// it (a process that joined reads nothing: the log belongs to the
+    /// program's creator).
+    pub fn take_logger(&mut self) -> Option<aya_log::EbpfLogger<&'static dyn log::Log>> {
+        if !self.created {
+            return None;
+        }
+        self.created = false;
+        match aya_log::EbpfLogger::init(&mut self.ebpf) {
+            Ok(l) => Some(l),
+            Err(err) => {
+                // Happens when the programs log nothing; not an error.
+                tracing::debug!(error = %err, "no eBPF log reader");
+                None
+            }
+        }
+    }
+
+    /// The pin directory.
+    pub fn pin_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Loads the `sk_lookup` program, attaches it to this thread's network
+/// namespace and pins the link.
+fn attach_steering(ebpf: &mut Ebpf, pin: &Path) -> Result<(), DataplaneError> {
+    let prog: &mut SkLookup = ebpf
+        .program_mut(PROG_STEER)
+        .ok_or(DataplaneError::MissingProgram(PROG_STEER))?
+        .try_into()
+        .map_err(|source| DataplaneError::Program { name: PROG_STEER, source })?;
+    prog.load().map_err(|source| DataplaneError::Program { name: PROG_STEER, source })?;
+    let netns = std::fs::File::open("/proc/thread-self/ns/net")
+        .map_err(|source| DataplaneError::Io { what: "open the network namespace", source })?;
+    let id = prog.attach(netns).map_err(|source| DataplaneError::Program { name: PROG_STEER, source })?;
+    let link = prog.take_link(id).map_err(|source| DataplaneError::Program { name: PROG_STEER, source })?;
+    let _pinned: PinnedLink = FdLink::from(link)
+        .pin(pin)
+        .map_err(|source| DataplaneError::Pin { what: "the sk_lookup link", source })?;
+    Ok(())
+}
+
+#[cfg(all(test, not(ebpf_stub)))]
+mod tests {
+    use proxy_common::names::{ALL_MAPS, PROG_STEER, PROG_XDP};
+
+    /// The built object has every map and program user space looks up by
+    /// name, with the key and value sizes of the shared types.
+    #[test]
+    fn object_matches_the_shared_names_and_layouts() {
+        let obj = aya_obj::Object::parse(super::OBJECT).expect("parse the eBPF object");
+        for name in ALL_MAPS {
+            assert!(obj.maps.contains_key(name), "map {name} missing; maps: {:?}", obj.maps.keys().collect::<Vec<_>>());
+        }
+        for name in [PROG_STEER, PROG_XDP] {
+            assert!(obj.programs.contains_key(name), "program {name} missing");
+        }
+        let sizes = |name: &str| {
+            let m = &obj.maps[name];
+            (m.key_size() as usize, m.value_size() as usize)
+        };
+        use proxy_common::{steer::*, xdp::*};
+        assert_eq!(sizes("LISTENERS"), (size_of::<ListenKey>(), size_of::<ListenTarget>()));
+        assert_eq!(sizes("WORKER_SOCKETS").0, size_of::<WorkerKey>());
+        assert_eq!(sizes("OWNERS"), (4, size_of::<Owner>()));
+        assert_eq!(sizes("STEER_STATS").1, size_of::<SteerStats>());
+        assert_eq!(sizes("PORT_STATS"), (size_of::<PortKey>(), size_of::<PortStats>()));
+        assert_eq!(sizes("SYN_GUARD").1, size_of::<SynGuardConfig>());
+    }
+}

@@ -1,0 +1,15 @@
+//! Backends from the Docker API: Swarm services selected by labels, and
+//! their running tasks.
+//!
+//! * [`cluster_key`]: the cookie key derived from the manager join token.
+//! * [`labels`]: what a service's labels ask for (pure).
+//! * [`tasks`]: a service's tasks as backends (pure).
+//! * [`engine`]: the Engine API client (bollard, negotiated version).
+//! * [`watch`]: events, debounced re-lists, resync, reconnects; tables
+//!   published through a `watch` channel.
+
+pub mod cluster_key;
+pub mod engine;
+pub mod labels;
+pub mod tasks;
+pub mod watch;

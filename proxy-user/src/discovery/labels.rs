@@ -1,0 +1,367 @@
+//! Service labels → what swarm-sticky should do with a Swarm service.
+//!
+//! Three spellings are read, in this order of precedence when they
+//! disagree (each disagreement is a warning):
+//!
+//! 1. swarm-sticky's own namespace, the preferred one:
+//!    `swarm-sticky.enable`, `.network`, `.port`, `.rule.host`,
+//!    `.rule.path-prefix`, `.weight`, `.affinity` (`same-slot` | `rebalance`),
+//!    `.sticky`, `.cookie.name|path|domain|secure|http-only|same-site|max-age`;
+//! 2. Traefik v2/v3: `traefik.http.routers.<r>.rule` (`Host(`…`)`,
+//!    `PathPrefix(`…`)`, joined by `&&`), `traefik.http.services.<s>.loadbalancer.server.port`,
+//!    `….loadbalancer.sticky.cookie[.name|.secure|.httponly|.samesite|.maxage|.path]`,
+//!    `traefik.swarm.network`, `traefik.docker.network`;
+//! 3. Traefik v1 (the classic tutorial): `traefik.enable`, `traefik.port`,
+//!    `traefik.docker.network`, `traefik.frontend.rule` (`PathPrefix:/x`,
+//!    `Host:a.example`, several joined by `;`, alternatives by `,`),
+//!    `traefik.backend.loadbalancer.stickiness[.cookieName]`, `traefik.backend.weight`.
+//!
+//! A label that is recognised but not supported, a misspelled
+//! `swarm-sticky.*` key, and contradictory values each give one warning for
+//! the service instead of being ignored silently. This module is pure: it
+//! sees only the label map.
+
+use std::collections::BTreeMap;
+
+/// How a pinned client moves after a rolling update replaced its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Affinity {
+    /// To the replacement task in the same slot (the default).
+    #[default]
+    SameSlot,
+    /// Like a new session: a normal pick.
+    Rebalance,
+}
+
+/// Cookie settings from labels; `None` leaves the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookieLabels {
+    /// Cookie name.
+    pub name: Option<String>,
+    /// `Path` attribute.
+    pub path: Option<String>,
+    /// `Domain` attribute.
+    pub domain: Option<String>,
+    /// Force `Secure`.
+    pub secure: Option<bool>,
+    /// `HttpOnly`.
+    pub http_only: Option<bool>,
+    /// `SameSite` (`Lax`, `Strict`, `None`).
+    pub same_site: Option<String>,
+    /// `Max-Age` in seconds.
+    pub max_age: Option<u64>,
+}
+
+/// A routing rule: every listed matcher kind must match; within a kind,
+/// any of the values may.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleLabels {
+    /// Host names (empty: any host).
+    pub hosts: Vec<String>,
+    /// Path prefixes (empty: `/`).
+    pub path_prefixes: Vec<String>,
+}
+
+/// What the labels of one service ask for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceLabels {
+    /// Network (name or ID) whose task addresses to use; `None`: the
+    /// service's only network.
+    pub network: Option<String>,
+    /// Backend port on the tasks.
+    pub port: u16,
+    /// Routing rule.
+    pub rule: RuleLabels,
+    /// Whether sessions stick (a cookie is set).
+    pub sticky: bool,
+    /// Cookie settings.
+    pub cookie: CookieLabels,
+    /// Weight of each task (default 1).
+    pub weight: u32,
+    /// What a pinned session does after its task was replaced.
+    pub affinity: Affinity,
+    /// One line per problem found.
+    pub warnings: Vec<String>,
+}
+
+/// Why a service is not served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// No label of ours or Traefik's: not meant for us.
+    NotLabelled,
+    /// `enable=false`.
+    Disabled,
+    /// Labelled, but unusable; the message says why.
+    Invalid(String),
+}
+
+const V1_KNOWN: [&str; 7] = [
+    "traefik.enable",
+    "traefik.port",
+    "traefik.docker.network",
+    "traefik.frontend.rule",
+    "traefik.backend.loadbalancer.stickiness",
+    "traefik.backend.loadbalancer.stickiness.cookieName",
+    "traefik.backend.weight",
+];
+
+const OWN_KEYS: [&str; 16] = [
+    "enable",
+    "network",
+    "port",
+    "rule.host",
+    "rule.path-prefix",
+    "weight",
+    "affinity",
+    "sticky",
+    "cookie.name",
+    "cookie.path",
+    "cookie.domain",
+    "cookie.secure",
+    "cookie.http-only",
+    "cookie.same-site",
+    "cookie.max-age",
+    "backend",
+];
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The closest own key, for "did you mean" hints (edit distance ≤ 2).
+fn closest(key: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    OWN_KEYS.iter().map(|k| (distance(key, k), *k)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+}
+
+/// Parses a Traefik v1 rule: `Host:a,b;PathPrefix:/x`.
+fn parse_v1_rule(rule: &str, warnings: &mut Vec<String>) -> RuleLabels {
+    let mut out = RuleLabels::default();
+    for part in rule.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((matcher, values)) = part.split_once(':') else {
+            warnings.push(format!("traefik.frontend.rule: {part:?} is not `Matcher:value`; ignored"));
+            continue;
+        };
+        let values = values.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        match matcher.trim() {
+            "Host" => out.hosts.extend(values),
+            "PathPrefix" | "PathPrefixStrip" => {
+                if matcher.trim() == "PathPrefixStrip" {
+                    warnings.push("traefik.frontend.rule: PathPrefixStrip is served as PathPrefix (the prefix is not stripped)".into());
+                }
+                out.path_prefixes.extend(values);
+            }
+            other => warnings.push(format!("traefik.frontend.rule: matcher {other} is not supported; ignored")),
+        }
+    }
+    out
+}
+
+/// Parses a Traefik v2 rule: ``Host(`a`) && PathPrefix(`/x`, `/y`)``.
+fn parse_v2_rule(key: &str, rule: &str, warnings: &mut Vec<String>) -> RuleLabels {
+    let mut out = RuleLabels::default();
+    if rule.contains("||") || rule.contains('!') {
+        warnings.push(format!("{key}: `||` and `!` are not supported; only `&&` of Host and PathPrefix"));
+    }
+    for part in rule.split("&&").map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((matcher, rest)) = part.split_once('(') else {
+            warnings.push(format!("{key}: {part:?} is not `Matcher(`value`)`; ignored"));
+            continue;
+        };
+        let args = rest.trim_end_matches(')');
+        let values = args.split(',').map(|v| v.trim().trim_matches('`').trim_matches('"').to_string()).filter(|v| !v.is_empty());
+        match matcher.trim() {
+            "Host" => out.hosts.extend(values),
+            "PathPrefix" => out.path_prefixes.extend(values),
+            other => warnings.push(format!("{key}: matcher {other} is not supported; ignored")),
+        }
+    }
+    out
+}
+
+/// Takes the first of `(source, value)` candidates and warns when a
+/// later one disagrees.
+fn pick<T: PartialEq + std::fmt::Debug + Clone>(what: &str, candidates: &[(&str, Option<T>)], warnings: &mut Vec<String>) -> Option<T> {
+    let set: Vec<(&str, T)> = candidates.iter().filter_map(|(k, v)| v.clone().map(|v| (*k, v))).collect();
+    let (first_key, first) = set.first()?.clone();
+    for (k, v) in &set[1..] {
+        if *v != first {
+            warnings.push(format!("{what}: {first_key}={first:?} and {k}={v:?} disagree; using {first_key}"));
+        }
+    }
+    Some(first)
+}
+
+/// Reads the labels of one service.
+///
+/// # Errors
+/// [`Skip`] when the service is not for us, disabled, or unusable.
+pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
+    let ours: BTreeMap<&str, &str> =
+        labels.iter().filter_map(|(k, v)| k.strip_prefix("swarm-sticky.").map(|k| (k, v.as_str()))).collect();
+    let traefik: BTreeMap<&str, &str> =
+        labels.iter().filter(|(k, _)| k.starts_with("traefik.")).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    if ours.is_empty() && traefik.is_empty() {
+        return Err(Skip::NotLabelled);
+    }
+    let mut warnings = Vec::new();
+
+    // Unknown keys of our own namespace: probably misspelled.
+    for key in ours.keys() {
+        if !OWN_KEYS.contains(key) && !key.starts_with("health.") {
+            let hint = closest(key).map(|k| format!("; did you mean swarm-sticky.{k}?")).unwrap_or_default();
+            warnings.push(format!("swarm-sticky.{key} is not a known label{hint}"));
+        }
+    }
+
+    // Traefik v2/v3: routers and services by name.
+    let mut v2_rule = None;
+    let mut v2_port = None;
+    let mut v2_cookie = CookieLabels::default();
+    let mut v2_sticky = None;
+    let mut unsupported = Vec::new();
+    for (key, value) in &traefik {
+        let parts: Vec<&str> = key.split('.').collect();
+        match parts.as_slice() {
+            ["traefik", "http", "routers", _, "rule"] => v2_rule = Some(parse_v2_rule(key, value, &mut warnings)),
+            ["traefik", "http", "services", _, "loadbalancer", "server", "port"] => match value.parse::<u16>() {
+                Ok(p) => v2_port = Some(p),
+                Err(_) => warnings.push(format!("{key}: {value:?} is not a port")),
+            },
+            ["traefik", "http", "services", _, "loadbalancer", "sticky", "cookie"] => v2_sticky = parse_bool(value).or(Some(true)),
+            ["traefik", "http", "services", _, "loadbalancer", "sticky", "cookie", attr] => {
+                v2_sticky.get_or_insert(true);
+                match *attr {
+                    "name" => v2_cookie.name = Some((*value).to_string()),
+                    "path" => v2_cookie.path = Some((*value).to_string()),
+                    "secure" => v2_cookie.secure = parse_bool(value),
+                    "httponly" => v2_cookie.http_only = parse_bool(value),
+                    "samesite" => v2_cookie.same_site = Some((*value).to_string()),
+                    "maxage" => v2_cookie.max_age = value.parse().ok(),
+                    _ => unsupported.push((*key).to_string()),
+                }
+            }
+            ["traefik", "swarm" | "docker", "network"] | ["traefik", "enable"] => {}
+            _ if V1_KNOWN.contains(key) => {}
+            _ => unsupported.push((*key).to_string()),
+        }
+    }
+    if !unsupported.is_empty() {
+        warnings.push(format!("labels recognised but not supported (ignored): {}", unsupported.join(", ")));
+    }
+
+    let enable = pick(
+        "enable",
+        &[("swarm-sticky.enable", ours.get("enable").and_then(|v| parse_bool(v))), ("traefik.enable", traefik.get("traefik.enable").and_then(|v| parse_bool(v)))],
+        &mut warnings,
+    );
+    if enable == Some(false) {
+        return Err(Skip::Disabled);
+    }
+
+    let port_of = |k: &str, v: Option<&&str>, warnings: &mut Vec<String>| {
+        v.and_then(|v| match v.trim().parse::<u16>() {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                warnings.push(format!("{k}: {v:?} is not a port"));
+                None
+            }
+        })
+    };
+    let own_port = port_of("swarm-sticky.port", ours.get("port"), &mut warnings);
+    let v1_port = port_of("traefik.port", traefik.get("traefik.port"), &mut warnings);
+    let port = pick("port", &[("swarm-sticky.port", own_port), ("traefik.http.services.*.loadbalancer.server.port", v2_port), ("traefik.port", v1_port)], &mut warnings);
+    let Some(port) = port else {
+        return Err(Skip::Invalid("no backend port: set swarm-sticky.port (or traefik.port)".into()));
+    };
+
+    let network = pick(
+        "network",
+        &[
+            ("swarm-sticky.network", ours.get("network").map(|v| (*v).to_string())),
+            ("traefik.swarm.network", traefik.get("traefik.swarm.network").map(|v| (*v).to_string())),
+            ("traefik.docker.network", traefik.get("traefik.docker.network").map(|v| (*v).to_string())),
+        ],
+        &mut warnings,
+    );
+
+    let own_rule = (ours.contains_key("rule.host") || ours.contains_key("rule.path-prefix")).then(|| RuleLabels {
+        hosts: ours.get("rule.host").map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default(),
+        path_prefixes: ours.get("rule.path-prefix").map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default(),
+    });
+    let v1_rule = traefik.get("traefik.frontend.rule").map(|r| parse_v1_rule(r, &mut warnings));
+    let rule = pick("rule", &[("swarm-sticky.rule.*", own_rule), ("traefik.http.routers.*.rule", v2_rule), ("traefik.frontend.rule", v1_rule)], &mut warnings)
+        .unwrap_or_default();
+    for p in &rule.path_prefixes {
+        if !p.starts_with('/') {
+            return Err(Skip::Invalid(format!("path prefix {p:?} does not start with /")));
+        }
+    }
+
+    let v1_sticky = traefik.get("traefik.backend.loadbalancer.stickiness").and_then(|v| parse_bool(v));
+    let sticky = pick("sticky", &[("swarm-sticky.sticky", ours.get("sticky").and_then(|v| parse_bool(v))), ("traefik.http.services.*.loadbalancer.sticky.cookie", v2_sticky), ("traefik.backend.loadbalancer.stickiness", v1_sticky)], &mut warnings)
+        // Stickiness is what swarm-sticky is for: on unless switched off.
+        .unwrap_or(true);
+
+    let mut cookie = CookieLabels {
+        name: pick(
+            "cookie name",
+            &[
+                ("swarm-sticky.cookie.name", ours.get("cookie.name").map(|v| (*v).to_string())),
+                ("traefik.http.services.*.loadbalancer.sticky.cookie.name", v2_cookie.name.clone()),
+                ("traefik.backend.loadbalancer.stickiness.cookieName", traefik.get("traefik.backend.loadbalancer.stickiness.cookieName").map(|v| (*v).to_string())),
+            ],
+            &mut warnings,
+        ),
+        ..v2_cookie
+    };
+    if let Some(v) = ours.get("cookie.path") {
+        cookie.path = Some((*v).to_string());
+    }
+    if let Some(v) = ours.get("cookie.domain") {
+        cookie.domain = Some((*v).to_string());
+    }
+    if let Some(v) = ours.get("cookie.secure") {
+        cookie.secure = parse_bool(v);
+    }
+    if let Some(v) = ours.get("cookie.http-only") {
+        cookie.http_only = parse_bool(v);
+    }
+    if let Some(v) = ours.get("cookie.same-site") {
+        cookie.same_site = Some((*v).to_string());
+    }
+    if let Some(v) = ours.get("cookie.max-age") {
+        cookie.max_age = v.parse().ok();
+    }
+
+    let weight_of = |v: Option<&&str>| v.and_then(|v| v.trim().parse::<u32>().ok());
+    let weight = pick("weight", &[("swarm-sticky.weight", weight_of(ours.get("weight"))), ("traefik.backend.weight", weight_of(traefik.get("traefik.backend.weight")))], &mut warnings)
+        .unwrap_or(1);
+    let affinity = match ours.get("affinity").map(|v| v.trim()) {
+        None | Some("same-slot") => Affinity::SameSlot,
+        Some("rebalance") => Affinity::Rebalance,
+        Some(other) => {
+            warnings.push(format!("swarm-sticky.affinity: {other:?} is neither same-slot nor rebalance; using same-slot"));
+            Affinity::SameSlot
+        }
+    };
+    Ok(ServiceLabels { network, port, rule, sticky, cookie, weight, affinity, warnings })
+}
+
+#[cfg(test)]
+mod tests;

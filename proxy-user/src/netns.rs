@@ -1,0 +1,146 @@
+//! Sockets created inside another network namespace.
+//!
+//! Overlay task addresses are reachable only from inside the overlay's
+//! namespace on this node (`/var/run/docker/netns/lb_<id>` or a container's
+//! sandbox); a connection from the host namespace would leave the machine.
+//! A socket belongs to the namespace it was *created* in, whichever thread
+//! uses it later, so one dedicated thread per namespace enters it once
+//! (`setns` changes only the calling thread) and creates sockets on
+//! request; the runtime then connects and uses them as usual.
+
+use std::{
+    collections::HashMap,
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+    sync::{Mutex, mpsc},
+    thread,
+};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::oneshot;
+
+/// A namespace could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// The namespace file could not be opened (gone, or no permission).
+    #[error("open network namespace {path}")]
+    Open {
+        /// Namespace path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `setns` failed (needs CAP_SYS_ADMIN).
+    #[error("enter network namespace {path} (needs CAP_SYS_ADMIN)")]
+    Enter {
+        /// Namespace path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The socket could not be created inside it.
+    #[error("create a socket in {path}")]
+    Socket {
+        /// Namespace path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The namespace's thread is gone.
+    #[error("the thread for network namespace {0} stopped")]
+    ThreadGone(PathBuf),
+}
+
+type Request = (Domain, oneshot::Sender<Result<Socket, NetnsError>>);
+
+/// One thread living in one namespace.
+struct NsThread {
+    requests: mpsc::Sender<Request>,
+}
+
+fn enter(path: &Path) -> Result<(), NetnsError> {
+    let file = std::fs::File::open(path).map_err(|source| NetnsError::Open { path: path.to_path_buf(), source })?;
+    // SAFETY: setns on a valid namespace fd only changes the calling
+    // thread, which is dedicated to this namespace for its whole life.
+    #[expect(unsafe_code, reason = "setns has no safe wrapper in std")]
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(NetnsError::Enter { path: path.to_path_buf(), source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+impl NsThread {
+    fn spawn(path: &Path) -> Result<Self, NetnsError> {
+        let (requests, rx) = mpsc::channel::<Request>();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let owned = path.to_path_buf();
+        thread::Builder::new()
+            .name("netns".into())
+            .spawn(move || {
+                if let Err(err) = enter(&owned) {
+                    let _ = ready_tx.send(Err(err));
+                    return;
+                }
+                let _ = ready_tx.send(Ok(()));
+                for (domain, reply) in rx {
+                    let socket = Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP))
+                        .map_err(|source| NetnsError::Socket { path: owned.clone(), source });
+                    let _ = reply.send(socket);
+                }
+            })
+            .map_err(|source| NetnsError::Socket { path: path.to_path_buf(), source })?;
+        ready_rx.recv().map_err(|_| NetnsError::ThreadGone(path.to_path_buf()))??;
+        Ok(Self { requests })
+    }
+}
+
+/// Creates sockets inside network namespaces, one thread per namespace.
+#[derive(Default)]
+pub struct SocketFactory {
+    threads: Mutex<HashMap<PathBuf, NsThread>>,
+}
+
+impl SocketFactory {
+    /// A non-blocking TCP socket of `domain` created inside the namespace
+    /// at `path`, ready for `connect`.
+    ///
+    /// # Errors
+    /// When the namespace cannot be entered or the socket not created.
+    pub async fn socket(&self, path: &Path, domain: Domain) -> Result<Socket, NetnsError> {
+        let rx = {
+            let mut threads = self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !threads.contains_key(path) {
+                threads.insert(path.to_path_buf(), NsThread::spawn(path)?);
+            }
+            let (tx, rx) = oneshot::channel();
+            let sent = threads.get(path).map(|t| t.requests.send((domain, tx)));
+            if !matches!(sent, Some(Ok(()))) {
+                // The thread died (its namespace went away): start afresh next time.
+                threads.remove(path);
+                return Err(NetnsError::ThreadGone(path.to_path_buf()));
+            }
+            rx
+        };
+        rx.await.map_err(|_| NetnsError::ThreadGone(path.to_path_buf()))?
+    }
+
+    /// Connects to `addr` from inside the namespace at `path`.
+    ///
+    /// # Errors
+    /// Namespace trouble, or the connect itself failing.
+    pub async fn connect(&self, path: &Path, addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+        let socket = self.socket(path, Domain::for_address(addr)).await.map_err(std::io::Error::other)?;
+        let std_stream: std::net::TcpStream = socket.into();
+        let socket = tokio::net::TcpSocket::from_std_stream(std_stream);
+        socket.connect(addr).await
+    }
+
+    /// Forgets the thread of a namespace that was removed.
+    pub fn forget(&self, path: &Path) {
+        self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(path);
+    }
+}

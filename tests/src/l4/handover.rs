@@ -1,0 +1,146 @@
+//! Zero-downtime hand-over between processes, and recovery after a crash.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use super::{PORT, admin, backend, start};
+use crate::harness::{client::get, netns::TestNet};
+
+const ARGS: [&str; 6] = ["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf"];
+
+/// Waits (bounded) until `counter` reaches `n`.
+fn wait_count(counter: &AtomicU64, n: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while counter.load(Ordering::Relaxed) < n {
+        assert!(Instant::now() < deadline, "client loop stalled at {} (< {n})", counter.load(Ordering::Relaxed));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A loop of at least 5,000 sequential connections runs while the process
+/// is replaced twice (start the successor, SIGTERM the old one): not one
+/// connection fails, and each process served some of them.
+#[test]
+#[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
+fn process_is_replaced_twice_without_a_failed_connection() {
+    let net = TestNet::new();
+    let _backend = backend(&net);
+    let mut first = start(&net, 0, &ARGS);
+    first.wait_ready();
+
+    let target = SocketAddr::new(net.server_ip(false), PORT);
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let client = {
+        let (done, stop, failures) = (done.clone(), stop.clone(), failures.clone());
+        let path = net.client.path();
+        std::thread::spawn(move || {
+            crate::harness::netns::enter(&path);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match get(target, "/") {
+                    Ok(r) if r.status == 200 => {}
+                    Ok(r) => failures.lock().expect("lock").push(format!("status {}", r.status)),
+                    Err(e) => failures.lock().expect("lock").push(e.to_string()),
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    wait_count(&done, 500, Duration::from_secs(30));
+    let mut second = start(&net, 1, &ARGS);
+    second.wait_ready();
+    first.signal(libc::SIGTERM);
+    assert!(first.wait_exit(Duration::from_secs(40)).success(), "first process: {}", first.stderr());
+    let after_first = done.load(Ordering::Relaxed);
+
+    wait_count(&done, after_first + 1500, Duration::from_secs(30));
+    let second_served = net.server.run(|| crate::harness::client::accepted_per_worker(admin(1)));
+    let mut third = start(&net, 2, &ARGS);
+    third.wait_ready();
+    second.signal(libc::SIGTERM);
+    assert!(second.wait_exit(Duration::from_secs(40)).success(), "second process: {}", second.stderr());
+
+    wait_count(&done, 5000.max(done.load(Ordering::Relaxed) + 1000), Duration::from_secs(60));
+    stop.store(true, Ordering::Relaxed);
+    client.join().expect("client thread");
+    let third_served = net.server.run(|| crate::harness::client::accepted_per_worker(admin(2)));
+
+    let failures = failures.lock().expect("lock");
+    let total = done.load(Ordering::Relaxed);
+    assert!(total >= 5000, "only {total} connections");
+    assert!(failures.is_empty(), "{} of {total} connections failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(second_served.iter().sum::<u64>() > 0, "the second process served nothing");
+    assert!(third_served.iter().sum::<u64>() > 0, "the third process served nothing");
+    assert!(second.stderr().contains("taking over the published address"));
+}
+
+/// After SIGKILL the port is not served (no process, stale pins); a new
+/// start detects the stale pins, replaces them and serves within 1 s.
+#[test]
+#[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
+fn restart_after_sigkill_serves_within_a_second() {
+    let net = TestNet::new();
+    let _backend = backend(&net);
+    let mut crashed = start(&net, 0, &ARGS);
+    crashed.wait_ready();
+    let target = SocketAddr::new(net.server_ip(false), PORT);
+    assert_eq!(net.client.run(move || get(target, "/").map(|r| r.status).ok()), Some(200));
+
+    crashed.signal(libc::SIGKILL);
+    crashed.wait_exit(Duration::from_secs(5));
+    let refused = net.client.run(move || get(target, "/").is_err());
+    assert!(refused, "the port was still served after SIGKILL");
+
+    let started = Instant::now();
+    let mut next = start(&net, 1, &ARGS);
+    let served_after = net.client.run(move || {
+        let deadline = started + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if matches!(get(target, "/"), Ok(r) if r.status == 200) {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    });
+    let elapsed = served_after.unwrap_or_else(|| panic!("not served within 1 s of the new start; stderr:\n{}", next.stderr()));
+    next.wait_for_line("replacing eBPF pins left by a swarm-sticky that is gone", Duration::from_secs(2));
+    eprintln!("served again {elapsed:?} after the new start");
+}
+
+/// Pins written by a swarm-sticky of another ABI version are refused with
+/// a message saying what to do, and left as they are.
+#[test]
+#[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
+fn pins_of_another_abi_version_are_refused() {
+    use aya::maps::{Array, Map, MapData};
+    use proxy_common::{META_ABI_SLOT, names::MAP_META};
+
+    let net = TestNet::new();
+    let _backend = backend(&net);
+    let mut old = start(&net, 0, &ARGS);
+    old.wait_ready();
+    old.signal(libc::SIGKILL);
+    old.wait_exit(Duration::from_secs(5));
+
+    let meta = std::path::PathBuf::from(format!("/sys/fs/bpf/swarm-sticky/net-{}/{MAP_META}", net.server.inode()));
+    let data = MapData::from_pin(&meta).expect("the killed process left its META pin");
+    let mut array: Array<_, u32> = Array::try_from(Map::Array(data)).expect("META is an array");
+    array.set(META_ABI_SLOT, 999, 0).expect("write a foreign ABI version");
+
+    let mut next = start(&net, 1, &ARGS);
+    let status = next.wait_exit(Duration::from_secs(20));
+    assert!(!status.success());
+    let err = next.stderr();
+    assert!(err.contains("ABI v999") && err.contains("rm -r"), "{err}");
+    assert!(meta.exists(), "the foreign pins must be left alone");
+}

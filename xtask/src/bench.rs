@@ -1,0 +1,34 @@
+//! `cargo xtask bench steering|proxy`: benchmarks, each against its
+//! baseline in the same run. Figures are printed as Markdown tables; the
+//! ones we measured are kept in `docs/benchmarks.md`.
+
+mod proxy;
+mod steering;
+
+use crate::{cmd, setup};
+
+/// Which benchmark.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Which {
+    /// Connection rate and spread: eBPF sk_lookup, SO_REUSEPORT, one shared socket.
+    Steering,
+    /// wrk through swarm-sticky and HAProxy over the same two backends, and
+    /// the memory held by 10,000 idle keep-alive connections.
+    Proxy,
+}
+
+/// Builds the release binary and runs the benchmark.
+///
+/// # Errors
+/// When the build or a run fails.
+pub fn run(which: Which, seconds: u64) -> anyhow::Result<()> {
+    let tools = setup::run()?;
+    let mut build = cmd::cargo();
+    build.args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"]).env("PATH", setup::path_with(&tools));
+    cmd::run(&mut build)?;
+    let bin = cmd::root().join("target/release/swarm-sticky");
+    match which {
+        Which::Steering => steering::run(&bin, seconds),
+        Which::Proxy => proxy::run(&bin, seconds),
+    }
+}

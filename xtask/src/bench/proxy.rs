@@ -1,0 +1,316 @@
+//! `cargo xtask bench proxy`: swarm-sticky against HAProxy, same run, same
+//! backends, same wrk settings.
+//!
+//! Layout on a 2-core machine: the proxy under test alone on CPU 0 (one
+//! worker, as HAProxy runs one thread), wrk (`-t2 -c64`) and the two
+//! whoami backends on CPU 1. Targets: one backend directly (the ceiling of
+//! this harness), HAProxy 2.6 with `cookie SRV insert indirect nocache`,
+//! and swarm-sticky, each with a valid sticky cookie and without one.
+//! Besides req/s and latency, the proxy's CPU time per request (from
+//! `/proc/<pid>/stat`) is reported: wrk saturates near the proxies' rate
+//! here, so req/s alone would hide differences.
+//!
+//! A second part opens 10,000 idle keep-alive client connections (each
+//! sent one request with the cookie) and reports the proxies' RSS.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::cmd;
+
+const WRK_THREADS: &str = "2";
+const WRK_CONNECTIONS: &str = "64";
+const IDLE_CONNECTIONS: usize = 10_000;
+
+/// A child process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn_on(cpu: &str, program: &std::path::Path, args: &[String]) -> anyhow::Result<Proc> {
+    let child = Command::new("taskset")
+        .args(["-c", cpu])
+        .arg(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {}", program.display()))?;
+    Ok(Proc(child))
+}
+
+/// One request; returns (status line, headers, body).
+fn request(addr: SocketAddr, cookie: Option<&str>) -> anyhow::Result<(String, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: bench\r\n{cookie}Connection: close\r\n\r\n").as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let (head, body) = out.split_once("\r\n\r\n").context("HTTP response")?;
+    Ok((head.to_string(), body.to_string()))
+}
+
+fn wait_serving(addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if matches!(request(addr, None), Ok((h, _)) if h.starts_with("HTTP/1.1 200")) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{addr} did not answer 200 within 15 s")
+}
+
+/// The first `Set-Cookie` of a response, as `name=value`.
+fn sticky_cookie(addr: SocketAddr) -> anyhow::Result<String> {
+    let (head, _) = request(addr, None)?;
+    let line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .with_context(|| format!("{addr} set no cookie:\n{head}"))?;
+    let value = line.split_once(':').map_or("", |(_, v)| v).trim();
+    Ok(value.split(';').next().unwrap_or_default().to_string())
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("stat format")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of the whole line are 12 and 13 after the comm.
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    #[expect(unsafe_code, reason = "sysconf has no safe wrapper in std")]
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / hz)
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+/// wrk's figures.
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn parse_latency(v: &str) -> Option<f64> {
+    let (num, unit) = v.find(|c: char| c.is_ascii_alphabetic()).map(|i| v.split_at(i))?;
+    let n: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => return None,
+    })
+}
+
+fn wrk(url: &str, cookie: Option<&str>, seconds: u64) -> anyhow::Result<Wrk> {
+    let mut c = Command::new("taskset");
+    c.args(["-c", "1", "wrk", "-t", WRK_THREADS, "-c", WRK_CONNECTIONS, "-d"]).arg(format!("{seconds}s")).arg("--latency");
+    if let Some(cookie) = cookie {
+        c.args(["-H", &format!("Cookie: {cookie}")]);
+    }
+    let out = cmd::output(c.arg(url))?;
+    let find = |prefix: &str| out.lines().map(str::trim).find(|l| l.starts_with(prefix)).map(ToString::to_string);
+    let rps = find("Requests/sec:").and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).context("wrk req/s")?;
+    let p50 = find("50%").and_then(|l| parse_latency(l.split_whitespace().nth(1)?)).context("wrk p50")?;
+    let p99 = find("99%").and_then(|l| parse_latency(l.split_whitespace().nth(1)?)).context("wrk p99")?;
+    let errors = find("Non-2xx or 3xx responses:").and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
+        + find("Socket errors:").map_or(0, |l| {
+            l.split([',', ' ']).filter_map(|w| w.parse::<u64>().ok()).sum()
+        });
+    Ok(Wrk { rps, p50_ms: p50, p99_ms: p99, errors })
+}
+
+struct Row {
+    target: &'static str,
+    mode: &'static str,
+    wrk: Wrk,
+    cpu_us_per_req: Option<f64>,
+}
+
+fn measure(target: &'static str, mode: &'static str, url: &str, cookie: Option<&str>, pid: Option<u32>, seconds: u64) -> anyhow::Result<Row> {
+    eprintln!("wrk {target} {mode} for {seconds} s");
+    let before = pid.map(cpu_seconds).transpose()?;
+    let wrk = wrk(url, cookie, seconds)?;
+    let cpu = match (pid, before) {
+        (Some(p), Some(b)) => Some((cpu_seconds(p)? - b) / (wrk.rps * seconds as f64) * 1e6),
+        _ => None,
+    };
+    Ok(Row { target, mode, wrk, cpu_us_per_req: cpu })
+}
+
+fn haproxy_config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
+    let servers: String = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| format!("  server s{} {b} cookie s{}\n", i + 1, i + 1))
+        .collect();
+    format!(
+        "global\n  nbthread 1\n  maxconn 20000\n\
+         defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  http-reuse safe\n\
+         frontend fe\n  bind {listen}\n  default_backend be\n\
+         backend be\n  balance roundrobin\n  cookie SRV insert indirect nocache\n{servers}"
+    )
+}
+
+/// Opens `n` keep-alive connections that each send one request with the
+/// cookie and stay open; returns them (closing on drop).
+fn idle_connections(addr: SocketAddr, cookie: &str, n: usize) -> anyhow::Result<Vec<TcpStream>> {
+    let req = format!("GET / HTTP/1.1\r\nHost: bench\r\nCookie: {cookie}\r\n\r\n");
+    let mut conns = Vec::with_capacity(n);
+    let mut buf = [0u8; 4096];
+    for _ in 0..n {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(req.as_bytes())?;
+        let got = s.read(&mut buf)?;
+        if got == 0 || !buf.starts_with(b"HTTP/1.1 200") {
+            bail!("{addr}: no 200 on an idle-connection request");
+        }
+        conns.push(s);
+    }
+    Ok(conns)
+}
+
+fn raise_nofile() {
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid pointers to an rlimit struct.
+    #[expect(unsafe_code, reason = "getrlimit/setrlimit have no safe wrapper in std")]
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut l) == 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raw const l);
+        }
+    }
+}
+
+/// Runs the benchmark and prints the tables.
+///
+/// # Errors
+/// A missing tool, a target that does not come up, or a failed run.
+pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
+    for tool in ["wrk", "haproxy", "taskset"] {
+        if !cmd::on_path(tool) {
+            bail!("{tool} is not installed (Debian: apt-get install wrk haproxy util-linux)");
+        }
+    }
+    raise_nofile();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect::<anyhow::Result<_>>()?;
+    let backends: Vec<SocketAddr> = ports[..2].iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
+    let ss_addr = SocketAddr::from(([127, 0, 0, 1], ports[2]));
+    let ha_addr = SocketAddr::from(([127, 0, 0, 1], ports[3]));
+    let scratch = std::env::temp_dir().join(format!("ss-bench-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+
+    let _backends: Vec<Proc> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| spawn_on("1", bin, &["whoami".into(), "--listen".into(), b.to_string(), "--name".into(), format!("s{}", i + 1)]))
+        .collect::<anyhow::Result<_>>()?;
+    let mut ss_args: Vec<String> = ["run", "--listen", &ss_addr.to_string(), "--workers", "1", "--steering", "reuseport"]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for (i, b) in backends.iter().enumerate() {
+        ss_args.extend(["--backend".into(), format!("s{}=http://{b}", i + 1)]);
+    }
+    ss_args.extend(["--admin".into(), format!("127.0.0.1:{}", free_port()?), "--state-dir".into(), scratch.display().to_string()]);
+    let ss = spawn_on("0", bin, &ss_args)?;
+    let ha_cfg = scratch.join("haproxy.cfg");
+    std::fs::write(&ha_cfg, haproxy_config(ha_addr, &backends))?;
+    let ha = spawn_on("0", std::path::Path::new("/usr/sbin/haproxy"), &["-db".into(), "-f".into(), ha_cfg.display().to_string()])?;
+    for b in &backends {
+        wait_serving(*b)?;
+    }
+    wait_serving(ss_addr)?;
+    wait_serving(ha_addr)?;
+    let ss_cookie = sticky_cookie(ss_addr)?;
+    let ha_cookie = sticky_cookie(ha_addr)?;
+    let (ss_pid, ha_pid) = (ss.0.id(), ha.0.id());
+
+    let url = |a: SocketAddr| format!("http://{a}/");
+    // Warm-up, so that pools and caches are filled before measuring.
+    wrk(&url(ss_addr), Some(&ss_cookie), 2)?;
+    wrk(&url(ha_addr), Some(&ha_cookie), 2)?;
+    let rows = vec![
+        measure("direct", "-", &url(backends[0]), None, None, seconds)?,
+        measure("haproxy", "sticky", &url(ha_addr), Some(&ha_cookie), Some(ha_pid), seconds)?,
+        measure("swarm-sticky", "sticky", &url(ss_addr), Some(&ss_cookie), Some(ss_pid), seconds)?,
+        measure("haproxy", "nocookie", &url(ha_addr), None, Some(ha_pid), seconds)?,
+        measure("swarm-sticky", "nocookie", &url(ss_addr), None, Some(ss_pid), seconds)?,
+    ];
+    print_rows(&rows);
+
+    eprintln!("opening {IDLE_CONNECTIONS} idle keep-alive connections to each proxy");
+    let mut idle = Vec::new();
+    for (name, addr, cookie, pid) in [("haproxy", ha_addr, &ha_cookie, ha_pid), ("swarm-sticky", ss_addr, &ss_cookie, ss_pid)] {
+        let before = rss_kib(pid)?;
+        let conns = idle_connections(addr, cookie, IDLE_CONNECTIONS)?;
+        std::thread::sleep(Duration::from_secs(2));
+        let with = rss_kib(pid)?;
+        idle.push((name, before, with));
+        drop(conns);
+    }
+    println!();
+    println!("| proxy | RSS before | RSS with {IDLE_CONNECTIONS} idle connections | per connection |");
+    println!("|---|---:|---:|---:|");
+    for (name, before, with) in idle {
+        println!(
+            "| {name} | {:.1} MiB | {:.1} MiB | {:.2} KiB |",
+            before as f64 / 1024.0,
+            with as f64 / 1024.0,
+            (with.saturating_sub(before)) as f64 / IDLE_CONNECTIONS as f64
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(())
+}
+
+fn print_rows(rows: &[Row]) {
+    let direct = rows.iter().find(|r| r.target == "direct").map_or(1.0, |r| r.wrk.rps);
+    let ha = |mode: &str| rows.iter().find(|r| r.target == "haproxy" && r.mode == mode);
+    println!("| target | cookie | req/s | × direct | × HAProxy | p50 ms | p99 ms | CPU µs/req | CPU × HAProxy | errors |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let base = ha(r.mode);
+        let x_ha = base.map_or("-".into(), |b| format!("{:.2}", r.wrk.rps / b.wrk.rps));
+        let cpu = r.cpu_us_per_req.map_or("-".into(), |c| format!("{c:.1}"));
+        let cpu_x = match (r.cpu_us_per_req, base.and_then(|b| b.cpu_us_per_req)) {
+            (Some(c), Some(b)) => format!("{:.2}", c / b),
+            _ => "-".into(),
+        };
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {x_ha} | {:.2} | {:.2} | {cpu} | {cpu_x} | {} |",
+            r.target,
+            r.mode,
+            r.wrk.rps,
+            r.wrk.rps / direct,
+            r.wrk.p50_ms,
+            r.wrk.p99_ms,
+            r.wrk.errors
+        );
+    }
+}

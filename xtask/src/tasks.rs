@@ -1,0 +1,129 @@
+//! `build`, `run`, `test` and `lint`.
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context as _, bail};
+
+use crate::{cmd, setup};
+
+/// Debian packages whose commands the privileged tests use.
+const TEST_PACKAGES: [(&str, &str); 4] = [("ip", "iproute2"), ("nsenter", "util-linux"), ("setpriv", "util-linux"), ("iptables", "iptables")];
+
+/// `cargo` with the tools on PATH.
+fn cargo_with(tools: &setup::Tools) -> Command {
+    let mut c = cmd::cargo();
+    c.env("PATH", setup::path_with(tools));
+    c
+}
+
+/// `cargo xtask build`: the whole workspace in release mode.
+pub fn build() -> anyhow::Result<()> {
+    let tools = setup::run()?;
+    cmd::run(cargo_with(&tools).args(["build", "--release", "--workspace", "--exclude", "proxy-ebpf"]))
+}
+
+fn release_binary() -> PathBuf {
+    cmd::root().join("target/release/swarm-sticky")
+}
+
+/// `cargo xtask run -- ARGS`: build, then run swarm-sticky (the demo when
+/// no arguments are given), through sudo when not root and sudo exists.
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let tools = setup::run()?;
+    cmd::run(cargo_with(&tools).args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"]))?;
+    let args: Vec<String> = if args.is_empty() {
+        println!("no arguments: running `swarm-sticky demo` (built-in backends, balancer on 127.0.0.1:8080)");
+        vec!["demo".into()]
+    } else {
+        args.to_vec()
+    };
+    let bin = release_binary();
+    let mut c = if cmd::is_root() || !cmd::on_path("sudo") {
+        Command::new(&bin)
+    } else {
+        println!("running through sudo: eBPF steering needs root or CAP_BPF+CAP_NET_ADMIN+CAP_PERFMON");
+        let mut s = Command::new("sudo");
+        s.arg("-E").arg(&bin);
+        s
+    };
+    let status = c.args(&args).status().with_context(|| format!("start {}", bin.display()))?;
+    if !status.success() {
+        bail!("swarm-sticky exited with {status}");
+    }
+    Ok(())
+}
+
+/// Installs the Debian packages the privileged tests need, when root.
+fn ensure_test_packages() -> anyhow::Result<()> {
+    let mut missing: Vec<&str> = TEST_PACKAGES.iter().filter(|(c, _)| !cmd::on_path(c)).map(|(_, p)| *p).collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !cmd::is_root() || !cmd::on_path("apt-get") {
+        println!("missing commands for the privileged tests (packages {}); they will fail with the reason", missing.join(" "));
+        return Ok(());
+    }
+    println!("installing {}", missing.join(" "));
+    cmd::run(Command::new("apt-get").args(["update", "-q"]))?;
+    cmd::run(Command::new("apt-get").args(["install", "-y", "-q"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// `cargo xtask test`: every tier. Unit and unprivileged end-to-end tests
+/// first, then the privileged ones (root, one fresh netns per test) one at
+/// a time, because they share kernel state such as bpffs.
+pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
+    let tools = setup::run()?;
+    ensure_test_packages()?;
+    cmd::run(cargo_with(&tools).args(["build", "-p", "proxy-user", "--bin", "swarm-sticky"]))?;
+    let bin = cmd::root().join("target/debug/swarm-sticky");
+    let mut failures = Vec::new();
+
+    let mut unit = cargo_with(&tools);
+    unit.args(["test", "--workspace", "--exclude", "proxy-ebpf", "--exclude", "xtask"]).env("SWARM_STICKY_BIN", &bin);
+    if let Some(f) = filter {
+        unit.args(["--", f]);
+    }
+    println!("== unit and unprivileged end-to-end tests");
+    if let Err(err) = cmd::run(&mut unit) {
+        failures.push(format!("{err:#}"));
+    }
+
+    println!("== privileged tests (root, a fresh network namespace each)");
+    if !cmd::is_root() {
+        println!("not root: the privileged tests will fail and say so");
+    }
+    let mut privileged = cargo_with(&tools);
+    privileged
+        .args(["test", "-p", "tests", "--", "--ignored", "--test-threads=1"])
+        .env("SWARM_STICKY_BIN", &bin)
+        .env("RUST_BACKTRACE", "1");
+    if let Some(f) = filter {
+        privileged.arg(f);
+    }
+    if let Err(err) = cmd::run(&mut privileged) {
+        failures.push(format!("{err:#}"));
+    }
+    if !failures.is_empty() {
+        bail!("test failures:\n{}", failures.join("\n"));
+    }
+    println!("all test tiers passed");
+    Ok(())
+}
+
+/// `cargo xtask lint`: rustfmt, then clippy on the host crates and on the
+/// eBPF crate separately (features would otherwise unify across them).
+pub fn lint() -> anyhow::Result<()> {
+    let tools = setup::run()?;
+    let mut fmt = Command::new("rustup");
+    fmt.args(["run", "nightly", "cargo", "fmt", "--all", "--", "--check"]).current_dir(cmd::root()).env_remove("CARGO");
+    cmd::run(&mut fmt).context("formatting differs: run `cargo +nightly fmt --all`")?;
+    cmd::run(cargo_with(&tools).args(["clippy", "--workspace", "--exclude", "proxy-ebpf", "--all-targets", "--", "-D", "warnings"]))?;
+    let mut ebpf = Command::new("rustup");
+    ebpf.args(["run", "nightly", "cargo", "clippy", "-p", "proxy-ebpf", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--release", "--", "-D", "warnings"])
+        .current_dir(cmd::root())
+        .env("PATH", setup::path_with(&tools))
+        .env_remove("CARGO")
+        .env_remove("RUSTUP_TOOLCHAIN");
+    cmd::run(&mut ebpf)
+}
