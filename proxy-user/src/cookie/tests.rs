@@ -157,11 +157,11 @@ fn set_cookie_attributes() {
     let mut c = CookieConfig::for_service("web");
     c.name = "SID".into();
     assert_eq!(
-        set_cookie_value(&c, "v", false),
+        set_cookie_value(&c, "v", false).unwrap(),
         "SID=v; Path=/; HttpOnly; SameSite=Lax"
     );
     assert_eq!(
-        set_cookie_value(&c, "v", true),
+        set_cookie_value(&c, "v", true).unwrap(),
         "SID=v; Path=/; HttpOnly; SameSite=Lax; Secure"
     );
     c.secure = SecureMode::Never;
@@ -171,13 +171,13 @@ fn set_cookie_attributes() {
     c.domain = Some("example.com".into());
     c.path = "/app".into();
     assert_eq!(
-        set_cookie_value(&c, "v", false),
+        set_cookie_value(&c, "v", false).unwrap(),
         "SID=v; Path=/app; Domain=example.com; Max-Age=60; SameSite=None; Secure"
     );
     c.same_site = SameSite::Strict;
     c.secure = SecureMode::Always;
     assert_eq!(
-        set_cookie_value(&c, "v", false),
+        set_cookie_value(&c, "v", false).unwrap(),
         "SID=v; Path=/app; Domain=example.com; Max-Age=60; SameSite=Strict; Secure"
     );
 }

@@ -316,7 +316,7 @@ fn build_set_cookie(
             issued_at: now,
         },
     ) {
-        Ok(v) => Some(cookie::set_cookie_value(cfg, &v, secure)),
+        Ok(v) => cookie::set_cookie_value(cfg, &v, secure),
         Err(err) => {
             tracing::warn!(backend = %backend.name, error = %err, "cannot sign a cookie");
             None

@@ -97,10 +97,10 @@ pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool) -> Result<(), Co
                 format!("{:?} is used by two services{hint}", c.name),
             ));
         }
-        if !c.path.starts_with('/') || c.path.contains([';', ' ', '\r', '\n']) {
+        if !c.path.starts_with('/') || !c.path.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
             return Err(ConfigError::field(
                 &at("cookie.path"),
-                "must start with / and contain no ; or spaces",
+                "must start with / and be visible ASCII without ;",
             ));
         }
         if let Some(d) = &c.domain
