@@ -13,7 +13,7 @@ use std::{
 use bytes::Bytes;
 use http::{
     HeaderMap, HeaderValue, Method, Request, Response, StatusCode,
-    header::{CONTENT_TYPE, SET_COOKIE},
+    header::{CONTENT_TYPE, HOST, SET_COOKIE},
     request::Parts,
 };
 use http_body_util::{BodyExt as _, Empty, Full};
@@ -98,9 +98,15 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
     let mut attempt = 0;
     let (resp, sender) = loop {
         attempt += 1;
-        let Some(req) = pending.take() else {
+        let Some(mut req) = pending.take() else {
             return plain(StatusCode::BAD_GATEWAY, "backend connection failed\n");
         };
+        // HTTP/1.1 needs a Host; an HTTP/1.0 client may have sent none.
+        if !req.headers().contains_key(HOST)
+            && let Ok(v) = HeaderValue::from_str(&backend.addr.to_string())
+        {
+            req.headers_mut().insert(HOST, v);
+        }
         let idle = if fresh {
             None
         } else {

@@ -209,7 +209,8 @@ async fn oversized_head_gets_431() {
     );
 }
 
-/// HTTP/1.0 clients are served.
+/// HTTP/1.0 clients are served, and a missing Host is filled in for the
+/// HTTP/1.1 upstream request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http10_client() {
     let backends = whoamis(1);
@@ -219,6 +220,11 @@ async fn http10_client() {
     let answer = read_all(&mut s).await;
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer:?}");
     assert!(answer.contains("I'm whoami-1"));
+    let host = format!("host: {}", backends[0].addr);
+    assert!(
+        answer.to_ascii_lowercase().contains(&host),
+        "HTTP/1.1 upstream request gets a Host: {answer}"
+    );
 }
 
 /// Upstream requests: hop-by-hop headers (and the names listed in
