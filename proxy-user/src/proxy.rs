@@ -58,7 +58,8 @@ pub struct Proxy {
 
 struct Inner {
     balancer: Arc<Balancer>,
-    keyring: Keyring,
+    /// Swappable for key rotation while running.
+    keyring: arc_swap::ArcSwap<Keyring>,
 }
 
 impl Proxy {
@@ -66,7 +67,10 @@ impl Proxy {
     pub fn new(services: ServicesConfig, keyring: Keyring) -> Arc<Self> {
         let balancer = Arc::new(Balancer::new(services));
         Arc::new(Self {
-            inner: Arc::new(Inner { balancer, keyring }),
+            inner: Arc::new(Inner {
+                balancer,
+                keyring: arc_swap::ArcSwap::from_pointee(keyring),
+            }),
         })
     }
 
@@ -87,6 +91,21 @@ impl Proxy {
     pub fn reload(&self, services: ServicesConfig) {
         self.inner.balancer.replace(services);
         tracing::info!("services reloaded");
+    }
+
+    /// Replaces the cookie keys (e.g. a new cluster key after the manager
+    /// join token was rotated; see [`Keyring::rotated`] to keep the old
+    /// keys verifying). Cookies issued from now on are signed by the new
+    /// first key; Set-Cookie values cached for the current second may still
+    /// carry the previous signature.
+    pub fn set_keyring(&self, keyring: Keyring) {
+        self.inner.keyring.store(Arc::new(keyring));
+        tracing::info!("cookie keys replaced");
+    }
+
+    /// The current cookie keys.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.inner.keyring.load_full()
     }
 
     /// Marks a backend draining (admin API): no new sessions, pinned

@@ -228,7 +228,7 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
     };
     let max_age = cfg.max_age.map(|d| d.as_secs());
     let now = cookie::unix_now();
-    match inner.keyring.decode(&svc.config.name, value, now, max_age) {
+    match inner.keyring.load().decode(&svc.config.name, value, now, max_age) {
         Ok(Sticky { backend, issued_at }) => match svc.backend(&backend) {
             // With a Max-Age, a cookie past half its life is renewed so
             // that an active session does not expire in the browser.
@@ -315,7 +315,7 @@ fn build_set_cookie(
     now: u64,
     inner: &Inner,
 ) -> Option<HeaderValue> {
-    match inner.keyring.encode(
+    match inner.keyring.load().encode(
         service,
         &Sticky {
             backend: backend.name.clone(),

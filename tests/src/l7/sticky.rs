@@ -242,3 +242,37 @@ async fn run_flags_and_state_dir_key_survive_restart() {
     assert_eq!(again.backend(), r.backend());
     assert!(again.cookie.is_none(), "the restarted proxy verifies the old cookie");
 }
+
+/// Rotating the cookie key while running keeps sessions: old cookies still
+/// verify, new ones are signed with the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_while_running_keeps_sessions() {
+    let backends = whoamis(2);
+    let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
+    let before = get(p.addr, "/", None).await;
+    let old_cookie = before.cookie.clone().unwrap();
+    let new_key = [7u8; 32];
+    p.proxy.set_keyring(p.proxy.keyring().rotated(&new_key));
+    let again = get(p.addr, "/", Some(&old_cookie)).await;
+    assert_eq!(again.backend(), before.backend());
+    assert!(again.cookie.is_none(), "the old cookie still verifies");
+    // A new session is signed with the new key (up to one cached second
+    // of old signatures, so wait on the condition, bounded).
+    let only_new = Keyring::from_secrets(&[new_key]);
+    let deadline = tokio::time::Instant::now() + crate::harness::proxy::WAIT;
+    loop {
+        let fresh = get(p.addr, "/", None).await.cookie.unwrap();
+        let value = fresh.split_once('=').unwrap().1;
+        if only_new
+            .decode("web", value.as_bytes(), proxy_user::cookie::unix_now(), None)
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "new cookies are never signed with the new key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

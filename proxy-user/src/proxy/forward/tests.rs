@@ -17,7 +17,7 @@ fn inner() -> Inner {
     ];
     Inner {
         balancer: Arc::new(Balancer::new(ServicesConfig::single("web", &backends))),
-        keyring: Keyring::from_secrets(&["unit-test-key-unit-test-key"]),
+        keyring: arc_swap::ArcSwap::from_pointee(Keyring::from_secrets(&["unit-test-key-unit-test-key"])),
     }
 }
 
@@ -37,6 +37,7 @@ fn sticky_decision() {
     let name = svc.config.cookie.name.clone();
     let value = inner
         .keyring
+        .load()
         .encode(
             "web",
             &Sticky {
@@ -50,6 +51,7 @@ fn sticky_decision() {
 
     let unknown = inner
         .keyring
+        .load()
         .encode(
             "web",
             &Sticky {
@@ -105,6 +107,7 @@ fn cookie_renewal() {
     let name = svc.config.cookie.name.clone();
     let young = inner
         .keyring
+        .load()
         .encode(
             "web",
             &Sticky {
@@ -115,6 +118,7 @@ fn cookie_renewal() {
         .unwrap();
     let old = inner
         .keyring
+        .load()
         .encode(
             "web",
             &Sticky {
