@@ -6,7 +6,7 @@ use std::{hint::black_box, net::SocketAddr};
 use criterion::{Criterion, criterion_group, criterion_main};
 use proxy_user::{
     balance::Balancer,
-    cookie::{Keyring, Sticky, unix_now},
+    cookie::{Keyring, MAX_VALUE_LEN, Sticky, unix_now},
     services::ServicesConfig,
 };
 
@@ -51,10 +51,17 @@ fn routing(c: &mut Criterion) {
             let svc = table
                 .route(Some("example.com"), black_box("/api/v2/users"))
                 .expect("routed");
-            let sticky = ring
-                .decode(&svc.config.name, black_box(value.as_bytes()), unix_now(), None)
+            let mut buf = [0u8; MAX_VALUE_LEN];
+            let (identity, _) = ring
+                .decode_in(
+                    &svc.config.name,
+                    black_box(value.as_bytes()),
+                    unix_now(),
+                    None,
+                    &mut buf,
+                )
                 .ok()?;
-            let backend = svc.backend(&sticky.backend)?;
+            let backend = svc.backend(identity)?;
             balancer.is_up(backend).then_some(backend.addr)
         })
     });

@@ -228,8 +228,13 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
     };
     let max_age = cfg.max_age.map(|d| d.as_secs());
     let now = cookie::unix_now();
-    match inner.keyring.load().decode(&svc.config.name, value, now, max_age) {
-        Ok(Sticky { backend, issued_at }) => match svc.backend(&backend) {
+    let mut buf = [0u8; cookie::MAX_VALUE_LEN];
+    match inner
+        .keyring
+        .load()
+        .decode_in(&svc.config.name, value, now, max_age, &mut buf)
+    {
+        Ok((backend, issued_at)) => match svc.backend(backend) {
             // With a Max-Age, a cookie past half its life is renewed so
             // that an active session does not expire in the browser.
             Some(b) if inner.balancer.is_up(b) => {
