@@ -9,6 +9,7 @@
 //! non-draining backends. The active health checker lives in `balance/health.rs`.
 
 mod health;
+mod status;
 
 use std::{
     collections::HashMap,
@@ -22,7 +23,10 @@ use std::{
 
 use arc_swap::ArcSwap;
 
-pub use self::health::spawn_health_checks;
+pub use self::{
+    health::spawn_health_checks,
+    status::{BackendStatus, ServiceStatus},
+};
 use crate::services::{Limits, ServiceConfig, ServicesConfig};
 
 /// Runtime state of one backend, shared by all snapshots that contain it.
@@ -155,22 +159,32 @@ impl Balancer {
 
     /// Whether `b` may take new sessions now.
     pub fn is_available(&self, b: &Backend) -> bool {
-        b.weight > 0 && !b.state.draining.load(Ordering::Relaxed) && self.is_up(b)
+        Self::is_available_at(b, self.now_ms())
+    }
+
+    fn is_available_at(b: &Backend, now_ms: u64) -> bool {
+        b.weight > 0 && !b.state.draining.load(Ordering::Relaxed) && Self::is_up_at(b, now_ms)
     }
 
     /// Whether `b` may keep serving sessions pinned to it (draining is fine).
     pub fn is_up(&self, b: &Backend) -> bool {
-        !b.state.unhealthy.load(Ordering::Relaxed) && b.state.down_until.load(Ordering::Relaxed) <= self.now_ms()
+        Self::is_up_at(b, self.now_ms())
+    }
+
+    fn is_up_at(b: &Backend, now_ms: u64) -> bool {
+        // Down-until is checked first: it is 0 (up) almost always.
+        b.state.down_until.load(Ordering::Relaxed) <= now_ms && !b.state.unhealthy.load(Ordering::Relaxed)
     }
 
     /// Picks a backend for a new session by smooth weighted round robin
     /// over available backends, skipping `exclude`.
     pub fn pick(&self, svc: &Service, exclude: &[&str]) -> Option<Arc<Backend>> {
+        let now = self.now_ms();
         let mut current = lock(&svc.swrr);
         let mut total = 0i64;
         let mut best: Option<usize> = None;
         for (i, b) in svc.backends.iter().enumerate() {
-            if exclude.contains(&b.name.as_str()) || !self.is_available(b) {
+            if !Self::is_available_at(b, now) || exclude.contains(&b.name.as_str()) {
                 continue;
             }
             let w = i64::from(b.weight);

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq as _;
 
 pub use self::{
     header::{find_cookie, remove_cookie, set_cookie_value},
-    keyring::{KEY_FILE_NAME, Keyring, KeyringError},
+    keyring::{KEY_FILE_NAME, Keyring, KeyringError, MAX_KEYS},
 };
 
 /// Version byte of the current format.
@@ -105,10 +105,34 @@ impl Keyring {
     /// # Errors
     /// Any [`CookieError`]: the value must not be trusted.
     pub fn decode(&self, service: &str, value: &[u8], now: u64, max_age: Option<u64>) -> Result<Sticky, CookieError> {
+        let mut buf = [0u8; MAX_VALUE_LEN];
+        let (backend, issued_at) = self.decode_in(service, value, now, max_age, &mut buf)?;
+        Ok(Sticky {
+            backend: backend.to_owned(),
+            issued_at,
+        })
+    }
+
+    /// [`Keyring::decode`] without allocating: the identity borrows `buf`.
+    ///
+    /// # Errors
+    /// Any [`CookieError`]: the value must not be trusted.
+    pub fn decode_in<'b>(
+        &self,
+        service: &str,
+        value: &[u8],
+        now: u64,
+        max_age: Option<u64>,
+        buf: &'b mut [u8; MAX_VALUE_LEN],
+    ) -> Result<(&'b str, u64), CookieError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(CookieError::TooLong);
         }
-        let raw = URL_SAFE_NO_PAD.decode(value).map_err(|_| CookieError::Base64)?;
+        // A value of at most MAX_VALUE_LEN characters decodes to fewer bytes.
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(value, &mut buf[..])
+            .map_err(|_| CookieError::Base64)?;
+        let raw: &'b [u8] = &buf[..n];
         if raw.len() < FIXED + 1 {
             return Err(CookieError::Malformed);
         }
@@ -141,10 +165,7 @@ impl Keyring {
         {
             return Err(CookieError::Expired);
         }
-        Ok(Sticky {
-            backend: identity.to_owned(),
-            issued_at,
-        })
+        Ok((identity, issued_at))
     }
 }
 

@@ -58,7 +58,8 @@ pub struct Proxy {
 
 struct Inner {
     balancer: Arc<Balancer>,
-    keyring: Keyring,
+    /// Swappable for key rotation while running.
+    keyring: arc_swap::ArcSwap<Keyring>,
 }
 
 impl Proxy {
@@ -66,7 +67,10 @@ impl Proxy {
     pub fn new(services: ServicesConfig, keyring: Keyring) -> Arc<Self> {
         let balancer = Arc::new(Balancer::new(services));
         Arc::new(Self {
-            inner: Arc::new(Inner { balancer, keyring }),
+            inner: Arc::new(Inner {
+                balancer,
+                keyring: arc_swap::ArcSwap::from_pointee(keyring),
+            }),
         })
     }
 
@@ -87,6 +91,21 @@ impl Proxy {
     pub fn reload(&self, services: ServicesConfig) {
         self.inner.balancer.replace(services);
         tracing::info!("services reloaded");
+    }
+
+    /// Replaces the cookie keys (e.g. a new cluster key after the manager
+    /// join token was rotated; see [`Keyring::rotated`] to keep the old
+    /// keys verifying). Cookies issued from now on are signed by the new
+    /// first key; Set-Cookie values cached for the current second may still
+    /// carry the previous signature.
+    pub fn set_keyring(&self, keyring: Keyring) {
+        self.inner.keyring.store(Arc::new(keyring));
+        tracing::info!("cookie keys replaced");
+    }
+
+    /// The current cookie keys.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.inner.keyring.load_full()
     }
 
     /// Marks a backend draining (admin API): no new sessions, pinned
@@ -133,9 +152,29 @@ where
 /// Per client connection state shared by its requests.
 struct ConnCtx {
     peer: SocketAddr,
+    /// The peer in forwarding headers.
+    peer_headers: headers::PeerHeaders,
     /// Backend picked for this connection per service: cookie-less
     /// requests (keep-alive, HTTP/2 streams) follow the first pick.
     pins: std::cell::RefCell<Vec<(String, String)>>,
+    /// Requests being handled (HTTP/2 idle timeout).
+    active: std::cell::Cell<usize>,
+    /// When the last request handler returned.
+    idle_since: std::cell::Cell<tokio::time::Instant>,
+}
+
+impl ConnCtx {
+    /// Resolves once no request has been handled for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            let deadline = self.idle_since.get() + timeout;
+            if self.active.get() == 0 && tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            let now = tokio::time::Instant::now();
+            tokio::time::sleep_until(deadline.max(now + timeout / 4)).await;
+        }
+    }
 }
 
 const RESPONSE_408: &[u8] =
@@ -144,22 +183,41 @@ const RESPONSE_408: &[u8] =
 async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, mut shutdown: Shutdown) {
     let limits = inner.balancer.table().limits.clone();
     // hyper's timer only starts once it reads a request head; a client that
-    // never sends a byte is closed after the same timeout.
-    if tokio::time::timeout(limits.header_read_timeout, stream.readable())
-        .await
-        .is_err()
-    {
-        tracing::debug!(peer = %conn.peer, "no request before the header read timeout");
-        return;
-    }
+    // never sends a byte is closed after the same timeout. The first bytes
+    // also tell HTTP/2 ("PRI * HTTP/2.0"), which gets an idle watchdog of
+    // its own (HTTP/1 idles under hyper's header read timeout).
+    let mut preface = [0u8; 3];
+    let first_bytes = tokio::select! {
+        r = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut preface)) => r,
+        // Draining: a connection that has not sent anything yet just closes.
+        () = shutdown.wait() => return,
+    };
+    let is_h2 = match first_bytes {
+        Ok(Ok(0)) | Ok(Err(_)) => return,
+        Ok(Ok(n)) => n == 3 && &preface == b"PRI",
+        Err(_) => {
+            tracing::debug!(peer = %conn.peer, "no request before the header read timeout");
+            return;
+        }
+    };
     let (io, shared) = io::ClientIo::new(stream);
     let ctx = Rc::new(ConnCtx {
         peer: conn.peer,
+        peer_headers: headers::PeerHeaders::new(conn.peer.ip()),
         pins: std::cell::RefCell::new(Vec::new()),
+        active: std::cell::Cell::new(0),
+        idle_since: std::cell::Cell::new(tokio::time::Instant::now()),
     });
+    let watchdog = ctx.clone();
     let service = service_fn(move |req| {
         let (inner, ctx) = (inner.clone(), ctx.clone());
-        async move { Ok::<_, Infallible>(forward::handle(&inner, &ctx, req).await) }
+        async move {
+            ctx.active.set(ctx.active.get() + 1);
+            let resp = forward::handle(&inner, &ctx, req).await;
+            ctx.active.set(ctx.active.get().saturating_sub(1));
+            ctx.idle_since.set(tokio::time::Instant::now());
+            Ok::<_, Infallible>(resp)
+        }
     });
     let mut builder = auto::Builder::new(LocalExec);
     builder
@@ -174,9 +232,22 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
     let mut served = Box::pin(builder.serve_connection_with_upgrades(io, service));
+    let idle = async {
+        if is_h2 {
+            watchdog.idle_for(limits.idle_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    // Graceful shutdown lets requests in flight (and their bodies) finish.
     let result = tokio::select! {
         r = served.as_mut() => r,
         () = shutdown.wait() => {
+            served.as_mut().graceful_shutdown();
+            served.as_mut().await
+        }
+        () = idle => {
+            tracing::debug!(peer = %conn.peer, "idle HTTP/2 connection closed");
             served.as_mut().graceful_shutdown();
             served.as_mut().await
         }
@@ -186,15 +257,35 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
     let Err(err) = result else { return };
     let timed_out = err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
     if timed_out && shared.is_mid_request() {
-        if let Some(mut stream) = shared.into_stream() {
+        if let Some(stream) = shared.into_stream() {
             tracing::debug!(peer = %conn.peer, "request head too slow: 408");
-            if let Err(e) = stream.write_all(RESPONSE_408).await {
-                tracing::debug!(peer = %conn.peer, error = %e, "writing 408");
-            }
+            answer_and_linger(stream, RESPONSE_408).await;
         }
     } else {
         tracing::debug!(peer = %conn.peer, error = %err, "client connection ended with an error");
     }
+}
+
+/// Writes a final answer, then closes gracefully: FIN first, then unread
+/// input is discarded for a moment, because closing with unread bytes
+/// makes the kernel send a reset that can destroy the answer in flight.
+async fn answer_and_linger(mut stream: TcpStream, answer: &[u8]) {
+    use tokio::io::AsyncReadExt as _;
+    if let Err(e) = stream.write_all(answer).await.and(stream.shutdown().await) {
+        tracing::debug!(error = %e, "writing a final answer");
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let linger = async {
+        // Bounded: at most 64 KiB, within the timeout below.
+        for _ in 0..16 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _expired = tokio::time::timeout(Duration::from_secs(1), linger).await;
 }
 
 /// Joins two upgraded connections until either side closes.

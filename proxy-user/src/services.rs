@@ -49,6 +49,10 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// Idle keep-alive connections kept per backend and worker (default 64).
     pub pool_idle_per_backend: usize,
+    /// An HTTP/2 client connection without a request for this long is
+    /// closed gracefully (default 60 s; HTTP/1 idles under
+    /// `header_read_timeout`).
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -58,6 +62,7 @@ impl Default for Limits {
             max_header_bytes: 64 * 1024,
             connect_timeout: Duration::from_secs(2),
             pool_idle_per_backend: 64,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -131,3 +131,22 @@ backends = [{ name = "a", url = "http://192.0.2.1:1" }]
     assert_eq!(name(Some("example.com"), "/x"), Some("host".into()));
     assert_eq!(name(Some("example.com"), "/api"), Some("api".into()));
 }
+
+/// The admin view reflects drain and passive health.
+#[test]
+fn status_view() {
+    let bal = Balancer::new(cfg(&[2, 1]));
+    bal.set_draining("web", "b1", true).unwrap();
+    let t = bal.table();
+    for _ in 0..t.services[0].config.passive.failures {
+        bal.record_failure(&t.services[0], t.services[0].backend("b0").unwrap());
+    }
+    let s = bal.status();
+    assert_eq!(s[0].name, "web");
+    let (b0, b1) = (&s[0].backends[0], &s[0].backends[1]);
+    assert!(!b0.available && b0.down_for_ms > 0 && !b0.draining && b0.healthy);
+    assert!(b1.draining && !b1.available && b1.down_for_ms == 0);
+    assert_eq!(b0.addr, "192.0.2.1:8000");
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(json.contains("\"draining\":true"), "{json}");
+}

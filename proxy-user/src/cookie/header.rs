@@ -70,8 +70,9 @@ pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {
 /// The `Set-Cookie` value for `value` under `cfg`; `secure_request` says
 /// whether the request came over TLS (or a trusted `X-Forwarded-Proto:
 /// https`), which decides `Secure` in auto mode. `SameSite=None` always
-/// gets `Secure` (browsers reject it otherwise).
-pub fn set_cookie_value(cfg: &CookieConfig, value: &str, secure_request: bool) -> HeaderValue {
+/// gets `Secure` (browsers reject it otherwise). `None` only for a
+/// configuration that was not validated.
+pub fn set_cookie_value(cfg: &CookieConfig, value: &str, secure_request: bool) -> Option<HeaderValue> {
     let secure = match cfg.secure {
         SecureMode::Always => true,
         SecureMode::Never => false,
@@ -102,6 +103,7 @@ pub fn set_cookie_value(cfg: &CookieConfig, value: &str, secure_request: bool) -
     if secure {
         s.push_str("; Secure");
     }
-    // Name, path and domain are validated tokens and the value is base64url.
-    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    // Name, path and domain are validated (visible ASCII) and the value is
+    // base64url, so this only fails for a config that bypassed validation.
+    HeaderValue::from_str(&s).ok()
 }

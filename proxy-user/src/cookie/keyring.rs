@@ -16,6 +16,9 @@ use super::Key;
 /// File name of the generated key inside the state directory.
 pub const KEY_FILE_NAME: &str = "cookie.key";
 
+/// Most keys a rotated keyring keeps (the signing key included).
+pub const MAX_KEYS: usize = 8;
+
 /// Shortest key line accepted, in bytes.
 const MIN_KEY_LEN: usize = 16;
 
@@ -152,6 +155,16 @@ impl Keyring {
             Some(path) => Self::from_file(path),
             None => Self::load_or_generate(&args.state_dir),
         }
+    }
+
+    /// A keyring whose first (signing) key is `secret`, followed by the keys
+    /// of `self` (which keep verifying), at most [`MAX_KEYS`] in all. Used
+    /// when a key is rotated while running.
+    pub fn rotated(&self, secret: &[u8]) -> Self {
+        let new = Key::new(secret);
+        let mut keys = vec![new.clone()];
+        keys.extend(self.keys.iter().filter(|k| k.id != new.id).take(MAX_KEYS - 1).cloned());
+        Self { keys }
     }
 
     /// Number of keys.

@@ -61,6 +61,28 @@ fn rotation() {
     );
 }
 
+/// A running rotation: the new key signs, the old ones still verify, the
+/// ring stays bounded.
+#[test]
+fn rotated_while_running() {
+    let old = ring();
+    let v = old.encode("s", &sticky("a")).unwrap();
+    let mut k = old.rotated(b"a-brand-new-key-a-brand-new-key");
+    assert!(k.decode("s", v.as_bytes(), 1_700_000_000, None).is_ok());
+    let v2 = k.encode("s", &sticky("a")).unwrap();
+    let only_new = Keyring::from_secrets(&[b"a-brand-new-key-a-brand-new-key"]);
+    assert!(only_new.decode("s", v2.as_bytes(), 1_700_000_000, None).is_ok());
+    assert_eq!(
+        k.rotated(b"a-brand-new-key-a-brand-new-key").len(),
+        2,
+        "the same key is not added twice"
+    );
+    for i in 0..20u8 {
+        k = k.rotated(&[i; 32]);
+    }
+    assert_eq!(k.len(), MAX_KEYS);
+}
+
 /// Max-Age is enforced on verification, and the future is rejected.
 #[test]
 fn expiry() {
@@ -157,11 +179,11 @@ fn set_cookie_attributes() {
     let mut c = CookieConfig::for_service("web");
     c.name = "SID".into();
     assert_eq!(
-        set_cookie_value(&c, "v", false),
+        set_cookie_value(&c, "v", false).unwrap(),
         "SID=v; Path=/; HttpOnly; SameSite=Lax"
     );
     assert_eq!(
-        set_cookie_value(&c, "v", true),
+        set_cookie_value(&c, "v", true).unwrap(),
         "SID=v; Path=/; HttpOnly; SameSite=Lax; Secure"
     );
     c.secure = SecureMode::Never;
@@ -171,13 +193,13 @@ fn set_cookie_attributes() {
     c.domain = Some("example.com".into());
     c.path = "/app".into();
     assert_eq!(
-        set_cookie_value(&c, "v", false),
+        set_cookie_value(&c, "v", false).unwrap(),
         "SID=v; Path=/app; Domain=example.com; Max-Age=60; SameSite=None; Secure"
     );
     c.same_site = SameSite::Strict;
     c.secure = SecureMode::Always;
     assert_eq!(
-        set_cookie_value(&c, "v", false),
+        set_cookie_value(&c, "v", false).unwrap(),
         "SID=v; Path=/app; Domain=example.com; Max-Age=60; SameSite=Strict; Secure"
     );
 }

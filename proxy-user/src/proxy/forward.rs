@@ -13,7 +13,7 @@ use std::{
 use bytes::Bytes;
 use http::{
     HeaderMap, HeaderValue, Method, Request, Response, StatusCode,
-    header::{CONTENT_TYPE, SET_COOKIE},
+    header::{CONTENT_TYPE, HOST, SET_COOKIE},
     request::Parts,
 };
 use http_body_util::{BodyExt as _, Empty, Full};
@@ -81,7 +81,7 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
     prepare_request(
         &mut req,
         &svc.config.cookie,
-        ctx.peer.ip(),
+        &ctx.peer_headers,
         trusted,
         host.as_deref(),
         upgrade.is_some(),
@@ -98,9 +98,15 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
     let mut attempt = 0;
     let (resp, sender) = loop {
         attempt += 1;
-        let Some(req) = pending.take() else {
+        let Some(mut req) = pending.take() else {
             return plain(StatusCode::BAD_GATEWAY, "backend connection failed\n");
         };
+        // HTTP/1.1 needs a Host; an HTTP/1.0 client may have sent none.
+        if !req.headers().contains_key(HOST)
+            && let Ok(v) = HeaderValue::from_str(&backend.addr.to_string())
+        {
+            req.headers_mut().insert(HOST, v);
+        }
         let idle = if fresh {
             None
         } else {
@@ -221,12 +227,20 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
         return (None, true);
     };
     let max_age = cfg.max_age.map(|d| d.as_secs());
+    let now = cookie::unix_now();
+    let mut buf = [0u8; cookie::MAX_VALUE_LEN];
     match inner
         .keyring
-        .decode(&svc.config.name, value, cookie::unix_now(), max_age)
+        .load()
+        .decode_in(&svc.config.name, value, now, max_age, &mut buf)
     {
-        Ok(Sticky { backend, .. }) => match svc.backend(&backend) {
-            Some(b) if inner.balancer.is_up(b) => (Some(b.clone()), false),
+        Ok((backend, issued_at)) => match svc.backend(backend) {
+            // With a Max-Age, a cookie past half its life is renewed so
+            // that an active session does not expire in the browser.
+            Some(b) if inner.balancer.is_up(b) => {
+                let renew = max_age.is_some_and(|max| now.saturating_sub(issued_at) > max / 2);
+                (Some(b.clone()), renew)
+            }
             _ => (None, true),
         },
         Err(_) => {
@@ -306,14 +320,14 @@ fn build_set_cookie(
     now: u64,
     inner: &Inner,
 ) -> Option<HeaderValue> {
-    match inner.keyring.encode(
+    match inner.keyring.load().encode(
         service,
         &Sticky {
             backend: backend.name.clone(),
             issued_at: now,
         },
     ) {
-        Ok(v) => Some(cookie::set_cookie_value(cfg, &v, secure)),
+        Ok(v) => cookie::set_cookie_value(cfg, &v, secure),
         Err(err) => {
             tracing::warn!(backend = %backend.name, error = %err, "cannot sign a cookie");
             None

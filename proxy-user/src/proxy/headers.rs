@@ -57,9 +57,18 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == http::header::TRANSFER_ENCODING || HOP_BY_HOP.contains(&name.as_str())
+}
+
 /// Removes hop-by-hop headers, including the names listed in `Connection`.
 /// `Transfer-Encoding` is hyper's business: it re-frames every body.
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names first: most messages have none of them, and
+    // a scan is cheaper than nine hashed removals.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -75,10 +84,32 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(http::header::TRANSFER_ENCODING);
 }
 
+/// The client's address as forwarding headers spell it, built once per
+/// connection.
+pub(super) struct PeerHeaders {
+    ip: String,
+    xff: HeaderValue,
+    forwarded_for: String,
+}
+
+impl PeerHeaders {
+    pub(super) fn new(peer: IpAddr) -> Self {
+        let ip = peer.to_string();
+        let xff = HeaderValue::from_str(&ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        // RFC 7239: IPv6 addresses are bracketed and quoted.
+        let forwarded_for = if peer.is_ipv6() {
+            format!("for=\"[{ip}]\"")
+        } else {
+            format!("for={ip}")
+        };
+        Self { ip, xff, forwarded_for }
+    }
+}
+
 pub(super) fn prepare_request<B>(
     req: &mut Request<B>,
     cookie: &CookieConfig,
-    peer: IpAddr,
+    peer: &PeerHeaders,
     trusted: bool,
     host: Option<&str>,
     upgrade: bool,
@@ -117,19 +148,16 @@ pub(super) fn prepare_request<B>(
 
 fn forwarding_headers(
     headers: &mut HeaderMap,
-    peer: IpAddr,
+    peer: &PeerHeaders,
     trusted: bool,
     host_value: Option<&HeaderValue>,
     host: Option<&str>,
 ) {
-    let peer_s = peer.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if trusted => format!("{prev}, {peer_s}"),
-        _ => peer_s.clone(),
+    let chained = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if trusted => HeaderValue::from_str(&format!("{prev}, {}", peer.ip)).ok(),
+        _ => None,
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(&X_FORWARDED_FOR, v);
-    }
+    headers.insert(&X_FORWARDED_FOR, chained.unwrap_or_else(|| peer.xff.clone()));
     let proto_trusted = trusted && headers.contains_key(&X_FORWARDED_PROTO);
     if !proto_trusted {
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -149,12 +177,7 @@ fn forwarding_headers(
             }
         }
     }
-    let for_ = if peer.is_ipv6() {
-        format!("\"[{peer_s}]\"")
-    } else {
-        peer_s
-    };
-    let mut fwd = format!("for={for_};proto={proto}");
+    let mut fwd = format!("{};proto={proto}", peer.forwarded_for);
     if let Some(h) = host {
         fwd.push_str(";host=\"");
         fwd.push_str(h);

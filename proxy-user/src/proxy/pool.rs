@@ -10,7 +10,7 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -24,8 +24,15 @@ use crate::balance::Backend;
 
 type Sender = SendRequest<ProxyBody>;
 
+/// Idle upstream connections older than this are closed rather than
+/// reused: backends close idle keep-alive connections on their own (Node
+/// after 5 s, nginx after 75 s), and a request must not race that.
+const MAX_IDLE: Duration = Duration::from_secs(4);
+
 thread_local! {
-    static POOL: RefCell<HashMap<SocketAddr, Vec<Sender>>> = RefCell::new(HashMap::new());
+    /// Per backend address, idle senders in the order they were returned
+    /// (the newest last).
+    static POOL: RefCell<HashMap<SocketAddr, Vec<(Instant, Sender)>>> = RefCell::new(HashMap::new());
 }
 
 /// Why no upstream connection could be had.
@@ -57,7 +64,16 @@ pub(super) enum ConnectError {
 /// An idle pooled sender for `addr` that is ready for a request.
 pub(super) async fn take_idle(addr: SocketAddr) -> Option<Sender> {
     loop {
-        let mut s = POOL.with_borrow_mut(|p| p.get_mut(&addr).and_then(Vec::pop))?;
+        let (_, mut s) = POOL.with_borrow_mut(|p| {
+            let idle = p.get_mut(&addr)?;
+            let newest = idle.pop()?;
+            if newest.0.elapsed() > MAX_IDLE {
+                // The newest is too old, so are all below it.
+                idle.clear();
+                return None;
+            }
+            Some(newest)
+        })?;
         if s.is_closed() {
             continue;
         }
@@ -99,7 +115,7 @@ fn give_back(addr: SocketAddr, sender: Sender, max_idle: usize) {
     POOL.with_borrow_mut(|p| {
         let idle = p.entry(addr).or_default();
         if idle.len() < max_idle {
-            idle.push(sender);
+            idle.push((Instant::now(), sender));
         }
     });
 }

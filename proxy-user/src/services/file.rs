@@ -30,6 +30,7 @@ struct FileLimits {
     max_header_bytes: Option<usize>,
     connect_timeout_ms: Option<u64>,
     pool_idle_per_backend: Option<usize>,
+    idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +125,7 @@ pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesCon
         max_header_bytes: l.max_header_bytes.unwrap_or(d.max_header_bytes),
         connect_timeout: l.connect_timeout_ms.map_or(d.connect_timeout, Duration::from_millis),
         pool_idle_per_backend: l.pool_idle_per_backend.unwrap_or(d.pool_idle_per_backend),
+        idle_timeout: l.idle_timeout_ms.map_or(d.idle_timeout, Duration::from_millis),
     };
     let mut services = Vec::new();
     for (i, s) in raw.services.into_iter().enumerate() {

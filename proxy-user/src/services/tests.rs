@@ -157,6 +157,14 @@ fn toml_errors_name_the_field() {
             "--config: unknown field",
         ),
         (
+            "[[services]]\nname='x'\ncookie={path=\"/a\\tb\"}\nbackends=[{name='a',url='http://127.0.0.1:1'}]",
+            "services[0].cookie.path",
+        ),
+        (
+            "[limits]\nidle_timeout_ms=0\n[[services]]\nname='x'\nbackends=[{name='a',url='http://127.0.0.1:1'}]",
+            "limits.idle_timeout_ms",
+        ),
+        (
             "trusted_proxies=['nope']\n[[services]]\nname='x'\nbackends=[{name='a',url='http://127.0.0.1:1'}]",
             "trusted_proxies[0]",
         ),

@@ -38,6 +38,16 @@ pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool) -> Result<(), Co
     if cfg.limits.max_header_bytes < 8192 {
         return Err(ConfigError::field("limits.max_header_bytes", "must be at least 8192"));
     }
+    let l = &cfg.limits;
+    for (field, d) in [
+        ("limits.header_read_timeout_ms", l.header_read_timeout),
+        ("limits.connect_timeout_ms", l.connect_timeout),
+        ("limits.idle_timeout_ms", l.idle_timeout),
+    ] {
+        if d.is_zero() {
+            return Err(ConfigError::field(field, "must be positive"));
+        }
+    }
     let mut names = HashSet::new();
     let mut cookies = HashSet::new();
     let mut rules = HashSet::new();
@@ -87,10 +97,10 @@ pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool) -> Result<(), Co
                 format!("{:?} is used by two services{hint}", c.name),
             ));
         }
-        if !c.path.starts_with('/') || c.path.contains([';', ' ', '\r', '\n']) {
+        if !c.path.starts_with('/') || !c.path.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
             return Err(ConfigError::field(
                 &at("cookie.path"),
-                "must start with / and contain no ; or spaces",
+                "must start with / and be visible ASCII without ;",
             ));
         }
         if let Some(d) = &c.domain

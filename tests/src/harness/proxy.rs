@@ -36,9 +36,13 @@ impl TestProxy {
 
     /// `workers` workers over `services` signing with `keyring`.
     pub fn start_with(services: ServicesConfig, keyring: Keyring, workers: usize) -> Self {
+        Self::serve(Proxy::new(services, keyring), workers)
+    }
+
+    /// Serves an already built proxy with `workers` workers.
+    pub fn serve(proxy: Arc<Proxy>, workers: usize) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let proxy = Proxy::new(services, keyring);
         let (stop, signal) = Shutdown::new();
         let policy = StopPolicy {
             linger: Duration::ZERO,

@@ -92,3 +92,34 @@ async fn active_health_check_takes_hung_backend_out() {
     }
     checker.abort();
 }
+
+/// A POST pinned to a backend that no longer accepts connections is not
+/// lost: its body was not sent yet, so it goes to another backend intact,
+/// with a new cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_to_dead_backend_fails_over_before_sending() {
+    let mut backends = whoamis(2);
+    let key = proxy_user::cookie::Keyring::random();
+    let first = TestProxy::start_with(ServicesConfig::single("web", &pairs(&backends)), key.clone(), 1);
+    // A session on whoami-1, then whoami-1 dies before the next request;
+    // a second proxy with the same key (no pooled connections) gets it.
+    let mut cookie = None;
+    while cookie.is_none() {
+        let r = get(first.addr, "/", None).await;
+        if r.backend() == "whoami-1" {
+            cookie = r.cookie;
+        }
+    }
+    let p = TestProxy::start_with(ServicesConfig::single("web", &pairs(&backends)), key, 1);
+    backends[0].kill();
+    let req = hyper::Request::post("/form")
+        .header(hyper::header::HOST, "x")
+        .header(hyper::header::COOKIE, cookie.unwrap())
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"name=value")))
+        .unwrap();
+    let r = Client::connect(p.addr).await.send(req).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.backend(), "whoami-2");
+    assert!(r.body.contains("body-bytes: 10"), "{}", r.body);
+    assert!(r.cookie.is_some());
+}

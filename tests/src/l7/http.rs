@@ -152,27 +152,44 @@ async fn http2_client() {
     assert_eq!(fresh.backend(), names[0]);
 }
 
-/// A slowloris client gets 408 after the header timeout while other
-/// clients are served meanwhile.
+/// A slowloris client (dribbling header bytes, never finishing the head)
+/// gets 408 after the header timeout, while other clients are served
+/// meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_gets_408_without_starving_others() {
     let backends = whoamis(1);
     let mut cfg = ServicesConfig::single("web", &pairs(&backends));
-    cfg.limits.header_read_timeout = Duration::from_millis(500);
+    cfg.limits.header_read_timeout = Duration::from_millis(1000);
     let p = TestProxy::start_with(cfg, proxy_user::cookie::Keyring::random(), 1);
-    let mut slow = TcpStream::connect(p.addr).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1").await.unwrap();
+    let slow = TcpStream::connect(p.addr).await.unwrap();
+    let (mut slow_read, mut slow_write) = slow.into_split();
+    slow_write.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let dribble = tokio::spawn(async move {
+        for i in 0..100 {
+            if slow_write
+                .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
     let started = std::time::Instant::now();
     let mut c = Client::connect(p.addr).await;
     for _ in 0..20 {
         assert_eq!(c.get("/", None).await.status, 200);
     }
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_millis(1000),
         "others were served while the slow head was pending"
     );
-    let answer = read_all(&mut slow).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, slow_read.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    dribble.abort();
 }
 
 /// A request head over the limit gets 431.
@@ -192,7 +209,8 @@ async fn oversized_head_gets_431() {
     );
 }
 
-/// HTTP/1.0 clients are served.
+/// HTTP/1.0 clients are served, and a missing Host is filled in for the
+/// HTTP/1.1 upstream request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http10_client() {
     let backends = whoamis(1);
@@ -202,6 +220,11 @@ async fn http10_client() {
     let answer = read_all(&mut s).await;
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer:?}");
     assert!(answer.contains("I'm whoami-1"));
+    let host = format!("host: {}", backends[0].addr);
+    assert!(
+        answer.to_ascii_lowercase().contains(&host),
+        "HTTP/1.1 upstream request gets a Host: {answer}"
+    );
 }
 
 /// Upstream requests: hop-by-hop headers (and the names listed in
@@ -308,4 +331,33 @@ async fn shutdown_finishes_in_flight_request() {
         .to_bytes();
     assert_eq!(rest, "last");
     tokio::time::timeout(WAIT, stopping).await.unwrap().unwrap();
+}
+
+/// An HTTP/2 connection without requests is closed after the idle timeout
+/// (gracefully, with GOAWAY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connection_is_closed() {
+    let backends = whoamis(1);
+    let mut cfg = ServicesConfig::single("web", &pairs(&backends));
+    cfg.limits.idle_timeout = Duration::from_millis(300);
+    let p = TestProxy::start(cfg);
+    let stream = TcpStream::connect(p.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = Request::get(format!("http://{}/", p.addr))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        read_reply(send.send_request(req).await.unwrap()).await.backend(),
+        "whoami-1"
+    );
+    let started = std::time::Instant::now();
+    tokio::time::timeout(WAIT, conn)
+        .await
+        .expect("connection closed by the proxy")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200), "closed too early");
 }

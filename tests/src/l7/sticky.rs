@@ -1,6 +1,6 @@
 //! Stickiness, cookie validation, migration, reload and drain.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use proxy_user::{cookie::Keyring, services::ServicesConfig};
 
@@ -159,21 +159,24 @@ async fn same_key_after_restart() {
     assert!(again.cookie.is_none());
 }
 
-/// 1,000 concurrent clients each keep their backend over several requests.
+/// 1,000 concurrent clients, all connected at once, each get a session
+/// and keep their backend over several keep-alive requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_clients_keep_their_backend() {
+    const CLIENTS: usize = 1000;
     let backends = whoamis(3);
     let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
     let addr = p.addr;
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(250));
-    let tasks: Vec<_> = (0..1000)
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let tasks: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let sem = sem.clone();
+            let barrier = barrier.clone();
             tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await.unwrap();
-                let first = get(addr, "/", None).await;
-                let cookie = first.cookie.clone().unwrap();
                 let mut c = Client::connect(addr).await;
+                let first = c.get("/", None).await;
+                let cookie = first.cookie.clone().unwrap();
+                // Every client holds its connection open from here on.
+                barrier.wait().await;
                 for _ in 0..3 {
                     assert_eq!(c.get("/", Some(&cookie)).await.backend(), first.backend());
                 }
@@ -181,14 +184,95 @@ async fn thousand_concurrent_clients_keep_their_backend() {
             })
         })
         .collect();
-    let mut seen = HashSet::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for t in tasks {
-        seen.insert(
-            tokio::time::timeout(crate::harness::proxy::WAIT * 6, t)
-                .await
-                .unwrap()
-                .unwrap(),
-        );
+        let name = tokio::time::timeout(crate::harness::proxy::WAIT * 6, t)
+            .await
+            .unwrap()
+            .unwrap();
+        *seen.entry(name).or_default() += 1;
     }
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen.values().sum::<usize>(), CLIENTS);
+}
+
+/// `run` flags build the proxy: `--backend` services, and without a key
+/// file a key generated once in `--state-dir` (0600), so a restarted
+/// process keeps the sessions of the first; `--cookie-name` names the cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_flags_and_state_dir_key_survive_restart() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use clap::Parser as _;
+    use proxy_user::{
+        cli::{Cli, Command},
+        proxy::Proxy,
+    };
+
+    let backends = whoamis(2);
+    let state = tempfile::tempdir().unwrap();
+    let mut argv = vec![
+        "swarm-sticky".to_owned(),
+        "run".to_owned(),
+        "--listen".to_owned(),
+        "127.0.0.1:8080".to_owned(),
+    ];
+    for b in &backends {
+        argv.extend(["--backend".to_owned(), format!("{}=http://{}", b.name, b.addr)]);
+    }
+    argv.extend(["--state-dir".to_owned(), state.path().display().to_string()]);
+    argv.extend(["--cookie-name".to_owned(), "SID".to_owned()]);
+    let Command::Run(args) = Cli::try_parse_from(&argv).unwrap().command else {
+        panic!("run")
+    };
+
+    let first = TestProxy::serve(Proxy::from_run_args(&args).unwrap(), 1);
+    let r = get(first.addr, "/", None).await;
+    let cookie = r.cookie.clone().unwrap();
+    assert!(cookie.starts_with("SID="), "{cookie}");
+    first.stop();
+    let mode = std::fs::metadata(state.path().join("cookie.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let second = TestProxy::serve(Proxy::from_run_args(&args).unwrap(), 1);
+    let again = get(second.addr, "/", Some(&cookie)).await;
+    assert_eq!(again.backend(), r.backend());
+    assert!(again.cookie.is_none(), "the restarted proxy verifies the old cookie");
+}
+
+/// Rotating the cookie key while running keeps sessions: old cookies still
+/// verify, new ones are signed with the new key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_while_running_keeps_sessions() {
+    let backends = whoamis(2);
+    let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
+    let before = get(p.addr, "/", None).await;
+    let old_cookie = before.cookie.clone().unwrap();
+    let new_key = [7u8; 32];
+    p.proxy.set_keyring(p.proxy.keyring().rotated(&new_key));
+    let again = get(p.addr, "/", Some(&old_cookie)).await;
+    assert_eq!(again.backend(), before.backend());
+    assert!(again.cookie.is_none(), "the old cookie still verifies");
+    // A new session is signed with the new key (up to one cached second
+    // of old signatures, so wait on the condition, bounded).
+    let only_new = Keyring::from_secrets(&[new_key]);
+    let deadline = tokio::time::Instant::now() + crate::harness::proxy::WAIT;
+    loop {
+        let fresh = get(p.addr, "/", None).await.cookie.unwrap();
+        let value = fresh.split_once('=').unwrap().1;
+        if only_new
+            .decode("web", value.as_bytes(), proxy_user::cookie::unix_now(), None)
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "new cookies are never signed with the new key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

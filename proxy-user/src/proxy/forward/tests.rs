@@ -17,7 +17,7 @@ fn inner() -> Inner {
     ];
     Inner {
         balancer: Arc::new(Balancer::new(ServicesConfig::single("web", &backends))),
-        keyring: Keyring::from_secrets(&["unit-test-key-unit-test-key"]),
+        keyring: arc_swap::ArcSwap::from_pointee(Keyring::from_secrets(&["unit-test-key-unit-test-key"])),
     }
 }
 
@@ -37,6 +37,7 @@ fn sticky_decision() {
     let name = svc.config.cookie.name.clone();
     let value = inner
         .keyring
+        .load()
         .encode(
             "web",
             &Sticky {
@@ -50,6 +51,7 @@ fn sticky_decision() {
 
     let unknown = inner
         .keyring
+        .load()
         .encode(
             "web",
             &Sticky {
@@ -85,6 +87,50 @@ fn sticky_decision() {
         ),
         "b is down"
     );
+}
+
+/// With a Max-Age, a valid cookie past half its life is renewed in place.
+#[test]
+fn cookie_renewal() {
+    let inner = inner();
+    let mut cfg = ServicesConfig::single(
+        "web",
+        &[
+            ("a".into(), "192.0.2.1:8000".parse().unwrap()),
+            ("b".into(), "192.0.2.2:8000".parse().unwrap()),
+        ],
+    );
+    cfg.services[0].cookie.max_age = Some(std::time::Duration::from_secs(100));
+    inner.balancer.replace(cfg);
+    let table = inner.balancer.table();
+    let svc = &table.services[0];
+    let name = svc.config.cookie.name.clone();
+    let young = inner
+        .keyring
+        .load()
+        .encode(
+            "web",
+            &Sticky {
+                backend: "a".into(),
+                issued_at: cookie::unix_now() - 10,
+            },
+        )
+        .unwrap();
+    let old = inner
+        .keyring
+        .load()
+        .encode(
+            "web",
+            &Sticky {
+                backend: "a".into(),
+                issued_at: cookie::unix_now() - 60,
+            },
+        )
+        .unwrap();
+    let (b, renew) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &young));
+    assert_eq!((b.map(|b| b.name.clone()), renew), (Some("a".into()), false));
+    let (b, renew) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &old));
+    assert_eq!((b.map(|b| b.name.clone()), renew), (Some("a".into()), true));
 }
 
 /// The host comes from the HTTP/2 authority or the Host header, lower-case
@@ -130,7 +176,7 @@ fn upstream_request_rewrite() {
     prepare_request(
         &mut r,
         &cookie,
-        "127.0.0.1".parse().unwrap(),
+        &PeerHeaders::new("127.0.0.1".parse().unwrap()),
         false,
         Some("shop.example"),
         false,
@@ -151,7 +197,14 @@ fn upstream_request_rewrite() {
         .header("x-forwarded-proto", "https")
         .body(())
         .unwrap();
-    prepare_request(&mut r, &cookie, "::1".parse().unwrap(), true, None, false);
+    prepare_request(
+        &mut r,
+        &cookie,
+        &PeerHeaders::new("::1".parse().unwrap()),
+        true,
+        None,
+        false,
+    );
     assert_eq!(r.headers()["x-forwarded-for"], "203.0.113.9, ::1");
     assert_eq!(r.headers()["x-forwarded-proto"], "https");
     assert_eq!(r.headers()[FORWARDED], "for=\"[::1]\";proto=https");
