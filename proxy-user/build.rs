@@ -41,7 +41,9 @@ fn main() -> anyhow::Result<()> {
     }
 
     if let Some(missing) = missing_toolchain() {
-        println!("cargo:warning=eBPF object not built: {missing}; this build steers with SO_REUSEPORT only (run `cargo xtask setup`)");
+        println!(
+            "cargo:warning=eBPF object not built: {missing}; this build steers with SO_REUSEPORT only (run `cargo xtask setup`)"
+        );
         return stub(&out_dir);
     }
 
@@ -54,9 +56,16 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .find(|p| p.name.as_str() == "proxy-ebpf")
         .ok_or_else(|| anyhow!("proxy-ebpf package not found"))?;
-    let root_dir = ebpf.manifest_path.parent().context("proxy-ebpf manifest has a parent")?;
+    let root_dir = ebpf
+        .manifest_path
+        .parent()
+        .context("proxy-ebpf manifest has a parent")?;
     aya_build::build_ebpf(
-        [aya_build::Package { name: ebpf.name.as_str(), root_dir: root_dir.as_str(), ..Default::default() }],
+        [aya_build::Package {
+            name: ebpf.name.as_str(),
+            root_dir: root_dir.as_str(),
+            ..Default::default()
+        }],
         aya_build::Toolchain::default(),
     )
     .context("build the eBPF object (proxy-ebpf)")
@@ -70,7 +79,9 @@ fn missing_toolchain() -> Option<String> {
     if which_on_path("bpf-linker").is_none() {
         return Some("bpf-linker not found".into());
     }
-    let sysroot = Command::new("rustup").args(["run", "nightly", "rustc", "--print", "sysroot"]).output();
+    let sysroot = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--print", "sysroot"])
+        .output();
     match sysroot {
         Ok(out) if out.status.success() => {
             let root = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());

@@ -32,19 +32,34 @@ impl ListenKey {
     /// The key for an IPv4 address given as its network-order word.
     #[inline(always)]
     pub const fn v4(addr_be: u32, port: u16) -> Self {
-        Self { addr: [addr_be, 0, 0, 0], port, family: FAMILY_V4, _pad: 0 }
+        Self {
+            addr: [addr_be, 0, 0, 0],
+            port,
+            family: FAMILY_V4,
+            _pad: 0,
+        }
     }
 
     /// The key for an IPv6 address given as four network-order words.
     #[inline(always)]
     pub const fn v6(addr_be: [u32; 4], port: u16) -> Self {
-        Self { addr: addr_be, port, family: FAMILY_V6, _pad: 0 }
+        Self {
+            addr: addr_be,
+            port,
+            family: FAMILY_V6,
+            _pad: 0,
+        }
     }
 
     /// The wildcard key of the same family and port.
     #[inline(always)]
     pub const fn wildcard(&self) -> Self {
-        Self { addr: [0; 4], port: self.port, family: self.family, _pad: 0 }
+        Self {
+            addr: [0; 4],
+            port: self.port,
+            family: self.family,
+            _pad: 0,
+        }
     }
 
     /// The key for a socket address as user space writes it.
@@ -174,10 +189,7 @@ mod tests {
 
     #[test]
     fn keys_hold_network_order_bytes() {
-        let k = ListenKey::from_socket_addr(SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::new(10, 1, 2, 3),
-            8080,
-        )));
+        let k = ListenKey::from_socket_addr(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 1, 2, 3), 8080)));
         assert_eq!(k.addr[0].to_ne_bytes(), [10, 1, 2, 3]);
         assert_eq!(k.addr[1..], [0, 0, 0]);
         assert_eq!((k.port, k.family), (8080, FAMILY_V4));

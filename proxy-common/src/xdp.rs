@@ -21,7 +21,11 @@ impl PortKey {
     /// The key of a TCP port.
     #[inline(always)]
     pub const fn tcp(port: u16) -> Self {
-        Self { port, proto: crate::IPPROTO_TCP, _pad: 0 }
+        Self {
+            port,
+            proto: crate::IPPROTO_TCP,
+            _pad: 0,
+        }
     }
 }
 
@@ -63,11 +67,21 @@ impl SynGuardConfig {
     /// A zero rate gives a disabled guard.
     pub const fn new(rate_per_sec: u32, burst: u32) -> Self {
         if rate_per_sec == 0 {
-            return Self { interval_ns: 0, tolerance_ns: 0, enabled: 0, _pad: 0 };
+            return Self {
+                interval_ns: 0,
+                tolerance_ns: 0,
+                enabled: 0,
+                _pad: 0,
+            };
         }
         let interval_ns = 1_000_000_000 / rate_per_sec as u64;
         let burst = if burst == 0 { 1 } else { burst };
-        Self { interval_ns, tolerance_ns: interval_ns * burst as u64, enabled: 1, _pad: 0 }
+        Self {
+            interval_ns,
+            tolerance_ns: interval_ns * burst as u64,
+            enabled: 1,
+            _pad: 0,
+        }
     }
 }
 
@@ -78,7 +92,11 @@ impl SynGuardConfig {
 pub const fn gcra_admit(tat: u64, now_ns: u64, cfg: &SynGuardConfig) -> Option<u64> {
     let start = if tat > now_ns { tat } else { now_ns };
     let next = start + cfg.interval_ns;
-    if next - now_ns > cfg.tolerance_ns { None } else { Some(next) }
+    if next - now_ns > cfg.tolerance_ns {
+        None
+    } else {
+        Some(next)
+    }
 }
 
 #[cfg(feature = "user")]

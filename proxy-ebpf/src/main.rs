@@ -10,7 +10,10 @@
 //! `proxy-common`.
 #![no_std]
 #![no_main]
-#![expect(unsafe_code, reason = "eBPF programs read kernel contexts and packets through raw pointers")]
+#![expect(
+    unsafe_code,
+    reason = "eBPF programs read kernel contexts and packets through raw pointers"
+)]
 
 mod steer;
 mod xdp;
@@ -20,10 +23,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, SockHash},
 };
 use proxy_common::{
-    names::{
-        LISTENERS_CAPACITY, OWNERS_CAPACITY, PORT_STATS_CAPACITY, SYN_SOURCES_CAPACITY,
-        WORKER_SOCKETS_CAPACITY,
-    },
+    names::{LISTENERS_CAPACITY, OWNERS_CAPACITY, PORT_STATS_CAPACITY, SYN_SOURCES_CAPACITY, WORKER_SOCKETS_CAPACITY},
     steer::{ListenKey, ListenTarget, Owner, SteerStats, WorkerKey},
     xdp::{PortKey, PortStats, SynGuardConfig},
 };

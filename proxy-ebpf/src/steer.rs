@@ -8,11 +8,7 @@
 //! socket. Anything else (other ports, UDP, a listener with no live worker)
 //! passes untouched to the normal lookup.
 
-use aya_ebpf::{
-    bindings::sk_action::SK_PASS,
-    macros::sk_lookup,
-    programs::SkLookupContext,
-};
+use aya_ebpf::{bindings::sk_action::SK_PASS, macros::sk_lookup, programs::SkLookupContext};
 use aya_log_ebpf::warn;
 use proxy_common::{
     FAMILY_V4, FAMILY_V6, IPPROTO_TCP,
@@ -78,7 +74,12 @@ fn read_tuple(ctx: &SkLookupContext) -> Option<Tuple> {
             ],
             remote_port,
             key: ListenKey::v6(
-                [field!(ctx, local_ip6[0]), field!(ctx, local_ip6[1]), field!(ctx, local_ip6[2]), field!(ctx, local_ip6[3])],
+                [
+                    field!(ctx, local_ip6[0]),
+                    field!(ctx, local_ip6[1]),
+                    field!(ctx, local_ip6[2]),
+                    field!(ctx, local_ip6[3]),
+                ],
                 local_port,
             ),
         }),
@@ -113,10 +114,18 @@ fn try_sticky_sk_lookup(ctx: &SkLookupContext) -> Result<u32, ()> {
             }
         },
     };
-    let workers = if target.workers as u32 > MAX_WORKERS { MAX_WORKERS as u16 } else { target.workers };
+    let workers = if target.workers as u32 > MAX_WORKERS {
+        MAX_WORKERS as u16
+    } else {
+        target.workers
+    };
     let hash = flow_hash(t.remote, t.remote_port, t.key.addr, t.key.port);
     let first = first_slot(hash, workers) as u32;
-    let mut key = WorkerKey { owner: target.owner, group: target.group, worker: 0 };
+    let mut key = WorkerKey {
+        owner: target.owner,
+        group: target.group,
+        worker: 0,
+    };
     // Probe at most `workers` slots, starting at the hashed one; a slot whose
     // socket closed (a crashed or exiting worker) is skipped, never picked.
     for i in 0..MAX_WORKERS {
@@ -137,6 +146,12 @@ fn try_sticky_sk_lookup(ctx: &SkLookupContext) -> Result<u32, ()> {
         }
     }
     bump(|s| s.no_worker += 1);
-    warn!(ctx, "no live worker for port {} (owner {}, abi {})", t.key.port, target.owner, abi_version());
+    warn!(
+        ctx,
+        "no live worker for port {} (owner {}, abi {})",
+        t.key.port,
+        target.owner,
+        abi_version()
+    );
     Ok(SK_PASS)
 }

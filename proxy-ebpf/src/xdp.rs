@@ -55,7 +55,9 @@ fn read_u8(ctx: &XdpContext, offset: usize) -> Result<u8, ()> {
 #[inline(always)]
 fn read_be16(ctx: &XdpContext, offset: usize) -> Result<u16, ()> {
     // SAFETY: ptr_at checked both bytes; the read is unaligned-safe.
-    Ok(u16::from_be(unsafe { core::ptr::read_unaligned(ptr_at::<u16>(ctx, offset)?) }))
+    Ok(u16::from_be(unsafe {
+        core::ptr::read_unaligned(ptr_at::<u16>(ctx, offset)?)
+    }))
 }
 
 #[inline(always)]

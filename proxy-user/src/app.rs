@@ -62,18 +62,34 @@ pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -
     let dataplane = Arc::new(Mutex::new(dataplane));
 
     let (stop_tx, stop) = Shutdown::new();
-    let policy = StopPolicy { linger: HANDOVER_LINGER, grace: config.grace_period };
+    let policy = StopPolicy {
+        linger: HANDOVER_LINGER,
+        grace: config.grace_period,
+    };
     let mut stats = Vec::new();
     let mut workers = Vec::new();
     for (index, listeners) in sockets.into_iter().enumerate() {
         let s = Arc::new(WorkerStats::default());
         stats.push(s.clone());
-        let spec = WorkerSpec { index, listeners, handler: handler.clone(), stats: s, max_connections: config.max_connections };
+        let spec = WorkerSpec {
+            index,
+            listeners,
+            handler: handler.clone(),
+            stats: s,
+            max_connections: config.max_connections,
+        };
         workers.push(Worker::spawn(spec, stop.clone(), policy).context("start a worker")?);
     }
-    let state = Arc::new(AdminState { dataplane: dataplane.clone(), workers: stats, ready: false.into() });
+    let state = Arc::new(AdminState {
+        dataplane: dataplane.clone(),
+        workers: stats,
+        ready: false.into(),
+    });
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("main runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("main runtime")?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::from_std(admin_listener).context("admin listener")?;
         tokio::spawn(admin::serve(listener, state.clone()));
@@ -148,7 +164,10 @@ fn spawn_ebpf_log(dataplane: &Arc<Mutex<Dataplane>>) {
 /// usual soft limit of 1024 would cap a worker far below
 /// `--max-connections`.
 fn raise_nofile_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read and write the struct passed.
     #[expect(unsafe_code, reason = "getrlimit/setrlimit have no safe wrapper in std")]
     let raised = unsafe {

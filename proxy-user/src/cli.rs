@@ -55,12 +55,22 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Published address to serve (repeatable), e.g. 0.0.0.0:8080 or [::]:8080.
-    #[arg(long = "listen", value_name = "ADDR", env = "SWARM_STICKY_LISTEN", value_delimiter = ',')]
+    #[arg(
+        long = "listen",
+        value_name = "ADDR",
+        env = "SWARM_STICKY_LISTEN",
+        value_delimiter = ','
+    )]
     pub listen: Vec<SocketAddr>,
 
     /// Static backend NAME=URL (repeatable); together they form one service
     /// routed with PathPrefix:/.
-    #[arg(long = "backend", value_name = "NAME=URL", env = "SWARM_STICKY_BACKEND", value_delimiter = ',')]
+    #[arg(
+        long = "backend",
+        value_name = "NAME=URL",
+        env = "SWARM_STICKY_BACKEND",
+        value_delimiter = ','
+    )]
     pub backends: Vec<String>,
 
     /// TOML configuration file with services, rules, backends and health checks.
@@ -68,7 +78,12 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
 
     /// Admin listener (JSON API, metrics, dashboard).
-    #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_ADMIN", default_value = "127.0.0.1:9090")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "SWARM_STICKY_ADMIN",
+        default_value = "127.0.0.1:9090"
+    )]
     pub admin: SocketAddr,
 
     /// Name of the sticky cookie (default: `_` and five hex digits derived
@@ -82,7 +97,12 @@ pub struct RunArgs {
     pub cookie_key_file: Option<PathBuf>,
 
     /// Directory for the generated cookie key and other state.
-    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_STATE_DIR", default_value = "/var/lib/swarm-sticky")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SWARM_STICKY_STATE_DIR",
+        default_value = "/var/lib/swarm-sticky"
+    )]
     pub state_dir: PathBuf,
 
     /// Worker threads, each with its own listening socket and runtime
@@ -116,7 +136,12 @@ pub struct RunArgs {
     pub grace_period: u64,
 
     /// Open client connections per worker; more wait in the accept queue.
-    #[arg(long, value_name = "N", env = "SWARM_STICKY_MAX_CONNECTIONS", default_value_t = 25_000)]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SWARM_STICKY_MAX_CONNECTIONS",
+        default_value_t = 25_000
+    )]
     pub max_connections: usize,
 
     /// Log format on stderr.
@@ -128,7 +153,12 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Address of the balancer.
-    #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "SWARM_STICKY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
 
     /// Workers (default: the number of CPUs).
@@ -140,7 +170,12 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct WhoamiArgs {
     /// Address to listen on.
-    #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_WHOAMI_LISTEN", default_value = "127.0.0.1:8000")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "SWARM_STICKY_WHOAMI_LISTEN",
+        default_value = "127.0.0.1:8000"
+    )]
     pub listen: SocketAddr,
 
     /// Name in the answer (default: the host name).

@@ -55,7 +55,10 @@ pub enum ConfigError {
 impl ConfigError {
     /// A problem with one named field.
     pub fn field(field: &str, message: impl Into<String>) -> Self {
-        Self::Field { field: field.to_owned(), message: message.into() }
+        Self::Field {
+            field: field.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -146,14 +149,19 @@ fn dataplane_from_args(args: &RunArgs) -> Result<DataplaneConfig, ConfigError> {
     let xdp = match &args.xdp_iface {
         None if args.syn_rate > 0 => return Err(ConfigError::SynRateWithoutXdp),
         None => None,
-        Some(_) if matches!(args.steering, Steering::Reuseport | Steering::Shared) => return Err(ConfigError::XdpWithoutEbpf),
+        Some(_) if matches!(args.steering, Steering::Reuseport | Steering::Shared) => {
+            return Err(ConfigError::XdpWithoutEbpf);
+        }
         Some(iface) => {
             // IFNAMSIZ is 16 including the terminating NUL.
             let valid = !iface.is_empty() && iface.len() < 16 && !iface.contains(['/', ' ', '\0']);
             if !valid {
                 return Err(ConfigError::XdpIface(iface.clone()));
             }
-            Some(XdpConfig { iface: iface.clone(), syn_guard: SynGuardConfig::new(args.syn_rate, args.syn_burst) })
+            Some(XdpConfig {
+                iface: iface.clone(),
+                syn_guard: SynGuardConfig::new(args.syn_rate, args.syn_burst),
+            })
         }
     };
     Ok(DataplaneConfig {
@@ -174,7 +182,9 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Config, ConfigError> {
         let cli = Cli::try_parse_from(["swarm-sticky", "run"].iter().chain(args)).expect("parses");
-        let Command::Run(run) = cli.command else { panic!("run expected") };
+        let Command::Run(run) = cli.command else {
+            panic!("run expected")
+        };
         Config::from_run_args(&run)
     }
 
@@ -204,9 +214,25 @@ mod tests {
             (&["--listen", "127.0.0.1:1", "--workers", "0"], "--workers"),
             (&["--listen", "127.0.0.1:1", "--workers", "65"], "--workers"),
             (&["--listen", "127.0.0.1:1", "--syn-rate", "10"], "--xdp-iface"),
-            (&["--listen", "127.0.0.1:1", "--xdp-iface", "eth0", "--steering", "reuseport"], "reuseport"),
-            (&["--listen", "127.0.0.1:1", "--xdp-iface", "a-very-long-interface"], "--xdp-iface"),
-            (&["--listen", "127.0.0.1:1", "--max-connections", "0"], "--max-connections"),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--xdp-iface",
+                    "eth0",
+                    "--steering",
+                    "reuseport",
+                ],
+                "reuseport",
+            ),
+            (
+                &["--listen", "127.0.0.1:1", "--xdp-iface", "a-very-long-interface"],
+                "--xdp-iface",
+            ),
+            (
+                &["--listen", "127.0.0.1:1", "--max-connections", "0"],
+                "--max-connections",
+            ),
         ];
         for (args, needle) in cases {
             let err = parse(args).expect_err("invalid").to_string();
@@ -216,7 +242,17 @@ mod tests {
 
     #[test]
     fn syn_guard_from_flags() {
-        let c = parse(&["--listen", "127.0.0.1:1", "--xdp-iface", "eth0", "--syn-rate", "100", "--syn-burst", "5"]).unwrap();
+        let c = parse(&[
+            "--listen",
+            "127.0.0.1:1",
+            "--xdp-iface",
+            "eth0",
+            "--syn-rate",
+            "100",
+            "--syn-burst",
+            "5",
+        ])
+        .unwrap();
         let xdp = c.dataplane.xdp.unwrap();
         assert_eq!(xdp.syn_guard, SynGuardConfig::new(100, 5));
         assert_eq!(xdp.syn_guard.enabled, 1);

@@ -29,14 +29,18 @@ pub enum DataplaneError {
     #[error("{0}")]
     Privileges(privileges::Missing),
     /// The kernel refused with EPERM/EACCES although the capabilities look right.
-    #[error("the kernel refused to load eBPF ({source}); run as root or grant cap_bpf,cap_net_admin,cap_perfmon (e.g. setcap cap_bpf,cap_net_admin,cap_perfmon+ep swarm-sticky)")]
+    #[error(
+        "the kernel refused to load eBPF ({source}); run as root or grant cap_bpf,cap_net_admin,cap_perfmon (e.g. setcap cap_bpf,cap_net_admin,cap_perfmon+ep swarm-sticky)"
+    )]
     PermissionDenied {
         /// The refusal.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// This binary was built without the eBPF object.
-    #[error("this swarm-sticky was built without its eBPF object (bpf-linker or the nightly rust-src was missing at build time; run `cargo xtask build`)")]
+    #[error(
+        "this swarm-sticky was built without its eBPF object (bpf-linker or the nightly rust-src was missing at build time; run `cargo xtask build`)"
+    )]
     NotBuilt,
     /// Pinned state of another ABI version.
     #[error("pinned eBPF state in {dir} speaks ABI v{found}, this swarm-sticky speaks v{expected}: stop the other swarm-sticky version, then remove the pins with `rm -r {dir}` and start again", dir = dir.display())]
@@ -107,7 +111,9 @@ pub enum DataplaneError {
         iface: String,
     },
     /// Another program listens on a published address.
-    #[error("{0} is in use: another program listens on it, and eBPF steering would take its connections; stop it or publish another address")]
+    #[error(
+        "{0} is in use: another program listens on it, and eBPF steering would take its connections; stop it or publish another address"
+    )]
     InUse(std::net::SocketAddr),
     /// Too many workers for the map key.
     #[error("{0} workers do not fit the steering map")]
@@ -218,7 +224,11 @@ impl Dataplane {
                 // SO_REUSEPORT would fail on it too (or share it); say so plainly.
                 Err(err @ DataplaneError::InUse(_)) => return Err(err),
                 Err(err) => {
-                    let xdp = if cfg.xdp.is_some() { " (XDP counters are off too)" } else { "" };
+                    let xdp = if cfg.xdp.is_some() {
+                        " (XDP counters are off too)"
+                    } else {
+                        ""
+                    };
                     let reason = format!("{:#}", anyhow_like(&err));
                     warn!("eBPF steering unavailable: {reason}; falling back to SO_REUSEPORT listeners{xdp}");
                     Some(reason)
@@ -226,16 +236,47 @@ impl Dataplane {
             },
         };
         if cfg.steering == Steering::Shared {
-            let shared = cfg.listen.iter().map(|a| sockets::shared_socket(*a)).collect::<Result<Vec<_>, _>>()?;
-            let sockets = (0..cfg.workers)
-                .map(|_| shared.iter().map(|s| s.try_clone().map_err(|source| DataplaneError::Io { what: "share a listening socket", source })).collect::<Result<Vec<_>, _>>())
+            let shared = cfg
+                .listen
+                .iter()
+                .map(|a| sockets::shared_socket(*a))
                 .collect::<Result<Vec<_>, _>>()?;
-            return Ok((Self { active: Active::Shared, listen: cfg.listen.clone() }, sockets));
+            let sockets = (0..cfg.workers)
+                .map(|_| {
+                    shared
+                        .iter()
+                        .map(|s| {
+                            s.try_clone().map_err(|source| DataplaneError::Io {
+                                what: "share a listening socket",
+                                source,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok((
+                Self {
+                    active: Active::Shared,
+                    listen: cfg.listen.clone(),
+                },
+                sockets,
+            ));
         }
         let sockets = (0..cfg.workers)
-            .map(|_| cfg.listen.iter().map(|a| sockets::reuseport_socket(*a)).collect::<Result<Vec<_>, _>>())
+            .map(|_| {
+                cfg.listen
+                    .iter()
+                    .map(|a| sockets::reuseport_socket(*a))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((Self { active: Active::Reuseport { reason }, listen: cfg.listen.clone() }, sockets))
+        Ok((
+            Self {
+                active: Active::Reuseport { reason },
+                listen: cfg.listen.clone(),
+            },
+            sockets,
+        ))
     }
 
     fn start_ebpf(cfg: &DataplaneConfig) -> Result<(Self, Vec<Vec<TcpListener>>), DataplaneError> {
@@ -249,9 +290,15 @@ impl Dataplane {
             return Err(DataplaneError::InUse(*addr));
         }
         let sockets = (0..cfg.workers)
-            .map(|_| cfg.listen.iter().map(|a| sockets::steered_worker_socket(*a)).collect::<Result<Vec<_>, _>>())
+            .map(|_| {
+                cfg.listen
+                    .iter()
+                    .map(|a| sockets::steered_worker_socket(*a))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut steering = ebpf::EbpfSteering::start(&cfg.bpffs, &cfg.listen, &sockets).map_err(DataplaneError::explained)?;
+        let mut steering =
+            ebpf::EbpfSteering::start(&cfg.bpffs, &cfg.listen, &sockets).map_err(DataplaneError::explained)?;
         let xdp = match &cfg.xdp {
             None => None,
             Some(x) => {
@@ -267,7 +314,16 @@ impl Dataplane {
                 }
             }
         };
-        Ok((Self { active: Active::Ebpf { steering: Box::new(steering), xdp }, listen: cfg.listen.clone() }, sockets))
+        Ok((
+            Self {
+                active: Active::Ebpf {
+                    steering: Box::new(steering),
+                    xdp,
+                },
+                listen: cfg.listen.clone(),
+            },
+            sockets,
+        ))
     }
 
     /// Stops steering new connections to this process (unless a successor
@@ -286,7 +342,11 @@ impl Dataplane {
     pub fn status(&self) -> DataplaneStatus {
         match &self.active {
             Active::Shared | Active::Reuseport { .. } => DataplaneStatus {
-                steering: if matches!(self.active, Active::Shared) { "shared" } else { "reuseport" },
+                steering: if matches!(self.active, Active::Shared) {
+                    "shared"
+                } else {
+                    "reuseport"
+                },
                 fallback_reason: match &self.active {
                     Active::Reuseport { reason } => reason.clone(),
                     _ => None,
@@ -297,9 +357,16 @@ impl Dataplane {
                 xdp_mode: None,
                 xdp_ports: Vec::new(),
             },
-            Active::Ebpf { steering, xdp: xdp_mode } => {
+            Active::Ebpf {
+                steering,
+                xdp: xdp_mode,
+            } => {
                 let stats = steering.steer_stats().unwrap_or_else(|_| SteerStats::default());
-                let ports = if xdp_mode.is_some() { xdp::counters(&steering.ebpf).unwrap_or_default() } else { Vec::new() };
+                let ports = if xdp_mode.is_some() {
+                    xdp::counters(&steering.ebpf).unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 DataplaneStatus {
                     steering: "ebpf",
                     fallback_reason: None,

@@ -23,7 +23,11 @@ fn main() -> ExitCode {
         Err(err) => {
             let usage = err.use_stderr();
             let _ = err.print();
-            return if usage { ExitCode::from(EXIT_CONFIG as u8) } else { ExitCode::SUCCESS };
+            return if usage {
+                ExitCode::from(EXIT_CONFIG as u8)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -74,20 +78,24 @@ fn run(args: Box<RunArgs>) -> ExitCode {
 /// `swarm-sticky demo`: three whoami backends and the balancer.
 fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new().name("demo-backends".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(err) => {
-                let _ = tx.send(Err(err));
-                return;
-            }
-        };
-        rt.block_on(async move {
-            let _ = tx.send(demo::spawn_demo_backends(3).await);
-            std::future::pending::<()>().await;
-        });
-    })?;
-    let backends = rx.recv_timeout(Duration::from_secs(10)).context("demo backends did not start")??;
+    std::thread::Builder::new()
+        .name("demo-backends".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(err) => {
+                    let _ = tx.send(Err(err));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let _ = tx.send(demo::spawn_demo_backends(3).await);
+                std::future::pending::<()>().await;
+            });
+        })?;
+    let backends = rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("demo backends did not start")??;
     let services = demo::demo_services(&backends);
     println!("{}", demo::demo_instructions(args.listen, &services, &backends));
     let config = Config {
@@ -105,7 +113,14 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         log_format: LogFormat::Text,
     };
     let proxy = Proxy::new(services, Keyring::random());
-    app::run(&config, proxy, Hooks { reload: Box::new(|| {}), on_start: Box::new(|| {}) })
+    app::run(
+        &config,
+        proxy,
+        Hooks {
+            reload: Box::new(|| {}),
+            on_start: Box::new(|| {}),
+        },
+    )
 }
 
 /// `swarm-sticky whoami`: the built-in test backend.
@@ -129,7 +144,10 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWARM_STICKY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -62,13 +62,19 @@ struct NsThread {
 }
 
 fn enter(path: &Path) -> Result<(), NetnsError> {
-    let file = std::fs::File::open(path).map_err(|source| NetnsError::Open { path: path.to_path_buf(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| NetnsError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     // SAFETY: setns on a valid namespace fd only changes the calling
     // thread, which is dedicated to this namespace for its whole life.
     #[expect(unsafe_code, reason = "setns has no safe wrapper in std")]
     let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
     if rc != 0 {
-        return Err(NetnsError::Enter { path: path.to_path_buf(), source: std::io::Error::last_os_error() });
+        return Err(NetnsError::Enter {
+            path: path.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -87,13 +93,23 @@ impl NsThread {
                 }
                 let _ = ready_tx.send(Ok(()));
                 for (domain, reply) in rx {
-                    let socket = Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP))
-                        .map_err(|source| NetnsError::Socket { path: owned.clone(), source });
+                    let socket =
+                        Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP)).map_err(|source| {
+                            NetnsError::Socket {
+                                path: owned.clone(),
+                                source,
+                            }
+                        });
                     let _ = reply.send(socket);
                 }
             })
-            .map_err(|source| NetnsError::Socket { path: path.to_path_buf(), source })?;
-        ready_rx.recv().map_err(|_| NetnsError::ThreadGone(path.to_path_buf()))??;
+            .map_err(|source| NetnsError::Socket {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        ready_rx
+            .recv()
+            .map_err(|_| NetnsError::ThreadGone(path.to_path_buf()))??;
         Ok(Self { requests })
     }
 }
@@ -133,7 +149,10 @@ impl SocketFactory {
     /// # Errors
     /// Namespace trouble, or the connect itself failing.
     pub async fn connect(&self, path: &Path, addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
-        let socket = self.socket(path, Domain::for_address(addr)).await.map_err(std::io::Error::other)?;
+        let socket = self
+            .socket(path, Domain::for_address(addr))
+            .await
+            .map_err(std::io::Error::other)?;
         let std_stream: std::net::TcpStream = socket.into();
         let socket = tokio::net::TcpSocket::from_std_stream(std_stream);
         socket.connect(addr).await
@@ -141,6 +160,9 @@ impl SocketFactory {
 
     /// Forgets the thread of a namespace that was removed.
     pub fn forget(&self, path: &Path) {
-        self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(path);
+        self.threads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(path);
     }
 }

@@ -136,7 +136,10 @@ async fn run(spec: WorkerSpec, mut stop: Shutdown, policy: StopPolicy) {
     let limit = Arc::new(tokio::sync::Semaphore::new(spec.max_connections.max(1)));
     let mut accept_tasks = Vec::new();
     for std_listener in spec.listeners {
-        let listener = match std_listener.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(std_listener)) {
+        let listener = match std_listener
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(std_listener))
+        {
             Ok(l) => l,
             Err(err) => {
                 warn!(worker = spec.index, error = %err, "cannot use a listening socket");
@@ -172,7 +175,10 @@ async fn run(spec: WorkerSpec, mut stop: Shutdown, policy: StopPolicy) {
         Ok(_) => debug!(worker = spec.index, "all connections finished"),
         Err(_) => {
             let open = spec.stats.open.load(Ordering::Relaxed);
-            info!(worker = spec.index, open, "grace period over; closing remaining connections");
+            info!(
+                worker = spec.index,
+                open, "grace period over; closing remaining connections"
+            );
         }
     }
 }
@@ -240,7 +246,11 @@ fn serve(stream: TcpStream, peer: SocketAddr, ctx: &AcceptCtx, permit: Option<to
     }
     ctx.stats.accepted.fetch_add(1, Ordering::Relaxed);
     ctx.stats.open.fetch_add(1, Ordering::Relaxed);
-    let info = ConnInfo { peer, local, worker: ctx.worker };
+    let info = ConnInfo {
+        peer,
+        local,
+        worker: ctx.worker,
+    };
     let fut = ctx.handler.handle(stream, info, ctx.conn_shutdown.clone());
     let stats = ctx.stats.clone();
     tokio::task::spawn_local(async move {

@@ -33,8 +33,15 @@ pub fn binary() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("SWARM_STICKY_BIN") {
         return p.into();
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     let bin = root.join("target/debug/swarm-sticky");
-    assert!(bin.is_file(), "no swarm-sticky binary at {}: run `cargo build -p proxy-user` or `cargo xtask test`", bin.display());
+    assert!(
+        bin.is_file(),
+        "no swarm-sticky binary at {}: run `cargo build -p proxy-user` or `cargo xtask test`",
+        bin.display()
+    );
     bin
 }

@@ -45,8 +45,15 @@ const BACKEND_NAME: &str = "w1";
 
 /// Starts the built-in whoami backend inside the server namespace.
 fn backend(net: &TestNet) -> Proxy {
-    let args = ["whoami", "--listen", BACKEND, "--name", BACKEND_NAME].iter().map(ToString::to_string).collect();
-    let mut p = Proxy::spawn(Spawn { netns: &net.server, args, setpriv: None });
+    let args = ["whoami", "--listen", BACKEND, "--name", BACKEND_NAME]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut p = Proxy::spawn(Spawn {
+        netns: &net.server,
+        args,
+        setpriv: None,
+    });
     p.wait_for_line("whoami listening", std::time::Duration::from_secs(20));
     p
 }
@@ -54,10 +61,18 @@ fn backend(net: &TestNet) -> Proxy {
 /// The default arguments of `run`: admin on `admin(n)`, its own state
 /// directory, the namespace's whoami backend.
 fn run_args(n: u16) -> Vec<String> {
-    ["run", "--admin", &admin(n).to_string(), "--state-dir", &state_dir(), "--backend", &format!("{BACKEND_NAME}=http://{BACKEND}")]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    [
+        "run",
+        "--admin",
+        &admin(n).to_string(),
+        "--state-dir",
+        &state_dir(),
+        "--backend",
+        &format!("{BACKEND_NAME}=http://{BACKEND}"),
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect()
 }
 
 /// Starts `swarm-sticky run` in the server namespace with `args` added to
@@ -65,5 +80,9 @@ fn run_args(n: u16) -> Vec<String> {
 fn start(net: &TestNet, n: u16, args: &[&str]) -> Proxy {
     let mut all = run_args(n);
     all.extend(args.iter().map(ToString::to_string));
-    Proxy::spawn(Spawn { netns: &net.server, args: all, setpriv: None })
+    Proxy::spawn(Spawn {
+        netns: &net.server,
+        args: all,
+        setpriv: None,
+    })
 }

@@ -9,7 +9,9 @@ use std::{path::Path, process::Command};
 #[test]
 fn systemd_unit_verifies() {
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
-        eprintln!("skipped: systemd-analyze is not installed here (the issue asks for the check where it is available)");
+        eprintln!(
+            "skipped: systemd-analyze is not installed here (the issue asks for the check where it is available)"
+        );
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace");
@@ -21,7 +23,14 @@ fn systemd_unit_verifies() {
     std::fs::write(&template, unit).expect("write the unit");
     let instance = dir.path().join("swarm-sticky@main.service");
     std::os::unix::fs::symlink(&template, &instance).expect("instance link");
-    let out = Command::new("systemd-analyze").arg("verify").arg(&instance).output().expect("run systemd-analyze");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&instance)
+        .output()
+        .expect("run systemd-analyze");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.trim().is_empty(), "systemd-analyze verify: {stderr}");
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
 }

@@ -34,7 +34,9 @@ pub enum Which {
 pub fn run(which: Which, seconds: u64) -> anyhow::Result<()> {
     let tools = setup::run()?;
     let mut build = cmd::cargo();
-    build.args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"]).env("PATH", setup::path_with(&tools));
+    build
+        .args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"])
+        .env("PATH", setup::path_with(&tools));
     cmd::run(&mut build)?;
     let bin = cmd::root().join("target/release/swarm-sticky");
     match which {

@@ -40,7 +40,11 @@ pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
     let line = format!("{cmd:?}");
     let out = cmd.output().with_context(|| format!("start {line}"))?;
     if !out.status.success() {
-        bail!("{line} failed with {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{line} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

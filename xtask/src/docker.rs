@@ -20,7 +20,14 @@ pub struct StartedEngine {
 
 fn answers() -> bool {
     Command::new("curl")
-        .args(["-sf", "--max-time", "2", "--unix-socket", SOCKET, "http://localhost/_ping"])
+        .args([
+            "-sf",
+            "--max-time",
+            "2",
+            "--unix-socket",
+            SOCKET,
+            "http://localhost/_ping",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -63,7 +70,11 @@ pub fn ensure() -> anyhow::Result<Option<StartedEngine>> {
 impl Drop for StartedEngine {
     fn drop(&mut self) {
         // Leave the swarm the tests made, then stop the daemon we started.
-        let _ = Command::new("docker").args(["swarm", "leave", "--force"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = Command::new("docker")
+            .args(["swarm", "leave", "--force"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").arg(&pid).status();
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -34,16 +34,43 @@ fn copy(from: &Path, to: &Path, mode: u32, overwrite: bool) -> anyhow::Result<()
 pub fn run(root: &Path) -> anyhow::Result<()> {
     let tools = setup::run()?;
     let mut build = cmd::cargo();
-    build.args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"]).env("PATH", setup::path_with(&tools));
+    build
+        .args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"])
+        .env("PATH", setup::path_with(&tools));
     cmd::run(&mut build)?;
     let src = cmd::root();
     let at = |p: &str| -> PathBuf { root.join(p.trim_start_matches('/')) };
     println!("installing under {}", root.display());
-    copy(&src.join("target/release/swarm-sticky"), &at("/usr/local/bin/swarm-sticky"), 0o755, true)?;
-    copy(&src.join("packaging/swarm-sticky@.service"), &at("/etc/systemd/system/swarm-sticky@.service"), 0o644, true)?;
-    copy(&src.join("packaging/swarm-sticky.env"), &at("/etc/swarm-sticky/swarm-sticky.env"), 0o644, false)?;
-    copy(&src.join("docs/config.example.toml"), &at("/etc/swarm-sticky/config.toml"), 0o644, false)?;
-    copy(&src.join("docs/deploy.md"), &at("/usr/local/share/doc/swarm-sticky/deploy.md"), 0o644, true)?;
+    copy(
+        &src.join("target/release/swarm-sticky"),
+        &at("/usr/local/bin/swarm-sticky"),
+        0o755,
+        true,
+    )?;
+    copy(
+        &src.join("packaging/swarm-sticky@.service"),
+        &at("/etc/systemd/system/swarm-sticky@.service"),
+        0o644,
+        true,
+    )?;
+    copy(
+        &src.join("packaging/swarm-sticky.env"),
+        &at("/etc/swarm-sticky/swarm-sticky.env"),
+        0o644,
+        false,
+    )?;
+    copy(
+        &src.join("docs/config.example.toml"),
+        &at("/etc/swarm-sticky/config.toml"),
+        0o644,
+        false,
+    )?;
+    copy(
+        &src.join("docs/deploy.md"),
+        &at("/usr/local/share/doc/swarm-sticky/deploy.md"),
+        0o644,
+        true,
+    )?;
     if root == Path::new("/") && Path::new("/run/systemd/system").is_dir() {
         cmd::run(std::process::Command::new("systemctl").arg("daemon-reload"))?;
     }

@@ -5,7 +5,11 @@
 //!   against the nightly's own LLVM under `target/tools/`); idempotent.
 //! * `build`, `run -- ARGS`, `test`, `lint`, `bench steering|proxy`,
 //!   `install [--root DIR]`.
-#![expect(clippy::print_stdout, clippy::print_stderr, reason = "a command-line tool talks on stdout/stderr")]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool talks on stdout/stderr"
+)]
 
 mod bench;
 mod cmd;

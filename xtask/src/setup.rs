@@ -33,7 +33,10 @@ pub struct Tools {
 /// A spinner for a step that takes a while.
 fn spinner(msg: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     pb.set_message(msg.to_string());
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
@@ -54,7 +57,11 @@ fn long_step(msg: &str, log: &Path, cmd: &mut Command) -> anyhow::Result<()> {
         let tail = std::fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<&str> = tail.lines().rev().take(30).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("{msg} failed ({status}); last lines of {}:\n{}", log.display(), tail.join("\n"));
+        bail!(
+            "{msg} failed ({status}); last lines of {}:\n{}",
+            log.display(),
+            tail.join("\n")
+        );
     }
     println!("✓ {msg}");
     Ok(())
@@ -69,12 +76,23 @@ fn rustup() -> Command {
 
 /// The nightly's sysroot, installing the toolchain when it is missing.
 fn nightly_sysroot(tools: &Path) -> anyhow::Result<PathBuf> {
-    let probe = rustup().args(["run", "nightly", "rustc", "--print", "sysroot"]).output();
+    let probe = rustup()
+        .args(["run", "nightly", "rustc", "--print", "sysroot"])
+        .output();
     if !matches!(&probe, Ok(o) if o.status.success()) {
         long_step(
             "install the nightly toolchain",
             &tools.join("nightly-install.log"),
-            rustup().args(["toolchain", "install", "nightly", "--profile", "minimal", "--component", "rust-src", "--no-self-update"]),
+            rustup().args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+                "--component",
+                "rust-src",
+                "--no-self-update",
+            ]),
         )?;
     }
     let out = cmd::output(rustup().args(["run", "nightly", "rustc", "--print", "sysroot"]))?;
@@ -100,7 +118,11 @@ fn nightly_llvm(sysroot: &Path) -> anyhow::Result<(PathBuf, u32)> {
         .with_context(|| format!("list {}", lib.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.")))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
         .with_context(|| format!("no libLLVM.so.* in {} (is the nightly complete?)", lib.display()))?;
     let vv = cmd::output(rustup().args(["run", "nightly", "rustc", "-vV"]))?;
     let major = vv
@@ -117,7 +139,10 @@ fn ensure_bpf_linker(sysroot: &Path, tools: &Path) -> anyhow::Result<PathBuf> {
     let bin = root.join("bin");
     let stamp = root.join("built-for");
     let nightly = cmd::output(rustup().args(["run", "nightly", "rustc", "--version"]))?;
-    let works = Command::new(bin.join("bpf-linker")).arg("--version").output().is_ok_and(|o| o.status.success());
+    let works = Command::new(bin.join("bpf-linker"))
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if works && std::fs::read_to_string(&stamp).is_ok_and(|s| s == nightly) {
         println!("✓ bpf-linker present ({})", bin.display());
         return Ok(bin);
@@ -133,7 +158,15 @@ fn ensure_bpf_linker(sysroot: &Path, tools: &Path) -> anyhow::Result<PathBuf> {
     }
     let mut install = cmd::cargo();
     install
-        .args(["install", "bpf-linker", "--locked", "--force", "--version", BPF_LINKER_VERSION, "--no-default-features"])
+        .args([
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--force",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--no-default-features",
+        ])
         .args(["--features", &format!("llvm-{major}")])
         .arg("--root")
         .arg(&root)

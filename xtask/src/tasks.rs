@@ -56,7 +56,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         s.arg("-E").arg(&bin);
         s
     };
-    let status = c.args(&args).status().with_context(|| format!("start {}", bin.display()))?;
+    let status = c
+        .args(&args)
+        .status()
+        .with_context(|| format!("start {}", bin.display()))?;
     if !status.success() {
         bail!("swarm-sticky exited with {status}");
     }
@@ -65,14 +68,21 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 /// Installs the Debian packages the privileged tests need, when root.
 fn ensure_test_packages() -> anyhow::Result<()> {
-    let mut missing: Vec<&str> = TEST_PACKAGES.iter().filter(|(c, _)| !cmd::on_path(c)).map(|(_, p)| *p).collect();
+    let mut missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .filter(|(c, _)| !cmd::on_path(c))
+        .map(|(_, p)| *p)
+        .collect();
     missing.sort_unstable();
     missing.dedup();
     if missing.is_empty() {
         return Ok(());
     }
     if !cmd::is_root() || !cmd::on_path("apt-get") {
-        println!("missing commands for the privileged tests (packages {}); they will fail with the reason", missing.join(" "));
+        println!(
+            "missing commands for the privileged tests (packages {}); they will fail with the reason",
+            missing.join(" ")
+        );
         return Ok(());
     }
     println!("installing {}", missing.join(" "));
@@ -95,7 +105,15 @@ fn static_binary(tools: &setup::Tools) -> anyhow::Result<PathBuf> {
     }
     cmd::run(
         cargo_with(tools)
-            .args(["build", "-p", "proxy-user", "--bin", "swarm-sticky", "--target", STATIC_TARGET])
+            .args([
+                "build",
+                "-p",
+                "proxy-user",
+                "--bin",
+                "swarm-sticky",
+                "--target",
+                STATIC_TARGET,
+            ])
             .env("SWARM_STICKY_SKIP_EBPF", "1"),
     )?;
     Ok(cmd::root().join(format!("target/{STATIC_TARGET}/debug/swarm-sticky")))
@@ -112,7 +130,8 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     let mut failures = Vec::new();
 
     let mut unit = cargo_with(&tools);
-    unit.args(["test", "--workspace", "--exclude", "proxy-ebpf", "--exclude", "xtask"]).env("SWARM_STICKY_BIN", &bin);
+    unit.args(["test", "--workspace", "--exclude", "proxy-ebpf", "--exclude", "xtask"])
+        .env("SWARM_STICKY_BIN", &bin);
     if let Some(f) = filter {
         unit.args(["--", f]);
     }
@@ -156,14 +175,40 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
 pub fn lint() -> anyhow::Result<()> {
     let tools = setup::run()?;
     let mut fmt = Command::new("rustup");
-    fmt.args(["run", "nightly", "cargo", "fmt", "--all", "--", "--check"]).current_dir(cmd::root()).env_remove("CARGO");
-    cmd::run(&mut fmt).context("formatting differs: run `cargo +nightly fmt --all`")?;
-    cmd::run(cargo_with(&tools).args(["clippy", "--workspace", "--exclude", "proxy-ebpf", "--all-targets", "--", "-D", "warnings"]))?;
-    let mut ebpf = Command::new("rustup");
-    ebpf.args(["run", "nightly", "cargo", "clippy", "-p", "proxy-ebpf", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--release", "--", "-D", "warnings"])
+    fmt.args(["run", "nightly", "cargo", "fmt", "--all", "--", "--check"])
         .current_dir(cmd::root())
-        .env("PATH", setup::path_with(&tools))
-        .env_remove("CARGO")
-        .env_remove("RUSTUP_TOOLCHAIN");
+        .env_remove("CARGO");
+    cmd::run(&mut fmt).context("formatting differs: run `cargo +nightly fmt --all`")?;
+    cmd::run(cargo_with(&tools).args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "proxy-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    let mut ebpf = Command::new("rustup");
+    ebpf.args([
+        "run",
+        "nightly",
+        "cargo",
+        "clippy",
+        "-p",
+        "proxy-ebpf",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--release",
+        "--",
+        "-D",
+        "warnings",
+    ])
+    .current_dir(cmd::root())
+    .env("PATH", setup::path_with(&tools))
+    .env_remove("CARGO")
+    .env_remove("RUSTUP_TOOLCHAIN");
     cmd::run(&mut ebpf)
 }

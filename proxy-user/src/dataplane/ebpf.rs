@@ -25,7 +25,10 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, SockHash},
-    programs::{SkLookup, links::{FdLink, PinnedLink}},
+    programs::{
+        SkLookup,
+        links::{FdLink, PinnedLink},
+    },
 };
 use proxy_common::{
     ABI_VERSION, META_ABI_SLOT,
@@ -122,10 +125,18 @@ impl EbpfSteering {
         if let Some(found) = pinned_abi(&dir)?
             && found != ABI_VERSION
         {
-            return Err(DataplaneError::AbiMismatch { dir, found, expected: ABI_VERSION });
+            return Err(DataplaneError::AbiMismatch {
+                dir,
+                found,
+                expected: ABI_VERSION,
+            });
         }
         let owners = pinned_owners(&dir)?;
-        let live: Vec<u32> = owners.iter().copied().filter(|&p| p != pid && pins::is_alive(p)).collect();
+        let live: Vec<u32> = owners
+            .iter()
+            .copied()
+            .filter(|&p| p != pid && pins::is_alive(p))
+            .collect();
         if live.is_empty() && dir.join(MAP_META).exists() {
             warn!(dir = %dir.display(), gone = ?owners, "replacing eBPF pins left by a swarm-sticky that is gone");
             pins::remove_all(&dir)?;
@@ -151,10 +162,11 @@ impl EbpfSteering {
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(dir)
             .load(OBJECT)
-            .map_err(|source| DataplaneError::Load { source: Box::new(source) })?;
+            .map_err(|source| DataplaneError::Load {
+                source: Box::new(source),
+            })?;
         {
-            let mut meta: Array<_, u32> =
-                map_mut(&mut ebpf, MAP_META)?;
+            let mut meta: Array<_, u32> = map_mut(&mut ebpf, MAP_META)?;
             meta.set(META_ABI_SLOT, ABI_VERSION, 0).map_err(map_err(MAP_META))?;
         }
 
@@ -166,35 +178,62 @@ impl EbpfSteering {
             info!(owners = ?live, "joining the running swarm-sticky's eBPF steering (hand-over)");
         }
 
-        let mut this = Self { ebpf, dir: dir.to_path_buf(), pid, groups: Vec::new(), created };
+        let mut this = Self {
+            ebpf,
+            dir: dir.to_path_buf(),
+            pid,
+            groups: Vec::new(),
+            created,
+        };
         this.register(listen, sockets, live)?;
         Ok(this)
     }
 
-    fn register(&mut self, listen: &[SocketAddr], sockets: &[Vec<TcpListener>], live: &[u32]) -> Result<(), DataplaneError> {
+    fn register(
+        &mut self,
+        listen: &[SocketAddr],
+        sockets: &[Vec<TcpListener>],
+        live: &[u32],
+    ) -> Result<(), DataplaneError> {
         let pid = self.pid;
         {
-            let mut owners: HashMap<_, u32, Owner> =
-                map_mut(&mut self.ebpf, MAP_OWNERS)?;
+            let mut owners: HashMap<_, u32, Owner> = map_mut(&mut self.ebpf, MAP_OWNERS)?;
             // Forget owners that are gone (crashed while others ran).
-            let stale: Vec<u32> = owners.keys().filter_map(Result::ok).filter(|p| *p != pid && !live.contains(p)).collect();
+            let stale: Vec<u32> = owners
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|p| *p != pid && !live.contains(p))
+                .collect();
             for p in stale {
                 owners.remove(&p).map_err(map_err(MAP_OWNERS))?;
             }
-            owners.insert(pid, Owner { registered_at: now_secs() }, 0).map_err(map_err(MAP_OWNERS))?;
+            owners
+                .insert(
+                    pid,
+                    Owner {
+                        registered_at: now_secs(),
+                    },
+                    0,
+                )
+                .map_err(map_err(MAP_OWNERS))?;
         }
         let workers = u16::try_from(sockets.len()).map_err(|_| DataplaneError::TooManyWorkers(sockets.len()))?;
         {
             let mut socks: SockHash<_, WorkerKey> = map_mut(&mut self.ebpf, MAP_WORKER_SOCKETS)?;
             for (w, per_listener) in sockets.iter().enumerate() {
                 for (g, sock) in per_listener.iter().enumerate() {
-                    let key = WorkerKey { owner: pid, group: g as u16, worker: w as u16 };
-                    socks.insert(key, sock.as_raw_fd(), 0).map_err(map_err(MAP_WORKER_SOCKETS))?;
+                    let key = WorkerKey {
+                        owner: pid,
+                        group: g as u16,
+                        worker: w as u16,
+                    };
+                    socks
+                        .insert(key, sock.as_raw_fd(), 0)
+                        .map_err(map_err(MAP_WORKER_SOCKETS))?;
                 }
             }
         }
-        let mut listeners: HashMap<_, ListenKey, ListenTarget> =
-            map_mut(&mut self.ebpf, MAP_LISTENERS)?;
+        let mut listeners: HashMap<_, ListenKey, ListenTarget> = map_mut(&mut self.ebpf, MAP_LISTENERS)?;
         for (g, addr) in listen.iter().enumerate() {
             let key = ListenKey::from_socket_addr(*addr);
             if let Ok(prev) = listeners.get(&key, 0)
@@ -203,7 +242,11 @@ impl EbpfSteering {
             {
                 info!(listen = %addr, from = prev.owner, "taking over the published address");
             }
-            let target = ListenTarget { owner: pid, group: g as u16, workers };
+            let target = ListenTarget {
+                owner: pid,
+                group: g as u16,
+                workers,
+            };
             // One atomic update per listener: the switch-over point.
             listeners.insert(key, target, 0).map_err(map_err(MAP_LISTENERS))?;
             self.groups.push((key, g as u16, workers));
@@ -233,8 +276,7 @@ impl EbpfSteering {
         let pid = self.pid;
         let mut succeeded = false;
         {
-            let mut listeners: HashMap<_, ListenKey, ListenTarget> =
-                map_mut(&mut self.ebpf, MAP_LISTENERS)?;
+            let mut listeners: HashMap<_, ListenKey, ListenTarget> = map_mut(&mut self.ebpf, MAP_LISTENERS)?;
             for (key, _, _) in &self.groups {
                 match listeners.get(key, 0) {
                     Ok(t) if t.owner == pid => listeners.remove(key).map_err(map_err(MAP_LISTENERS))?,
@@ -248,15 +290,22 @@ impl EbpfSteering {
             for (_, group, workers) in &self.groups {
                 for w in 0..*workers {
                     // Already gone when the socket closed first: fine.
-                    let _ = socks.remove(&WorkerKey { owner: pid, group: *group, worker: w });
+                    let _ = socks.remove(&WorkerKey {
+                        owner: pid,
+                        group: *group,
+                        worker: w,
+                    });
                 }
             }
         }
         let others = {
-            let mut owners: HashMap<_, u32, Owner> =
-                map_mut(&mut self.ebpf, MAP_OWNERS)?;
+            let mut owners: HashMap<_, u32, Owner> = map_mut(&mut self.ebpf, MAP_OWNERS)?;
             let _ = owners.remove(&pid);
-            owners.keys().filter_map(Result::ok).filter(|p| pins::is_alive(*p)).count()
+            owners
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|p| pins::is_alive(*p))
+                .count()
         };
         if others == 0 {
             pins::remove_all(&self.dir)?;
@@ -271,8 +320,7 @@ impl EbpfSteering {
     /// # Errors
     /// When the map cannot be read.
     pub fn steer_stats(&self) -> Result<SteerStats, DataplaneError> {
-        let stats: PerCpuArray<_, SteerStats> =
-            map_ref(&self.ebpf, MAP_STEER_STATS)?;
+        let stats: PerCpuArray<_, SteerStats> = map_ref(&self.ebpf, MAP_STEER_STATS)?;
         let per_cpu = stats.get(&0, 0).map_err(map_err(MAP_STEER_STATS))?;
         Ok(per_cpu.iter().fold(SteerStats::default(), |a, s| SteerStats {
             steered: a.steered + s.steered,
@@ -312,15 +360,30 @@ fn attach_steering(ebpf: &mut Ebpf, pin: &Path) -> Result<(), DataplaneError> {
         .program_mut(PROG_STEER)
         .ok_or(DataplaneError::MissingProgram(PROG_STEER))?
         .try_into()
-        .map_err(|source| DataplaneError::Program { name: PROG_STEER, source })?;
-    prog.load().map_err(|source| DataplaneError::Program { name: PROG_STEER, source })?;
-    let netns = std::fs::File::open("/proc/thread-self/ns/net")
-        .map_err(|source| DataplaneError::Io { what: "open the network namespace", source })?;
-    let id = prog.attach(netns).map_err(|source| DataplaneError::Program { name: PROG_STEER, source })?;
-    let link = prog.take_link(id).map_err(|source| DataplaneError::Program { name: PROG_STEER, source })?;
-    let _pinned: PinnedLink = FdLink::from(link)
-        .pin(pin)
-        .map_err(|source| DataplaneError::Pin { what: "the sk_lookup link", source })?;
+        .map_err(|source| DataplaneError::Program {
+            name: PROG_STEER,
+            source,
+        })?;
+    prog.load().map_err(|source| DataplaneError::Program {
+        name: PROG_STEER,
+        source,
+    })?;
+    let netns = std::fs::File::open("/proc/thread-self/ns/net").map_err(|source| DataplaneError::Io {
+        what: "open the network namespace",
+        source,
+    })?;
+    let id = prog.attach(netns).map_err(|source| DataplaneError::Program {
+        name: PROG_STEER,
+        source,
+    })?;
+    let link = prog.take_link(id).map_err(|source| DataplaneError::Program {
+        name: PROG_STEER,
+        source,
+    })?;
+    let _pinned: PinnedLink = FdLink::from(link).pin(pin).map_err(|source| DataplaneError::Pin {
+        what: "the sk_lookup link",
+        source,
+    })?;
     Ok(())
 }
 
@@ -334,7 +397,11 @@ mod tests {
     fn object_matches_the_shared_names_and_layouts() {
         let obj = aya_obj::Object::parse(super::OBJECT).expect("parse the eBPF object");
         for name in ALL_MAPS {
-            assert!(obj.maps.contains_key(name), "map {name} missing; maps: {:?}", obj.maps.keys().collect::<Vec<_>>());
+            assert!(
+                obj.maps.contains_key(name),
+                "map {name} missing; maps: {:?}",
+                obj.maps.keys().collect::<Vec<_>>()
+            );
         }
         for name in [PROG_STEER, PROG_XDP] {
             assert!(obj.programs.contains_key(name), "program {name} missing");

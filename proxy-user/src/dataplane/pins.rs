@@ -43,12 +43,19 @@ pub enum PinError {
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> PinError + 'a {
-    move |source| PinError::Io { what, path: path.to_path_buf(), source }
+    move |source| PinError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn c_path(path: &Path) -> Result<CString, PinError> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| PinError::Io { what: "path with a NUL byte:", path: path.to_path_buf(), source: std::io::ErrorKind::InvalidInput.into() })
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| PinError::Io {
+        what: "path with a NUL byte:",
+        path: path.to_path_buf(),
+        source: std::io::ErrorKind::InvalidInput.into(),
+    })
 }
 
 /// Whether `path` is the root of a mounted bpffs.
@@ -79,7 +86,10 @@ pub fn ensure_bpffs(root: &Path) -> Result<(), PinError> {
     // SAFETY: all strings are valid and NUL-terminated; data may be NULL.
     let rc = unsafe { libc::mount(c"bpf".as_ptr(), target.as_ptr(), c"bpf".as_ptr(), 0, std::ptr::null()) };
     if rc != 0 {
-        return Err(PinError::Mount { path: root.to_path_buf(), source: std::io::Error::last_os_error() });
+        return Err(PinError::Mount {
+            path: root.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
     }
     tracing::info!(path = %root.display(), "mounted bpffs");
     Ok(())
@@ -123,7 +133,9 @@ impl PinLock {
 /// Whether a process with this pid is alive (in our pid namespace).
 #[expect(unsafe_code, reason = "kill(2) with signal 0 has no safe wrapper in std")]
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
     // SAFETY: signal 0 only checks for existence and permission.
     let rc = unsafe { libc::kill(pid, 0) };
     // EPERM means it exists but belongs to someone else.

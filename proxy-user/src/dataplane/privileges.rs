@@ -13,7 +13,11 @@ const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
 /// The capabilities eBPF steering needs, with their names.
-const NEEDED: [(u32, &str); 3] = [(CAP_BPF, "CAP_BPF"), (CAP_NET_ADMIN, "CAP_NET_ADMIN"), (CAP_PERFMON, "CAP_PERFMON")];
+const NEEDED: [(u32, &str); 3] = [
+    (CAP_BPF, "CAP_BPF"),
+    (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    (CAP_PERFMON, "CAP_PERFMON"),
+];
 
 /// Capabilities eBPF steering needs but this process lacks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +48,16 @@ pub fn missing_from(caps: u64) -> Option<Missing> {
     if has(CAP_SYS_ADMIN) && has(CAP_NET_ADMIN) {
         return None;
     }
-    let missing: Vec<_> = NEEDED.iter().filter(|(cap, _)| !has(*cap)).map(|(_, name)| *name).collect();
-    if missing.is_empty() { None } else { Some(Missing(missing)) }
+    let missing: Vec<_> = NEEDED
+        .iter()
+        .filter(|(cap, _)| !has(*cap))
+        .map(|(_, name)| *name)
+        .collect();
+    if missing.is_empty() {
+        None
+    } else {
+        Some(Missing(missing))
+    }
 }
 
 /// What this process lacks for eBPF steering, if anything.
@@ -75,6 +87,9 @@ mod tests {
         let m = missing_from(1 << CAP_BPF).expect("missing");
         assert_eq!(m.0, vec!["CAP_NET_ADMIN", "CAP_PERFMON"]);
         let text = missing_from(0).expect("missing").to_string();
-        assert!(text.contains("root") && text.contains("CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON"), "{text}");
+        assert!(
+            text.contains("root") && text.contains("CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON"),
+            "{text}"
+        );
     }
 }

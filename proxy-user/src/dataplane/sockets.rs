@@ -29,7 +29,11 @@ pub struct SocketError {
 }
 
 fn new_socket(addr: SocketAddr) -> std::io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
     if addr.is_ipv6() {
         // `[::]:P` serves IPv6 only, in both steering modes, so that it can
         // sit beside `0.0.0.0:P`; list both to serve both families.
@@ -63,7 +67,13 @@ pub fn steered_worker_socket(published: SocketAddr) -> Result<TcpListener, Socke
 /// When the address cannot be bound (in use by another program, not
 /// local, or a privileged port without CAP_NET_BIND_SERVICE).
 pub fn reuseport_socket(published: SocketAddr) -> Result<TcpListener, SocketError> {
-    let err = |what| move |source| SocketError { what, addr: published, source };
+    let err = |what| {
+        move |source| SocketError {
+            what,
+            addr: published,
+            source,
+        }
+    };
     let socket = new_socket(published).map_err(err("create a socket for"))?;
     socket.set_reuse_port(true).map_err(err("set SO_REUSEPORT on"))?;
     socket.bind(&published.into()).map_err(err("bind"))?;
@@ -76,7 +86,13 @@ pub fn reuseport_socket(published: SocketAddr) -> Result<TcpListener, SocketErro
 /// # Errors
 /// When the address cannot be bound.
 pub fn shared_socket(published: SocketAddr) -> Result<TcpListener, SocketError> {
-    let err = |what| move |source| SocketError { what, addr: published, source };
+    let err = |what| {
+        move |source| SocketError {
+            what,
+            addr: published,
+            source,
+        }
+    };
     let socket = new_socket(published).map_err(err("create a socket for"))?;
     socket.bind(&published.into()).map_err(err("bind"))?;
     socket.listen(BACKLOG).map_err(err("listen on"))?;
@@ -92,14 +108,18 @@ pub fn published_in_use(published: SocketAddr) -> bool {
         SocketAddr::V4(_) => ("/proc/thread-self/net/tcp", false),
         SocketAddr::V6(_) => ("/proc/thread-self/net/tcp6", true),
     };
-    let Ok(table) = std::fs::read_to_string(file) else { return false };
+    let Ok(table) = std::fs::read_to_string(file) else {
+        return false;
+    };
     table.lines().skip(1).any(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
         // cols[1] = "ADDR:PORT" in hex; cols[3] = state, 0A = LISTEN.
         if cols.len() < 4 || cols[3] != "0A" {
             return false;
         }
-        let Some((addr_hex, port_hex)) = cols[1].split_once(':') else { return false };
+        let Some((addr_hex, port_hex)) = cols[1].split_once(':') else {
+            return false;
+        };
         if u16::from_str_radix(port_hex, 16).ok() != Some(published.port()) {
             return false;
         }
@@ -111,7 +131,11 @@ pub fn published_in_use(published: SocketAddr) -> bool {
 /// An address as `/proc/net/tcp{,6}` prints it: 32-bit words in host byte
 /// order, each as 8 hex digits.
 fn parse_proc_addr(hex: &str, v6: bool) -> Option<std::net::IpAddr> {
-    let word = |i: usize| u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok().map(u32::to_ne_bytes);
+    let word = |i: usize| {
+        u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16)
+            .ok()
+            .map(u32::to_ne_bytes)
+    };
     if v6 {
         let mut b = [0u8; 16];
         for i in 0..4 {
@@ -131,7 +155,10 @@ mod tests {
     fn proc_addresses_parse() {
         // 127.0.0.1 as the kernel prints it on little-endian machines.
         assert_eq!(parse_proc_addr("0100007F", false), Some("127.0.0.1".parse().unwrap()));
-        assert_eq!(parse_proc_addr("00000000000000000000000001000000", true), Some("::1".parse().unwrap()));
+        assert_eq!(
+            parse_proc_addr("00000000000000000000000001000000", true),
+            Some("::1".parse().unwrap())
+        );
     }
 
     #[test]

@@ -49,24 +49,33 @@ pub struct PortCounters {
 /// # Errors
 /// An unknown interface, or a failure to load, attach or update.
 pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Result<&'static str, DataplaneError> {
-    let ncpus = nr_cpus().map_err(|(_, source)| DataplaneError::Io { what: "count CPUs", source })?;
+    let ncpus = nr_cpus().map_err(|(_, source)| DataplaneError::Io {
+        what: "count CPUs",
+        source,
+    })?;
     {
-        let mut stats: PerCpuHashMap<_, PortKey, PortStats> =
-            map_mut(ebpf, MAP_PORT_STATS)?;
+        let mut stats: PerCpuHashMap<_, PortKey, PortStats> = map_mut(ebpf, MAP_PORT_STATS)?;
         for port in ports {
-            let zeros = PerCpuValues::try_from(vec![PortStats::default(); ncpus])
-                .map_err(|source| DataplaneError::Io { what: "build per-CPU values", source })?;
+            let zeros =
+                PerCpuValues::try_from(vec![PortStats::default(); ncpus]).map_err(|source| DataplaneError::Io {
+                    what: "build per-CPU values",
+                    source,
+                })?;
             match stats.insert(PortKey::tcp(*port), zeros, BPF_NOEXIST) {
                 Ok(()) => {}
                 // EEXIST: a previous process created it; keep its totals.
                 Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(source) => return Err(DataplaneError::Map { name: MAP_PORT_STATS, source }),
+                Err(source) => {
+                    return Err(DataplaneError::Map {
+                        name: MAP_PORT_STATS,
+                        source,
+                    });
+                }
             }
         }
     }
     {
-        let mut guard: Array<_, SynGuardConfig> =
-            map_mut(ebpf, MAP_SYN_GUARD)?;
+        let mut guard: Array<_, SynGuardConfig> = map_mut(ebpf, MAP_SYN_GUARD)?;
         guard.set(0, cfg.syn_guard, 0).map_err(map_err(MAP_SYN_GUARD))?;
     }
 
@@ -80,19 +89,30 @@ pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Res
         .ok_or(DataplaneError::MissingProgram(PROG_XDP))?
         .try_into()
         .map_err(|source| DataplaneError::Program { name: PROG_XDP, source })?;
-    prog.load().map_err(|source| DataplaneError::Program { name: PROG_XDP, source })?;
+    prog.load()
+        .map_err(|source| DataplaneError::Program { name: PROG_XDP, source })?;
     let (id, mode) = match prog.attach(&cfg.iface, XdpMode::Driver) {
         Ok(id) => (id, "native"),
         Err(native) => match prog.attach(&cfg.iface, XdpMode::Skb) {
             Ok(id) => (id, "generic"),
             Err(_) => {
-                return Err(DataplaneError::XdpAttach { iface: cfg.iface.clone(), source: native });
+                return Err(DataplaneError::XdpAttach {
+                    iface: cfg.iface.clone(),
+                    source: native,
+                });
             }
         },
     };
-    let link = prog.take_link(id).map_err(|source| DataplaneError::Program { name: PROG_XDP, source })?;
-    let fd_link = FdLink::try_from(link).map_err(|_| DataplaneError::XdpLegacyLink { iface: cfg.iface.clone() })?;
-    let _pinned = fd_link.pin(&pin).map_err(|source| DataplaneError::Pin { what: "the XDP link", source })?;
+    let link = prog
+        .take_link(id)
+        .map_err(|source| DataplaneError::Program { name: PROG_XDP, source })?;
+    let fd_link = FdLink::try_from(link).map_err(|_| DataplaneError::XdpLegacyLink {
+        iface: cfg.iface.clone(),
+    })?;
+    let _pinned = fd_link.pin(&pin).map_err(|source| DataplaneError::Pin {
+        what: "the XDP link",
+        source,
+    })?;
     info!(iface = %cfg.iface, mode, guard = cfg.syn_guard.enabled != 0, "XDP attached");
     Ok(mode)
 }
@@ -102,12 +122,14 @@ pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Res
 /// # Errors
 /// When the map cannot be read.
 pub fn counters(ebpf: &Ebpf) -> Result<Vec<PortCounters>, DataplaneError> {
-    let stats: PerCpuHashMap<_, PortKey, PortStats> =
-        map_ref(ebpf, MAP_PORT_STATS)?;
+    let stats: PerCpuHashMap<_, PortKey, PortStats> = map_ref(ebpf, MAP_PORT_STATS)?;
     let mut out = Vec::new();
     for entry in stats.iter() {
         let (key, per_cpu) = entry.map_err(map_err(MAP_PORT_STATS))?;
-        let mut c = PortCounters { port: key.port, ..PortCounters::default() };
+        let mut c = PortCounters {
+            port: key.port,
+            ..PortCounters::default()
+        };
         for s in per_cpu.iter() {
             c.packets += s.packets;
             c.bytes += s.bytes;

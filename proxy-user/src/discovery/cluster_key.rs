@@ -23,7 +23,8 @@ const INFO: &[u8] = b"sticky cookie HMAC-SHA256 key";
 pub fn derive(manager_join_token: &str) -> [u8; 32] {
     let hk = Hkdf::<Sha256>::new(Some(SALT), manager_join_token.trim().as_bytes());
     let mut key = [0u8; 32];
-    hk.expand(INFO, &mut key).expect("32 bytes is below HKDF-SHA256's 255 * 32 byte output limit");
+    hk.expand(INFO, &mut key)
+        .expect("32 bytes is below HKDF-SHA256's 255 * 32 byte output limit");
     key
 }
 
@@ -36,7 +37,11 @@ mod tests {
         let a = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-7p73s1dx5in4tatdymyhg9hu2";
         let b = "SWMTKN-1-3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl-1awxwuwd3z9j1z3puu7rcgdbx";
         assert_eq!(derive(a), derive(a));
-        assert_eq!(derive(a), derive(&format!("{a}\n")), "surrounding whitespace does not matter");
+        assert_eq!(
+            derive(a),
+            derive(&format!("{a}\n")),
+            "surrounding whitespace does not matter"
+        );
         assert_ne!(derive(a), derive(b));
         assert_ne!(derive(a), [0u8; 32]);
     }

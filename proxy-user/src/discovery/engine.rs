@@ -62,11 +62,16 @@ impl Engine {
     /// # Errors
     /// An unsupported host, or an engine that does not answer.
     pub async fn connect(host: &str) -> Result<Self, EngineError> {
-        let socket = host.strip_prefix("unix://").ok_or_else(|| EngineError::Host(host.to_string()))?;
+        let socket = host
+            .strip_prefix("unix://")
+            .ok_or_else(|| EngineError::Host(host.to_string()))?;
         let docker = Docker::connect_with_unix(socket, CALL_TIMEOUT.as_secs(), bollard::API_DEFAULT_VERSION)?
             .negotiate_version()
             .await?;
-        Ok(Self { docker, socket: PathBuf::from(socket) })
+        Ok(Self {
+            docker,
+            socket: PathBuf::from(socket),
+        })
     }
 
     /// The negotiated API version, e.g. `1.41`.
@@ -100,8 +105,14 @@ impl Engine {
     /// When the call fails or the answer does not parse.
     pub async fn tasks(&self) -> Result<Vec<Task>, EngineError> {
         let path = format!("/v{}/tasks", self.api_version());
-        let body = self.raw_get(&path).await.map_err(|source| EngineError::Raw { path: path.clone(), source })?;
-        serde_json::from_slice(&body).map_err(|e| EngineError::Raw { path, source: Box::new(e) })
+        let body = self.raw_get(&path).await.map_err(|source| EngineError::Raw {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&body).map_err(|e| EngineError::Raw {
+            path,
+            source: Box::new(e),
+        })
     }
 
     async fn raw_get(&self, path: &str) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
@@ -113,7 +124,9 @@ impl Engine {
                 // surfaces through the request below.
                 let _ = conn.await;
             });
-            let req = http::Request::get(path).header(http::header::HOST, "docker").body(Empty::<Bytes>::new())?;
+            let req = http::Request::get(path)
+                .header(http::header::HOST, "docker")
+                .body(Empty::<Bytes>::new())?;
             let resp = sender.send_request(req).await?;
             let status = resp.status();
             let body = resp.into_body().collect().await?.to_bytes();
@@ -122,7 +135,9 @@ impl Engine {
             }
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(body)
         };
-        tokio::time::timeout(CALL_TIMEOUT, call).await.map_err(|_| "timed out")?
+        tokio::time::timeout(CALL_TIMEOUT, call)
+            .await
+            .map_err(|_| "timed out")?
     }
 
     /// The swarm's manager join token, readable only on managers.
@@ -144,10 +159,18 @@ impl Engine {
     /// A stream of "something changed" signals from `/events` (service,
     /// container, network and node events). It ends when the engine goes.
     pub fn changes(&self) -> impl Stream<Item = Result<(), EngineError>> + use<> {
-        let filters = [("type".to_string(), vec!["service".into(), "container".into(), "network".into(), "node".into()])]
-            .into_iter()
-            .collect();
-        let opts = EventsOptions { filters: Some(filters), ..Default::default() };
-        self.docker.events(Some(opts)).map(|e| e.map(|_| ()).map_err(EngineError::from))
+        let filters = [(
+            "type".to_string(),
+            vec!["service".into(), "container".into(), "network".into(), "node".into()],
+        )]
+        .into_iter()
+        .collect();
+        let opts = EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.docker
+            .events(Some(opts))
+            .map(|e| e.map(|_| ()).map_err(EngineError::from))
     }
 }

@@ -146,7 +146,12 @@ fn closest(key: &str) -> Option<&'static str> {
         }
         prev[b.len()]
     }
-    OWN_KEYS.iter().map(|k| (distance(key, k), *k)).filter(|(d, _)| *d <= 2).min().map(|(_, k)| k)
+    OWN_KEYS
+        .iter()
+        .map(|k| (distance(key, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
 }
 
 /// Parses a Traefik v1 rule: `Host:a,b;PathPrefix:/x`.
@@ -154,19 +159,29 @@ fn parse_v1_rule(rule: &str, warnings: &mut Vec<String>) -> RuleLabels {
     let mut out = RuleLabels::default();
     for part in rule.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((matcher, values)) = part.split_once(':') else {
-            warnings.push(format!("traefik.frontend.rule: {part:?} is not `Matcher:value`; ignored"));
+            warnings.push(format!(
+                "traefik.frontend.rule: {part:?} is not `Matcher:value`; ignored"
+            ));
             continue;
         };
-        let values = values.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let values = values
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
         match matcher.trim() {
             "Host" => out.hosts.extend(values),
             "PathPrefix" | "PathPrefixStrip" => {
                 if matcher.trim() == "PathPrefixStrip" {
-                    warnings.push("traefik.frontend.rule: PathPrefixStrip is served as PathPrefix (the prefix is not stripped)".into());
+                    warnings.push(
+                        "traefik.frontend.rule: PathPrefixStrip is served as PathPrefix (the prefix is not stripped)"
+                            .into(),
+                    );
                 }
                 out.path_prefixes.extend(values);
             }
-            other => warnings.push(format!("traefik.frontend.rule: matcher {other} is not supported; ignored")),
+            other => warnings.push(format!(
+                "traefik.frontend.rule: matcher {other} is not supported; ignored"
+            )),
         }
     }
     out
@@ -176,7 +191,9 @@ fn parse_v1_rule(rule: &str, warnings: &mut Vec<String>) -> RuleLabels {
 fn parse_v2_rule(key: &str, rule: &str, warnings: &mut Vec<String>) -> RuleLabels {
     let mut out = RuleLabels::default();
     if rule.contains("||") || rule.contains('!') {
-        warnings.push(format!("{key}: `||` and `!` are not supported; only `&&` of Host and PathPrefix"));
+        warnings.push(format!(
+            "{key}: `||` and `!` are not supported; only `&&` of Host and PathPrefix"
+        ));
     }
     for part in rule.split("&&").map(str::trim).filter(|p| !p.is_empty()) {
         let Some((matcher, rest)) = part.split_once('(') else {
@@ -184,7 +201,10 @@ fn parse_v2_rule(key: &str, rule: &str, warnings: &mut Vec<String>) -> RuleLabel
             continue;
         };
         let args = rest.trim_end_matches(')');
-        let values = args.split(',').map(|v| v.trim().trim_matches('`').trim_matches('"').to_string()).filter(|v| !v.is_empty());
+        let values = args
+            .split(',')
+            .map(|v| v.trim().trim_matches('`').trim_matches('"').to_string())
+            .filter(|v| !v.is_empty());
         match matcher.trim() {
             "Host" => out.hosts.extend(values),
             "PathPrefix" => out.path_prefixes.extend(values),
@@ -196,12 +216,21 @@ fn parse_v2_rule(key: &str, rule: &str, warnings: &mut Vec<String>) -> RuleLabel
 
 /// Takes the first of `(source, value)` candidates and warns when a
 /// later one disagrees.
-fn pick<T: PartialEq + std::fmt::Debug + Clone>(what: &str, candidates: &[(&str, Option<T>)], warnings: &mut Vec<String>) -> Option<T> {
-    let set: Vec<(&str, T)> = candidates.iter().filter_map(|(k, v)| v.clone().map(|v| (*k, v))).collect();
+fn pick<T: PartialEq + std::fmt::Debug + Clone>(
+    what: &str,
+    candidates: &[(&str, Option<T>)],
+    warnings: &mut Vec<String>,
+) -> Option<T> {
+    let set: Vec<(&str, T)> = candidates
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (*k, v)))
+        .collect();
     let (first_key, first) = set.first()?.clone();
     for (k, v) in &set[1..] {
         if *v != first {
-            warnings.push(format!("{what}: {first_key}={first:?} and {k}={v:?} disagree; using {first_key}"));
+            warnings.push(format!(
+                "{what}: {first_key}={first:?} and {k}={v:?} disagree; using {first_key}"
+            ));
         }
     }
     Some(first)
@@ -212,10 +241,15 @@ fn pick<T: PartialEq + std::fmt::Debug + Clone>(what: &str, candidates: &[(&str,
 /// # Errors
 /// [`Skip`] when the service is not for us, disabled, or unusable.
 pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
-    let ours: BTreeMap<&str, &str> =
-        labels.iter().filter_map(|(k, v)| k.strip_prefix("swarm-sticky.").map(|k| (k, v.as_str()))).collect();
-    let traefik: BTreeMap<&str, &str> =
-        labels.iter().filter(|(k, _)| k.starts_with("traefik.")).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let ours: BTreeMap<&str, &str> = labels
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("swarm-sticky.").map(|k| (k, v.as_str())))
+        .collect();
+    let traefik: BTreeMap<&str, &str> = labels
+        .iter()
+        .filter(|(k, _)| k.starts_with("traefik."))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     if ours.is_empty() && traefik.is_empty() {
         return Err(Skip::NotLabelled);
     }
@@ -224,7 +258,9 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
     // Unknown keys of our own namespace: probably misspelled.
     for key in ours.keys() {
         if !OWN_KEYS.contains(key) && !key.starts_with("health.") {
-            let hint = closest(key).map(|k| format!("; did you mean swarm-sticky.{k}?")).unwrap_or_default();
+            let hint = closest(key)
+                .map(|k| format!("; did you mean swarm-sticky.{k}?"))
+                .unwrap_or_default();
             warnings.push(format!("swarm-sticky.{key} is not a known label{hint}"));
         }
     }
@@ -243,8 +279,19 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
                 Ok(p) => v2_port = Some(p),
                 Err(_) => warnings.push(format!("{key}: {value:?} is not a port")),
             },
-            ["traefik", "http", "services", _, "loadbalancer", "sticky", "cookie"] => v2_sticky = parse_bool(value).or(Some(true)),
-            ["traefik", "http", "services", _, "loadbalancer", "sticky", "cookie", attr] => {
+            ["traefik", "http", "services", _, "loadbalancer", "sticky", "cookie"] => {
+                v2_sticky = parse_bool(value).or(Some(true))
+            }
+            [
+                "traefik",
+                "http",
+                "services",
+                _,
+                "loadbalancer",
+                "sticky",
+                "cookie",
+                attr,
+            ] => {
                 v2_sticky.get_or_insert(true);
                 match *attr {
                     "name" => v2_cookie.name = Some((*value).to_string()),
@@ -262,12 +309,21 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
         }
     }
     if !unsupported.is_empty() {
-        warnings.push(format!("labels recognised but not supported (ignored): {}", unsupported.join(", ")));
+        warnings.push(format!(
+            "labels recognised but not supported (ignored): {}",
+            unsupported.join(", ")
+        ));
     }
 
     let enable = pick(
         "enable",
-        &[("swarm-sticky.enable", ours.get("enable").and_then(|v| parse_bool(v))), ("traefik.enable", traefik.get("traefik.enable").and_then(|v| parse_bool(v)))],
+        &[
+            ("swarm-sticky.enable", ours.get("enable").and_then(|v| parse_bool(v))),
+            (
+                "traefik.enable",
+                traefik.get("traefik.enable").and_then(|v| parse_bool(v)),
+            ),
+        ],
         &mut warnings,
     );
     if enable == Some(false) {
@@ -285,46 +341,99 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
     };
     let own_port = port_of("swarm-sticky.port", ours.get("port"), &mut warnings);
     let v1_port = port_of("traefik.port", traefik.get("traefik.port"), &mut warnings);
-    let port = pick("port", &[("swarm-sticky.port", own_port), ("traefik.http.services.*.loadbalancer.server.port", v2_port), ("traefik.port", v1_port)], &mut warnings);
+    let port = pick(
+        "port",
+        &[
+            ("swarm-sticky.port", own_port),
+            ("traefik.http.services.*.loadbalancer.server.port", v2_port),
+            ("traefik.port", v1_port),
+        ],
+        &mut warnings,
+    );
     let Some(port) = port else {
-        return Err(Skip::Invalid("no backend port: set swarm-sticky.port (or traefik.port)".into()));
+        return Err(Skip::Invalid(
+            "no backend port: set swarm-sticky.port (or traefik.port)".into(),
+        ));
     };
 
     let network = pick(
         "network",
         &[
             ("swarm-sticky.network", ours.get("network").map(|v| (*v).to_string())),
-            ("traefik.swarm.network", traefik.get("traefik.swarm.network").map(|v| (*v).to_string())),
-            ("traefik.docker.network", traefik.get("traefik.docker.network").map(|v| (*v).to_string())),
+            (
+                "traefik.swarm.network",
+                traefik.get("traefik.swarm.network").map(|v| (*v).to_string()),
+            ),
+            (
+                "traefik.docker.network",
+                traefik.get("traefik.docker.network").map(|v| (*v).to_string()),
+            ),
         ],
         &mut warnings,
     );
 
     let own_rule = (ours.contains_key("rule.host") || ours.contains_key("rule.path-prefix")).then(|| RuleLabels {
-        hosts: ours.get("rule.host").map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default(),
-        path_prefixes: ours.get("rule.path-prefix").map(|v| v.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default(),
+        hosts: ours
+            .get("rule.host")
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default(),
+        path_prefixes: ours
+            .get("rule.path-prefix")
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default(),
     });
-    let v1_rule = traefik.get("traefik.frontend.rule").map(|r| parse_v1_rule(r, &mut warnings));
-    let rule = pick("rule", &[("swarm-sticky.rule.*", own_rule), ("traefik.http.routers.*.rule", v2_rule), ("traefik.frontend.rule", v1_rule)], &mut warnings)
-        .unwrap_or_default();
+    let v1_rule = traefik
+        .get("traefik.frontend.rule")
+        .map(|r| parse_v1_rule(r, &mut warnings));
+    let rule = pick(
+        "rule",
+        &[
+            ("swarm-sticky.rule.*", own_rule),
+            ("traefik.http.routers.*.rule", v2_rule),
+            ("traefik.frontend.rule", v1_rule),
+        ],
+        &mut warnings,
+    )
+    .unwrap_or_default();
     for p in &rule.path_prefixes {
         if !p.starts_with('/') {
             return Err(Skip::Invalid(format!("path prefix {p:?} does not start with /")));
         }
     }
 
-    let v1_sticky = traefik.get("traefik.backend.loadbalancer.stickiness").and_then(|v| parse_bool(v));
-    let sticky = pick("sticky", &[("swarm-sticky.sticky", ours.get("sticky").and_then(|v| parse_bool(v))), ("traefik.http.services.*.loadbalancer.sticky.cookie", v2_sticky), ("traefik.backend.loadbalancer.stickiness", v1_sticky)], &mut warnings)
-        // Stickiness is what swarm-sticky is for: on unless switched off.
-        .unwrap_or(true);
+    let v1_sticky = traefik
+        .get("traefik.backend.loadbalancer.stickiness")
+        .and_then(|v| parse_bool(v));
+    let sticky = pick(
+        "sticky",
+        &[
+            ("swarm-sticky.sticky", ours.get("sticky").and_then(|v| parse_bool(v))),
+            ("traefik.http.services.*.loadbalancer.sticky.cookie", v2_sticky),
+            ("traefik.backend.loadbalancer.stickiness", v1_sticky),
+        ],
+        &mut warnings,
+    )
+    // Stickiness is what swarm-sticky is for: on unless switched off.
+    .unwrap_or(true);
 
     let mut cookie = CookieLabels {
         name: pick(
             "cookie name",
             &[
-                ("swarm-sticky.cookie.name", ours.get("cookie.name").map(|v| (*v).to_string())),
-                ("traefik.http.services.*.loadbalancer.sticky.cookie.name", v2_cookie.name.clone()),
-                ("traefik.backend.loadbalancer.stickiness.cookieName", traefik.get("traefik.backend.loadbalancer.stickiness.cookieName").map(|v| (*v).to_string())),
+                (
+                    "swarm-sticky.cookie.name",
+                    ours.get("cookie.name").map(|v| (*v).to_string()),
+                ),
+                (
+                    "traefik.http.services.*.loadbalancer.sticky.cookie.name",
+                    v2_cookie.name.clone(),
+                ),
+                (
+                    "traefik.backend.loadbalancer.stickiness.cookieName",
+                    traefik
+                        .get("traefik.backend.loadbalancer.stickiness.cookieName")
+                        .map(|v| (*v).to_string()),
+                ),
             ],
             &mut warnings,
         ),
@@ -350,17 +459,38 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
     }
 
     let weight_of = |v: Option<&&str>| v.and_then(|v| v.trim().parse::<u32>().ok());
-    let weight = pick("weight", &[("swarm-sticky.weight", weight_of(ours.get("weight"))), ("traefik.backend.weight", weight_of(traefik.get("traefik.backend.weight")))], &mut warnings)
-        .unwrap_or(1);
+    let weight = pick(
+        "weight",
+        &[
+            ("swarm-sticky.weight", weight_of(ours.get("weight"))),
+            (
+                "traefik.backend.weight",
+                weight_of(traefik.get("traefik.backend.weight")),
+            ),
+        ],
+        &mut warnings,
+    )
+    .unwrap_or(1);
     let affinity = match ours.get("affinity").map(|v| v.trim()) {
         None | Some("same-slot") => Affinity::SameSlot,
         Some("rebalance") => Affinity::Rebalance,
         Some(other) => {
-            warnings.push(format!("swarm-sticky.affinity: {other:?} is neither same-slot nor rebalance; using same-slot"));
+            warnings.push(format!(
+                "swarm-sticky.affinity: {other:?} is neither same-slot nor rebalance; using same-slot"
+            ));
             Affinity::SameSlot
         }
     };
-    Ok(ServiceLabels { network, port, rule, sticky, cookie, weight, affinity, warnings })
+    Ok(ServiceLabels {
+        network,
+        port,
+        rule,
+        sticky,
+        cookie,
+        weight,
+        affinity,
+        warnings,
+    })
 }
 
 #[cfg(test)]

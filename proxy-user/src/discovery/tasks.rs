@@ -132,7 +132,9 @@ pub struct TaskBackend {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
     /// The service is on several networks and the labels name none.
-    #[error("the service is attached to several networks ({0}); name one with swarm-sticky.network (or traefik.docker.network)")]
+    #[error(
+        "the service is attached to several networks ({0}); name one with swarm-sticky.network (or traefik.docker.network)"
+    )]
     AmbiguousNetwork(String),
     /// The labels name a network the tasks are not on.
     #[error("network {0:?} from the labels is not one of the service's networks ({1})")]
@@ -140,15 +142,31 @@ pub enum MappingError {
 }
 
 fn address_of(attachment: &Attachment) -> Option<IpAddr> {
-    attachment.addresses.iter().find_map(|cidr| cidr.split('/').next()?.parse().ok())
+    attachment
+        .addresses
+        .iter()
+        .find_map(|cidr| cidr.split('/').next()?.parse().ok())
 }
 
 /// The attachment of `task` on the network the labels select.
 fn select<'a>(task: &'a Task, labels: &ServiceLabels) -> Result<Option<&'a Attachment>, MappingError> {
-    let candidates: Vec<&Attachment> = task.networks_attachments.iter().filter(|a| !a.network.spec.ingress).collect();
-    let names = || candidates.iter().map(|a| a.network.spec.name.as_str()).collect::<Vec<_>>().join(", ");
+    let candidates: Vec<&Attachment> = task
+        .networks_attachments
+        .iter()
+        .filter(|a| !a.network.spec.ingress)
+        .collect();
+    let names = || {
+        candidates
+            .iter()
+            .map(|a| a.network.spec.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match &labels.network {
-        Some(wanted) => match candidates.iter().find(|a| &a.network.spec.name == wanted || &a.network.id == wanted) {
+        Some(wanted) => match candidates
+            .iter()
+            .find(|a| &a.network.spec.name == wanted || &a.network.id == wanted)
+        {
             Some(a) => Ok(Some(a)),
             // A task that has no attachment yet (still starting) is skipped
             // quietly; one attached elsewhere is a label mistake.
@@ -180,7 +198,9 @@ pub fn backends(tasks: &[Task], service_id: &str, labels: &ServiceLabels) -> Res
             // shutdown/remove while still running: before its container stops.
             _ => TaskState::Draining,
         };
-        let Some(attachment) = select(task, labels)? else { continue };
+        let Some(attachment) = select(task, labels)? else {
+            continue;
+        };
         let Some(ip) = address_of(attachment) else { continue };
         let slot = match (task.slot, &task.node_id) {
             (Some(s), _) if s > 0 => s.to_string(),
@@ -193,7 +213,11 @@ pub fn backends(tasks: &[Task], service_id: &str, labels: &ServiceLabels) -> Res
             slot,
             addr: SocketAddr::new(ip, labels.port),
             network_id: attachment.network.id.clone(),
-            container_id: task.status.container_status.as_ref().and_then(|c| c.container_id.clone()),
+            container_id: task
+                .status
+                .container_status
+                .as_ref()
+                .and_then(|c| c.container_id.clone()),
             node_id: task.node_id.clone(),
             state,
         });

@@ -60,16 +60,31 @@ pub fn build(services: &[ServiceInfo], all_tasks: &[Task]) -> Snapshot {
             Ok(p) => p,
             Err(Skip::NotLabelled | Skip::Disabled) => continue,
             Err(Skip::Invalid(why)) => {
-                out.warnings.entry(s.name.clone()).or_default().push(format!("not served: {why}"));
+                out.warnings
+                    .entry(s.name.clone())
+                    .or_default()
+                    .push(format!("not served: {why}"));
                 continue;
             }
         };
         if !parsed.warnings.is_empty() {
-            out.warnings.entry(s.name.clone()).or_default().extend(parsed.warnings.iter().cloned());
+            out.warnings
+                .entry(s.name.clone())
+                .or_default()
+                .extend(parsed.warnings.iter().cloned());
         }
         match tasks::backends(all_tasks, &s.id, &parsed) {
-            Ok(backends) => out.services.push(DiscoveredService { id: s.id.clone(), name: s.name.clone(), labels: parsed, backends }),
-            Err(err) => out.warnings.entry(s.name.clone()).or_default().push(format!("not served: {err}")),
+            Ok(backends) => out.services.push(DiscoveredService {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                labels: parsed,
+                backends,
+            }),
+            Err(err) => out
+                .warnings
+                .entry(s.name.clone())
+                .or_default()
+                .push(format!("not served: {err}")),
         }
     }
     out.services.sort_by(|a, b| a.name.cmp(&b.name));
@@ -101,7 +116,11 @@ impl DiscoveryStatus {
     }
 }
 
-async fn refresh(engine: &Engine, tx: &watch::Sender<Arc<Snapshot>>, status: &Mutex<DiscoveryStatus>) -> Result<(), EngineError> {
+async fn refresh(
+    engine: &Engine,
+    tx: &watch::Sender<Arc<Snapshot>>,
+    status: &Mutex<DiscoveryStatus>,
+) -> Result<(), EngineError> {
     let (services, tasks) = tokio::try_join!(engine.services(), engine.tasks())?;
     let table = build(&services, &tasks);
     let changed = tx.send_if_modified(|current| {
@@ -113,7 +132,10 @@ async fn refresh(engine: &Engine, tx: &watch::Sender<Arc<Snapshot>>, status: &Mu
     });
     let mut st = status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     st.confirmed_at = Some(Instant::now());
-    st.confirmed_at_unix = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs());
+    st.confirmed_at_unix = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs());
     if changed {
         st.tables_published += 1;
     }
@@ -130,7 +152,12 @@ fn set_disconnected(status: &Mutex<DiscoveryStatus>, err: &EngineError) -> bool 
 
 /// Watches the engine at `host` until the task is dropped, publishing
 /// tables on `tx` and its state in `status`.
-pub async fn run(host: String, resync: Duration, tx: watch::Sender<Arc<Snapshot>>, status: Arc<Mutex<DiscoveryStatus>>) {
+pub async fn run(
+    host: String,
+    resync: Duration,
+    tx: watch::Sender<Arc<Snapshot>>,
+    status: Arc<Mutex<DiscoveryStatus>>,
+) {
     let mut backoff = BACKOFF_MIN;
     loop {
         let engine = match Engine::connect(&host).await {
@@ -195,7 +222,10 @@ mod tests {
         ServiceInfo {
             id: id.into(),
             name: name.into(),
-            labels: labels.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
         }
     }
 
@@ -213,12 +243,24 @@ mod tests {
     #[test]
     fn build_serves_labelled_services_and_reports_bad_ones() {
         let services = [
-            service("s1", "whoami", &[("traefik.port", "8000"), ("traefik.docker.network", "whoaminet")]),
+            service(
+                "s1",
+                "whoami",
+                &[("traefik.port", "8000"), ("traefik.docker.network", "whoaminet")],
+            ),
             service("s2", "plain", &[]),
             service("s3", "broken", &[("traefik.enable", "true")]),
-            service("s4", "other", &[("swarm-sticky.port", "80"), ("swarm-sticky.colour", "blue")]),
+            service(
+                "s4",
+                "other",
+                &[("swarm-sticky.port", "80"), ("swarm-sticky.colour", "blue")],
+            ),
         ];
-        let tasks = [task("t1", "s1", 1, "10.0.1.3"), task("t2", "s1", 2, "10.0.1.4"), task("t3", "s4", 1, "10.0.1.9")];
+        let tasks = [
+            task("t1", "s1", 1, "10.0.1.3"),
+            task("t2", "s1", 2, "10.0.1.4"),
+            task("t3", "s4", 1, "10.0.1.9"),
+        ];
         let snap = build(&services, &tasks);
         let names: Vec<&str> = snap.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["other", "whoami"]);

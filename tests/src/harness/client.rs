@@ -34,10 +34,19 @@ pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
 
 fn parse(raw: &[u8]) -> std::io::Result<Response> {
     let text = String::from_utf8_lossy(raw);
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not an HTTP response: {text:?}"));
+    let bad = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not an HTTP response: {text:?}"),
+        )
+    };
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(bad)?;
-    Ok(Response { status, head: head.to_string(), body: body.to_string() })
+    Ok(Response {
+        status,
+        head: head.to_string(),
+        body: body.to_string(),
+    })
 }
 
 /// The admin API's `/api/status` as JSON.
@@ -62,11 +71,14 @@ pub fn accepted_per_worker(admin: SocketAddr) -> Vec<u64> {
 pub fn listening_ports() -> Vec<u16> {
     let mut ports = Vec::new();
     for file in ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             // cols[1] = local "ADDR:PORT" in hex, cols[3] = state (0A = LISTEN)
-            if cols.len() > 3 && cols[3] == "0A"
+            if cols.len() > 3
+                && cols[3] == "0A"
                 && let Some(port) = cols[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok())
             {
                 ports.push(port);

@@ -17,8 +17,16 @@ use std::{
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip (package iproute2)");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip (package iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Moves the calling thread into the namespace at `path`, for good.
@@ -74,7 +82,12 @@ impl Netns {
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("nsenter {program}: {e}"));
-        assert!(out.status.success(), "{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -117,7 +130,20 @@ impl TestNet {
         let server = Netns::new(format!("ss-srv-{tag}"));
         let client = Netns::new(format!("ss-cli-{tag}"));
         let (sif, cif) = (format!("sss{n}"), format!("ssc{n}"));
-        ip(&["link", "add", &sif, "netns", &server.name, "type", "veth", "peer", "name", &cif, "netns", &client.name]);
+        ip(&[
+            "link",
+            "add",
+            &sif,
+            "netns",
+            &server.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &cif,
+            "netns",
+            &client.name,
+        ]);
         // 198.18.0.0/15 is reserved for benchmarking; these addresses exist
         // only on this veth pair, inside namespaces this test made.
         let (s4, c4) = (Ipv4Addr::new(198, 18, n as u8, 1), Ipv4Addr::new(198, 18, n as u8, 2));
@@ -125,15 +151,34 @@ impl TestNet {
         let c6: Ipv6Addr = format!("fd53:7374:{n:x}::2").parse().expect("v6");
         for (ns, ifname, v4, v6) in [(&server, &sif, s4, s6), (&client, &cif, c4, c6)] {
             ip(&["-n", &ns.name, "addr", "add", &format!("{v4}/24"), "dev", ifname]);
-            ip(&["-n", &ns.name, "addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
+            ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                ifname,
+                "nodad",
+            ]);
             ip(&["-n", &ns.name, "link", "set", ifname, "up"]);
         }
-        Self { server, client, server_if: sif, server_v4: s4, server_v6: s6 }
+        Self {
+            server,
+            client,
+            server_if: sif,
+            server_v4: s4,
+            server_v6: s6,
+        }
     }
 
     /// The server address of the given family.
     pub fn server_ip(&self, v6: bool) -> IpAddr {
-        if v6 { IpAddr::V6(self.server_v6) } else { IpAddr::V4(self.server_v4) }
+        if v6 {
+            IpAddr::V6(self.server_v6)
+        } else {
+            IpAddr::V4(self.server_v4)
+        }
     }
 }
 

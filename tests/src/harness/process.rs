@@ -42,7 +42,12 @@ impl Proxy {
         }
         cmd.arg(super::binary()).args(&spec.args);
         cmd.env("SWARM_STICKY_LOG", "info").env("NO_COLOR", "1");
-        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start swarm-sticky");
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start swarm-sticky");
         let lines: Lines = Arc::default();
         let stderr = child.stderr.take().expect("piped stderr");
         let sink = lines.clone();
@@ -55,7 +60,11 @@ impl Proxy {
                 cv.notify_all();
             }
         });
-        Self { child, lines, status: None }
+        Self {
+            child,
+            lines,
+            status: None,
+        }
     }
 
     /// The process id.
@@ -74,7 +83,11 @@ impl Proxy {
                 return l.clone();
             }
             let now = Instant::now();
-            assert!(now < deadline, "no line containing {needle:?} within {timeout:?}; stderr:\n{}", lines.join("\n"));
+            assert!(
+                now < deadline,
+                "no line containing {needle:?} within {timeout:?}; stderr:\n{}",
+                lines.join("\n")
+            );
             lines = cv.wait_timeout(lines, deadline - now).expect("lines lock").0;
         }
     }
@@ -111,7 +124,11 @@ impl Proxy {
                 self.status = Some(s);
                 return s;
             }
-            assert!(Instant::now() < deadline, "swarm-sticky did not exit within {timeout:?}; stderr:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "swarm-sticky did not exit within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }

@@ -26,16 +26,30 @@ pub const IMAGE: &str = "swarm-sticky-test:local";
 
 /// Runs the docker CLI and returns stdout; panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("run the docker CLI (package docker.io)");
-    assert!(out.status.success(), "docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run the docker CLI (package docker.io)");
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Panics unless root and a Docker engine answers, with the reason.
 pub fn require_engine() {
     super::require_root();
-    let ok = Command::new("docker").args(["version", "--format", "{{.Server.APIVersion}}"]).output().is_ok_and(|o| o.status.success());
-    assert!(ok, "this test needs a Docker engine on /var/run/docker.sock; `cargo xtask test` starts dockerd (package docker.io)");
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "this test needs a Docker engine on /var/run/docker.sock; `cargo xtask test` starts dockerd (package docker.io)"
+    );
 }
 
 /// The address pool of a swarm this harness initialises.
@@ -48,7 +62,14 @@ pub fn ensure_swarm() -> &'static str {
     DONE.get_or_init(|| {
         require_engine();
         if docker(&["info", "--format", "{{.Swarm.LocalNodeState}}"]) != "active" {
-            docker(&["swarm", "init", "--advertise-addr", "127.0.0.1", "--default-addr-pool", ADDR_POOL]);
+            docker(&[
+                "swarm",
+                "init",
+                "--advertise-addr",
+                "127.0.0.1",
+                "--default-addr-pool",
+                ADDR_POOL,
+            ]);
         }
     });
     "unix:///var/run/docker.sock"
@@ -56,7 +77,12 @@ pub fn ensure_swarm() -> &'static str {
 
 fn ip_route(args: &[&str]) {
     let out = Command::new("ip").arg("route").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip route {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ip route {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The static binary for the image: `SWARM_STICKY_STATIC_BIN` (set by
@@ -88,7 +114,11 @@ pub fn test_image() -> &'static str {
             .env("DOCKER_BUILDKIT", "0")
             .output()
             .expect("docker build");
-        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let _ = std::fs::remove_dir_all(&ctx);
     });
     IMAGE
@@ -110,7 +140,13 @@ impl Network {
     pub fn new(tag: &str) -> Self {
         let name = format!("ss-{tag}-{}", std::process::id());
         let id = docker(&["network", "create", "-d", "overlay", "--attachable", &name]);
-        let subnet = docker(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", &id]);
+        let subnet = docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            &id,
+        ]);
         assert!(subnet.contains('/'), "network {name} has no IPv4 subnet: {subnet:?}");
         ip_route(&["replace", "unreachable", &subnet]);
         Self { name, id, subnet }
@@ -121,7 +157,11 @@ impl Network {
         let path = PathBuf::from(format!("/var/run/docker/netns/lb_{}", &self.id[..9]));
         let deadline = Instant::now() + timeout;
         while !path.exists() {
-            assert!(Instant::now() < deadline, "{} did not appear within {timeout:?}", path.display());
+            assert!(
+                Instant::now() < deadline,
+                "{} did not appear within {timeout:?}",
+                path.display()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         path
@@ -131,7 +171,9 @@ impl Network {
 impl Drop for Network {
     fn drop(&mut self) {
         let _ = Command::new("docker").args(["network", "rm", &self.name]).output();
-        let _ = Command::new("ip").args(["route", "del", "unreachable", &self.subnet]).output();
+        let _ = Command::new("ip")
+            .args(["route", "del", "unreachable", &self.subnet])
+            .output();
     }
 }
 
@@ -145,7 +187,16 @@ impl Service {
     /// `docker service create --detach` with `args` before the image.
     pub fn create(tag: &str, args: &[&str]) -> Self {
         let name = format!("ss-{tag}-{}", std::process::id());
-        let mut all = vec!["service", "create", "--detach", "--quiet", "--no-resolve-image", "--init", "--name", &name];
+        let mut all = vec![
+            "service",
+            "create",
+            "--detach",
+            "--quiet",
+            "--no-resolve-image",
+            "--init",
+            "--name",
+            &name,
+        ];
         all.extend_from_slice(args);
         let image = test_image();
         all.push(image);
@@ -155,9 +206,17 @@ impl Service {
 
     /// Container hostnames of the running tasks on this node.
     pub fn hostnames(&self) -> Vec<String> {
-        let ids = docker(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={}", self.name)]);
-        let mut names: Vec<String> =
-            ids.lines().filter(|l| !l.is_empty()).map(|id| docker(&["inspect", "-f", "{{.Config.Hostname}}", id])).collect();
+        let ids = docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.swarm.service.name={}", self.name),
+        ]);
+        let mut names: Vec<String> = ids
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|id| docker(&["inspect", "-f", "{{.Config.Hostname}}", id]))
+            .collect();
         names.sort();
         names
     }
@@ -170,7 +229,12 @@ impl Drop for Service {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             let out = Command::new("docker")
-                .args(["ps", "-aq", "--filter", &format!("label=com.docker.swarm.service.name={}", self.name)])
+                .args([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    &format!("label=com.docker.swarm.service.name={}", self.name),
+                ])
                 .output();
             if out.is_ok_and(|o| o.stdout.trim_ascii().is_empty()) {
                 return;

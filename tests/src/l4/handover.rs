@@ -18,7 +18,11 @@ const ARGS: [&str; 6] = ["--listen", "0.0.0.0:8080", "--workers", "2", "--steeri
 fn wait_count(counter: &AtomicU64, n: u64, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while counter.load(Ordering::Relaxed) < n {
-        assert!(Instant::now() < deadline, "client loop stalled at {} (< {n})", counter.load(Ordering::Relaxed));
+        assert!(
+            Instant::now() < deadline,
+            "client loop stalled at {} (< {n})",
+            counter.load(Ordering::Relaxed)
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -59,7 +63,11 @@ fn process_is_replaced_twice_without_a_failed_connection() {
     let mut second = start(&net, 1, &ARGS);
     second.wait_ready();
     first.signal(libc::SIGTERM);
-    assert!(first.wait_exit(Duration::from_secs(40)).success(), "first process: {}", first.stderr());
+    assert!(
+        first.wait_exit(Duration::from_secs(40)).success(),
+        "first process: {}",
+        first.stderr()
+    );
     let after_first = done.load(Ordering::Relaxed);
 
     wait_count(&done, after_first + 1500, Duration::from_secs(30));
@@ -67,9 +75,17 @@ fn process_is_replaced_twice_without_a_failed_connection() {
     let mut third = start(&net, 2, &ARGS);
     third.wait_ready();
     second.signal(libc::SIGTERM);
-    assert!(second.wait_exit(Duration::from_secs(40)).success(), "second process: {}", second.stderr());
+    assert!(
+        second.wait_exit(Duration::from_secs(40)).success(),
+        "second process: {}",
+        second.stderr()
+    );
 
-    wait_count(&done, 5000.max(done.load(Ordering::Relaxed) + 1000), Duration::from_secs(60));
+    wait_count(
+        &done,
+        5000.max(done.load(Ordering::Relaxed) + 1000),
+        Duration::from_secs(60),
+    );
     stop.store(true, Ordering::Relaxed);
     client.join().expect("client thread");
     let third_served = net.server.run(|| crate::harness::client::accepted_per_worker(admin(2)));
@@ -77,8 +93,16 @@ fn process_is_replaced_twice_without_a_failed_connection() {
     let failures = failures.lock().expect("lock");
     let total = done.load(Ordering::Relaxed);
     assert!(total >= 5000, "only {total} connections");
-    assert!(failures.is_empty(), "{} of {total} connections failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
-    assert!(second_served.iter().sum::<u64>() > 0, "the second process served nothing");
+    assert!(
+        failures.is_empty(),
+        "{} of {total} connections failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        second_served.iter().sum::<u64>() > 0,
+        "the second process served nothing"
+    );
     assert!(third_served.iter().sum::<u64>() > 0, "the third process served nothing");
     assert!(second.stderr().contains("taking over the published address"));
 }
@@ -93,7 +117,10 @@ fn restart_after_sigkill_serves_within_a_second() {
     let mut crashed = start(&net, 0, &ARGS);
     crashed.wait_ready();
     let target = SocketAddr::new(net.server_ip(false), PORT);
-    assert_eq!(net.client.run(move || get(target, "/").map(|r| r.status).ok()), Some(200));
+    assert_eq!(
+        net.client.run(move || get(target, "/").map(|r| r.status).ok()),
+        Some(200)
+    );
 
     crashed.signal(libc::SIGKILL);
     crashed.wait_exit(Duration::from_secs(5));
@@ -112,8 +139,12 @@ fn restart_after_sigkill_serves_within_a_second() {
         }
         None
     });
-    let elapsed = served_after.unwrap_or_else(|| panic!("not served within 1 s of the new start; stderr:\n{}", next.stderr()));
-    next.wait_for_line("replacing eBPF pins left by a swarm-sticky that is gone", Duration::from_secs(2));
+    let elapsed =
+        served_after.unwrap_or_else(|| panic!("not served within 1 s of the new start; stderr:\n{}", next.stderr()));
+    next.wait_for_line(
+        "replacing eBPF pins left by a swarm-sticky that is gone",
+        Duration::from_secs(2),
+    );
     eprintln!("served again {elapsed:?} after the new start");
 }
 
@@ -132,7 +163,10 @@ fn pins_of_another_abi_version_are_refused() {
     old.signal(libc::SIGKILL);
     old.wait_exit(Duration::from_secs(5));
 
-    let meta = std::path::PathBuf::from(format!("/sys/fs/bpf/swarm-sticky/net-{}/{MAP_META}", net.server.inode()));
+    let meta = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/swarm-sticky/net-{}/{MAP_META}",
+        net.server.inode()
+    ));
     let data = MapData::from_pin(&meta).expect("the killed process left its META pin");
     let mut array: Array<_, u32> = Array::try_from(Map::Array(data)).expect("META is an array");
     array.set(META_ABI_SLOT, 999, 0).expect("write a foreign ABI version");

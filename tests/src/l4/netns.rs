@@ -15,7 +15,9 @@ use crate::harness::netns::TestNet;
 #[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
 fn sockets_are_created_inside_the_namespace() {
     let net = TestNet::new();
-    let listener = net.server.run(|| std::net::TcpListener::bind("127.0.0.1:0").expect("bind inside the namespace"));
+    let listener = net
+        .server
+        .run(|| std::net::TcpListener::bind("127.0.0.1:0").expect("bind inside the namespace"));
     let addr = listener.local_addr().expect("addr");
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept inside the namespace");
@@ -23,7 +25,10 @@ fn sockets_are_created_inside_the_namespace() {
     });
     let own_ns_before = std::fs::read_link("/proc/thread-self/ns/net").expect("own netns");
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let text = rt.block_on(async {
         let factory = SocketFactory::default();
         let mut stream = tokio::time::timeout(Duration::from_secs(5), factory.connect(&net.server.path(), addr))
@@ -37,5 +42,9 @@ fn sockets_are_created_inside_the_namespace() {
     });
     server.join().expect("server thread");
     assert_eq!(text, "inside\n");
-    assert_eq!(std::fs::read_link("/proc/thread-self/ns/net").expect("own netns"), own_ns_before, "the caller's namespace changed");
+    assert_eq!(
+        std::fs::read_link("/proc/thread-self/ns/net").expect("own netns"),
+        own_ns_before,
+        "the caller's namespace changed"
+    );
 }

@@ -15,13 +15,23 @@ const WORKERS: u64 = 4;
 fn spread_case(v6: bool) {
     let net = TestNet::new();
     let _backend = backend(&net);
-    let listen = if v6 { format!("[::]:{PORT}") } else { format!("0.0.0.0:{PORT}") };
+    let listen = if v6 {
+        format!("[::]:{PORT}")
+    } else {
+        format!("0.0.0.0:{PORT}")
+    };
     let mut proxy = start(&net, 0, &["--listen", &listen, "--workers", "4", "--steering", "ebpf"]);
     proxy.wait_ready();
 
     let listening = net.server.run(listening_ports);
-    assert!(!listening.contains(&PORT), "something listens on the published port: {listening:?}");
-    assert!(!listening.is_empty(), "the workers' own sockets should be listed: {listening:?}");
+    assert!(
+        !listening.contains(&PORT),
+        "something listens on the published port: {listening:?}"
+    );
+    assert!(
+        !listening.is_empty(),
+        "the workers' own sockets should be listed: {listening:?}"
+    );
 
     let target = SocketAddr::new(net.server_ip(v6), PORT);
     let failures: Vec<String> = net.client.run(move || {
@@ -33,14 +43,22 @@ fn spread_case(v6: bool) {
             })
             .collect()
     });
-    assert!(failures.is_empty(), "{} of {CONNECTIONS} connections failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {CONNECTIONS} connections failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
 
     let counts = net.server.run(|| accepted_per_worker(admin(0)));
     assert_eq!(counts.len() as u64, WORKERS);
     assert_eq!(counts.iter().sum::<u64>(), CONNECTIONS, "per-worker accepts {counts:?}");
     let bound = CONNECTIONS as f64 / WORKERS as f64 * 1.25;
     for (w, c) in counts.iter().enumerate() {
-        assert!((*c as f64) <= bound, "worker {w} got {c} of {CONNECTIONS} (bound {bound}): {counts:?}");
+        assert!(
+            (*c as f64) <= bound,
+            "worker {w} got {c} of {CONNECTIONS} (bound {bound}): {counts:?}"
+        );
     }
 }
 
@@ -67,16 +85,28 @@ fn ipv6_connections_are_steered_and_spread() {
 fn other_ports_pass_untouched() {
     let net = TestNet::new();
     let _backend = backend(&net);
-    let mut proxy = start(&net, 0, &["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf"]);
+    let mut proxy = start(
+        &net,
+        0,
+        &["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf"],
+    );
     proxy.wait_ready();
-    let other = net.server.run(|| std::net::TcpListener::bind("0.0.0.0:8081").expect("bind 8081"));
+    let other = net
+        .server
+        .run(|| std::net::TcpListener::bind("0.0.0.0:8081").expect("bind 8081"));
     let target = SocketAddr::new(net.server_ip(false), 8081);
-    let connected = net.client.run(move || std::net::TcpStream::connect(target).and_then(|s| s.local_addr()));
+    let connected = net
+        .client
+        .run(move || std::net::TcpStream::connect(target).and_then(|s| s.local_addr()));
     let local = connected.expect("connect to the plain listener");
     let (_, peer) = other.accept().expect("the plain listener got the connection");
     assert_eq!(peer, local);
     let steered = net.server.run(|| accepted_per_worker(admin(0)));
-    assert_eq!(steered.iter().sum::<u64>(), 0, "a worker took a connection for port 8081");
+    assert_eq!(
+        steered.iter().sum::<u64>(),
+        0,
+        "a worker took a connection for port 8081"
+    );
 }
 
 /// A published address that another program listens on is refused:
@@ -85,7 +115,9 @@ fn other_ports_pass_untouched() {
 #[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
 fn an_address_in_use_is_refused() {
     let net = TestNet::new();
-    let _other = net.server.run(|| std::net::TcpListener::bind("0.0.0.0:8080").expect("bind 8080"));
+    let _other = net
+        .server
+        .run(|| std::net::TcpListener::bind("0.0.0.0:8080").expect("bind 8080"));
     let mut proxy = start(&net, 0, &["--listen", "0.0.0.0:8080", "--steering", "ebpf"]);
     let status = proxy.wait_exit(std::time::Duration::from_secs(20));
     assert!(!status.success());

@@ -22,7 +22,10 @@ use crate::harness::{
 /// (packets, bytes) of the client's OUTPUT rule for the published port.
 fn netfilter_counts(net: &TestNet) -> (u64, u64) {
     let out = net.client.exec("iptables", &["-L", "OUTPUT", "-v", "-n", "-x"]);
-    let line = out.lines().find(|l| l.contains(&format!("dpt:{PORT}"))).expect("the counting rule");
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("dpt:{PORT}")))
+        .expect("the counting rule");
     let mut cols = line.split_whitespace();
     let pkts = cols.next().and_then(|c| c.parse().ok()).expect("packets column");
     let bytes = cols.next().and_then(|c| c.parse().ok()).expect("bytes column");
@@ -33,7 +36,10 @@ fn netfilter_counts(net: &TestNet) -> (u64, u64) {
 fn xdp_counts(net: &TestNet) -> (u64, u64, u64, u64) {
     let status = net.server.run(|| admin_status(admin(0))).expect("admin status");
     let ports = status["dataplane"]["xdp_ports"].as_array().expect("xdp_ports").clone();
-    let p = ports.iter().find(|p| p["port"] == PORT).expect("counters for the published port");
+    let p = ports
+        .iter()
+        .find(|p| p["port"] == PORT)
+        .expect("counters for the published port");
     let n = |k: &str| p[k].as_u64().expect("counter");
     (n("packets"), n("bytes"), n("syns"), n("syns_dropped"))
 }
@@ -45,12 +51,30 @@ fn xdp_counts(net: &TestNet) -> (u64, u64, u64, u64) {
 fn counters_equal_the_packets_sent() {
     let net = TestNet::new();
     let _backend = backend(&net);
-    let mut proxy = start(&net, 0, &["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf", "--xdp-iface", &net.server_if]);
+    let mut proxy = start(
+        &net,
+        0,
+        &[
+            "--listen",
+            "0.0.0.0:8080",
+            "--workers",
+            "2",
+            "--steering",
+            "ebpf",
+            "--xdp-iface",
+            &net.server_if,
+        ],
+    );
     proxy.wait_ready();
-    net.client.exec("iptables", &["-A", "OUTPUT", "-p", "tcp", "--dport", &PORT.to_string()]);
+    net.client
+        .exec("iptables", &["-A", "OUTPUT", "-p", "tcp", "--dport", &PORT.to_string()]);
 
     let target = SocketAddr::new(net.server_ip(false), PORT);
-    let ok = net.client.run(move || (0..50).filter(|_| matches!(get(target, "/"), Ok(r) if r.status == 200)).count());
+    let ok = net.client.run(move || {
+        (0..50)
+            .filter(|_| matches!(get(target, "/"), Ok(r) if r.status == 200))
+            .count()
+    });
     assert_eq!(ok, 50);
 
     // The last ACKs may still be on their way: wait (bounded) for them.
@@ -77,7 +101,20 @@ fn counters_equal_the_packets_sent() {
 fn syn_guard_drops_above_its_rate_and_passes_below() {
     let net = TestNet::new();
     let _backend = backend(&net);
-    let args = ["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf", "--xdp-iface", &net.server_if, "--syn-rate", "20", "--syn-burst", "5"];
+    let args = [
+        "--listen",
+        "0.0.0.0:8080",
+        "--workers",
+        "2",
+        "--steering",
+        "ebpf",
+        "--xdp-iface",
+        &net.server_if,
+        "--syn-rate",
+        "20",
+        "--syn-burst",
+        "5",
+    ];
     let mut proxy = start(&net, 0, &args);
     proxy.wait_ready();
     let target = SocketAddr::new(net.server_ip(false), PORT);
@@ -87,7 +124,8 @@ fn syn_guard_drops_above_its_rate_and_passes_below() {
     let sockets = net.client.run(move || {
         (0..40)
             .map(|_| {
-                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM.nonblocking(), None).expect("socket");
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM.nonblocking(), None)
+                    .expect("socket");
                 let _ = s.connect(&target.into());
                 s
             })

@@ -23,8 +23,14 @@ use tokio::{
 use crate::harness::swarm::{Network, Service, ensure_swarm};
 
 /// Waits (bounded) until the published table satisfies `pred`.
-async fn wait_table(rx: &mut channel::Receiver<Arc<Snapshot>>, what: &str, pred: impl Fn(&Snapshot) -> bool) -> Arc<Snapshot> {
-    let waited = tokio::time::timeout(Duration::from_secs(60), rx.wait_for(|s| pred(s))).await.map(|r| r.map(|s| s.clone()));
+async fn wait_table(
+    rx: &mut channel::Receiver<Arc<Snapshot>>,
+    what: &str,
+    pred: impl Fn(&Snapshot) -> bool,
+) -> Arc<Snapshot> {
+    let waited = tokio::time::timeout(Duration::from_secs(60), rx.wait_for(|s| pred(s)))
+        .await
+        .map(|r| r.map(|s| s.clone()));
     match waited {
         Ok(Ok(s)) => s,
         _ => panic!("no table with {what} within 60 s; last: {:?}", rx.borrow()),
@@ -34,7 +40,8 @@ async fn wait_table(rx: &mut channel::Receiver<Arc<Snapshot>>, what: &str, pred:
 /// Whether `ip` lies in the IPv4 `cidr` (`a.b.c.d/len`).
 fn in_subnet(ip: std::net::IpAddr, cidr: &str) -> bool {
     let (base, len) = cidr.split_once('/').expect("cidr");
-    let (Ok(base), Ok(len), std::net::IpAddr::V4(ip)) = (base.parse::<std::net::Ipv4Addr>(), len.parse::<u32>(), ip) else {
+    let (Ok(base), Ok(len), std::net::IpAddr::V4(ip)) = (base.parse::<std::net::Ipv4Addr>(), len.parse::<u32>(), ip)
+    else {
         return false;
     };
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
@@ -42,7 +49,9 @@ fn in_subnet(ip: std::net::IpAddr, cidr: &str) -> bool {
 }
 
 fn serving(s: &Snapshot, service: &str) -> usize {
-    s.services.iter().find(|x| x.name == service).map_or(0, |x| x.backends.iter().filter(|b| b.state == TaskState::Serving).count())
+    s.services.iter().find(|x| x.name == service).map_or(0, |x| {
+        x.backends.iter().filter(|b| b.state == TaskState::Serving).count()
+    })
 }
 
 /// The tutorial's four Traefik v1 labels, two replicas: both tasks are
@@ -67,14 +76,20 @@ fn tutorial_labels_discover_tasks_reachable_in_the_overlay() {
     let svc = Service::create("whoami", &args);
     let _plain = Service::create("plain", &["--replicas", "1", "--network", &net.name]);
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let (tx, mut rx) = channel::channel(Arc::new(Snapshot::default()));
         let status = Arc::new(Mutex::new(DiscoveryStatus::default()));
         let watcher = tokio::spawn(watch::run(host.to_string(), Duration::from_secs(2), tx, status.clone()));
 
         let table = wait_table(&mut rx, "2 serving tasks", |s| serving(s, &svc.name) == 2).await;
-        assert!(!table.services.iter().any(|s| s.name.starts_with("ss-plain")), "unlabelled service served: {table:?}");
+        assert!(
+            !table.services.iter().any(|s| s.name.starts_with("ss-plain")),
+            "unlabelled service served: {table:?}"
+        );
         assert!(table.warnings.is_empty(), "{:?}", table.warnings);
         let service = table.services.iter().find(|s| s.name == svc.name).expect("service");
 
@@ -83,19 +98,33 @@ fn tutorial_labels_discover_tasks_reachable_in_the_overlay() {
         let mut answered = BTreeSet::new();
         for b in &service.backends {
             assert_eq!(b.addr.port(), 8000);
-            assert!(in_subnet(b.addr.ip(), &net.subnet), "{} is not in the overlay's subnet {}", b.addr, net.subnet);
+            assert!(
+                in_subnet(b.addr.ip(), &net.subnet),
+                "{} is not in the overlay's subnet {}",
+                b.addr,
+                net.subnet
+            );
             let mut stream = tokio::time::timeout(Duration::from_secs(5), factory.connect(&ns, b.addr))
                 .await
                 .expect("connect in time")
                 .expect("connect inside the overlay");
-            stream.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await.expect("send");
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .await
+                .expect("send");
             let mut body = String::new();
             stream.read_to_string(&mut body).await.expect("read");
-            let line = body.lines().find(|l| l.starts_with("I'm ")).unwrap_or_else(|| panic!("no I'm line: {body}"));
+            let line = body
+                .lines()
+                .find(|l| l.starts_with("I'm "))
+                .unwrap_or_else(|| panic!("no I'm line: {body}"));
             answered.insert(line.trim_start_matches("I'm ").trim().to_string());
         }
         let hostnames: BTreeSet<String> = svc.hostnames().into_iter().collect();
-        assert_eq!(answered, hostnames, "each discovered address is a different task of the service");
+        assert_eq!(
+            answered, hostnames,
+            "each discovered address is a different task of the service"
+        );
 
         crate::harness::swarm::docker(&["service", "scale", "--detach", &format!("{}=3", svc.name)]);
         wait_table(&mut rx, "3 serving tasks after scaling", |s| serving(s, &svc.name) == 3).await;

@@ -33,7 +33,6 @@ const IDLE_CONNECTIONS: usize = 10_000;
 const HAPROXY_MAXCONN: usize = 9_500;
 const HAPROXY_IDLE: usize = 9_000;
 
-
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -125,20 +124,38 @@ fn parse_latency(v: &str) -> Option<f64> {
 
 fn wrk(url: &str, cookie: Option<&str>, seconds: u64) -> anyhow::Result<Wrk> {
     let mut c = Command::new("taskset");
-    c.args(["-c", "1", "wrk", "-t", WRK_THREADS, "-c", WRK_CONNECTIONS, "-d"]).arg(format!("{seconds}s")).arg("--latency");
+    c.args(["-c", "1", "wrk", "-t", WRK_THREADS, "-c", WRK_CONNECTIONS, "-d"])
+        .arg(format!("{seconds}s"))
+        .arg("--latency");
     if let Some(cookie) = cookie {
         c.args(["-H", &format!("Cookie: {cookie}")]);
     }
     let out = cmd::output(c.arg(url))?;
-    let find = |prefix: &str| out.lines().map(str::trim).find(|l| l.starts_with(prefix)).map(ToString::to_string);
-    let rps = find("Requests/sec:").and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).context("wrk req/s")?;
-    let p50 = find("50%").and_then(|l| parse_latency(l.split_whitespace().nth(1)?)).context("wrk p50")?;
-    let p99 = find("99%").and_then(|l| parse_latency(l.split_whitespace().nth(1)?)).context("wrk p99")?;
-    let errors = find("Non-2xx or 3xx responses:").and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
-        + find("Socket errors:").map_or(0, |l| {
-            l.split([',', ' ']).filter_map(|w| w.parse::<u64>().ok()).sum()
-        });
-    Ok(Wrk { rps, p50_ms: p50, p99_ms: p99, errors })
+    let find = |prefix: &str| {
+        out.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .map(ToString::to_string)
+    };
+    let rps = find("Requests/sec:")
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .context("wrk req/s")?;
+    let p50 = find("50%")
+        .and_then(|l| parse_latency(l.split_whitespace().nth(1)?))
+        .context("wrk p50")?;
+    let p99 = find("99%")
+        .and_then(|l| parse_latency(l.split_whitespace().nth(1)?))
+        .context("wrk p99")?;
+    let errors = find("Non-2xx or 3xx responses:")
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+        + find("Socket errors:").map_or(0, |l| l.split([',', ' ']).filter_map(|w| w.parse::<u64>().ok()).sum());
+    Ok(Wrk {
+        rps,
+        p50_ms: p50,
+        p99_ms: p99,
+        errors,
+    })
 }
 
 struct Row {
@@ -148,7 +165,14 @@ struct Row {
     cpu_us_per_req: Option<f64>,
 }
 
-fn measure(target: &'static str, mode: &'static str, url: &str, cookie: Option<&str>, pid: Option<u32>, seconds: u64) -> anyhow::Result<Row> {
+fn measure(
+    target: &'static str,
+    mode: &'static str,
+    url: &str,
+    cookie: Option<&str>,
+    pid: Option<u32>,
+    seconds: u64,
+) -> anyhow::Result<Row> {
     eprintln!("wrk {target} {mode} for {seconds} s");
     let before = pid.map(cpu_seconds).transpose()?;
     let wrk = wrk(url, cookie, seconds)?;
@@ -156,7 +180,12 @@ fn measure(target: &'static str, mode: &'static str, url: &str, cookie: Option<&
         (Some(p), Some(b)) => Some((cpu_seconds(p)? - b) / (wrk.rps * seconds as f64) * 1e6),
         _ => None,
     };
-    Ok(Row { target, mode, wrk, cpu_us_per_req: cpu })
+    Ok(Row {
+        target,
+        mode,
+        wrk,
+        cpu_us_per_req: cpu,
+    })
 }
 
 fn haproxy_config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
@@ -193,7 +222,10 @@ fn idle_connections(addr: SocketAddr, cookie: &str, n: usize) -> anyhow::Result<
 }
 
 fn raise_nofile() {
-    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: valid pointers to an rlimit struct.
     #[expect(unsafe_code, reason = "getrlimit/setrlimit have no safe wrapper in std")]
     unsafe {
@@ -216,7 +248,10 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     }
     raise_nofile();
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect::<anyhow::Result<_>>()?;
-    let backends: Vec<SocketAddr> = ports[..2].iter().map(|p| SocketAddr::from(([127, 0, 0, 1], *p))).collect();
+    let backends: Vec<SocketAddr> = ports[..2]
+        .iter()
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+        .collect();
     let ss_addr = SocketAddr::from(([127, 0, 0, 1], ports[2]));
     let ha_addr = SocketAddr::from(([127, 0, 0, 1], ports[3]));
     let scratch = std::env::temp_dir().join(format!("ss-bench-proxy-{}", std::process::id()));
@@ -226,23 +261,47 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let args = ["whoami".into(), "--listen".into(), b.to_string(), "--name".into(), format!("s{}", i + 1)];
+            let args = [
+                "whoami".into(),
+                "--listen".into(),
+                b.to_string(),
+                "--name".into(),
+                format!("s{}", i + 1),
+            ];
             spawn_on("1", bin, &args, &scratch.join(format!("whoami-{i}.log")))
         })
         .collect::<anyhow::Result<_>>()?;
-    let mut ss_args: Vec<String> = ["run", "--listen", &ss_addr.to_string(), "--workers", "1", "--steering", "reuseport"]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let mut ss_args: Vec<String> = [
+        "run",
+        "--listen",
+        &ss_addr.to_string(),
+        "--workers",
+        "1",
+        "--steering",
+        "reuseport",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
     for (i, b) in backends.iter().enumerate() {
         ss_args.extend(["--backend".into(), format!("s{}=http://{b}", i + 1)]);
     }
-    ss_args.extend(["--admin".into(), format!("127.0.0.1:{}", free_port()?), "--state-dir".into(), scratch.display().to_string()]);
+    ss_args.extend([
+        "--admin".into(),
+        format!("127.0.0.1:{}", free_port()?),
+        "--state-dir".into(),
+        scratch.display().to_string(),
+    ]);
     let ss = spawn_on("0", bin, &ss_args, &scratch.join("swarm-sticky.log"))?;
     let ha_cfg = scratch.join("haproxy.cfg");
     std::fs::write(&ha_cfg, haproxy_config(ha_addr, &backends))?;
     let ha_args = ["-db".into(), "-f".into(), ha_cfg.display().to_string()];
-    let ha = spawn_on("0", std::path::Path::new("/usr/sbin/haproxy"), &ha_args, &scratch.join("haproxy.log"))?;
+    let ha = spawn_on(
+        "0",
+        std::path::Path::new("/usr/sbin/haproxy"),
+        &ha_args,
+        &scratch.join("haproxy.log"),
+    )?;
     let logs = |name: &str| std::fs::read_to_string(scratch.join(name)).unwrap_or_default();
     for (i, b) in backends.iter().enumerate() {
         wait_serving(*b).with_context(|| logs(&format!("whoami-{i}.log")))?;
@@ -259,8 +318,22 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     wrk(&url(ha_addr), Some(&ha_cookie), 2)?;
     let rows = vec![
         measure("direct", "-", &url(backends[0]), None, None, seconds)?,
-        measure("haproxy", "sticky", &url(ha_addr), Some(&ha_cookie), Some(ha_pid), seconds)?,
-        measure("swarm-sticky", "sticky", &url(ss_addr), Some(&ss_cookie), Some(ss_pid), seconds)?,
+        measure(
+            "haproxy",
+            "sticky",
+            &url(ha_addr),
+            Some(&ha_cookie),
+            Some(ha_pid),
+            seconds,
+        )?,
+        measure(
+            "swarm-sticky",
+            "sticky",
+            &url(ss_addr),
+            Some(&ss_cookie),
+            Some(ss_pid),
+            seconds,
+        )?,
         measure("haproxy", "nocookie", &url(ha_addr), None, Some(ha_pid), seconds)?,
         measure("swarm-sticky", "nocookie", &url(ss_addr), None, Some(ss_pid), seconds)?,
     ];
@@ -268,9 +341,10 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
 
     eprintln!("opening {IDLE_CONNECTIONS} idle keep-alive connections to each proxy");
     let mut idle = Vec::new();
-    for (name, addr, cookie, pid, n) in
-        [("haproxy", ha_addr, &ha_cookie, ha_pid, HAPROXY_IDLE), ("swarm-sticky", ss_addr, &ss_cookie, ss_pid, IDLE_CONNECTIONS)]
-    {
+    for (name, addr, cookie, pid, n) in [
+        ("haproxy", ha_addr, &ha_cookie, ha_pid, HAPROXY_IDLE),
+        ("swarm-sticky", ss_addr, &ss_cookie, ss_pid, IDLE_CONNECTIONS),
+    ] {
         let before = rss_kib(pid)?;
         let conns = idle_connections(addr, cookie, n)?;
         // Let both settle (buffers released after the response) before reading.
@@ -297,7 +371,9 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
 fn print_rows(rows: &[Row]) {
     let direct = rows.iter().find(|r| r.target == "direct").map_or(1.0, |r| r.wrk.rps);
     let ha = |mode: &str| rows.iter().find(|r| r.target == "haproxy" && r.mode == mode);
-    println!("| target | cookie | req/s | × direct | × HAProxy | p50 ms | p99 ms | CPU µs/req | CPU × HAProxy | errors |");
+    println!(
+        "| target | cookie | req/s | × direct | × HAProxy | p50 ms | p99 ms | CPU µs/req | CPU × HAProxy | errors |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let base = ha(r.mode);

@@ -67,7 +67,9 @@ impl Drop for Netns {
 
 /// One request over a fresh connection; true when an answer came back.
 fn one_connection(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else { return false };
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     if s.write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n").is_err() {
         return false;
@@ -80,7 +82,10 @@ fn one_connection(addr: SocketAddr) -> bool {
 }
 
 fn socket_linger_zero(s: &TcpStream) -> std::io::Result<()> {
-    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
     // SAFETY: valid fd, and a pointer to a linger struct of the right size.
     #[expect(unsafe_code, reason = "setsockopt has no safe wrapper in std")]
     let rc = unsafe {
@@ -92,13 +97,18 @@ fn socket_linger_zero(s: &TcpStream) -> std::io::Result<()> {
             std::mem::size_of::<libc::linger>() as libc::socklen_t,
         )
     };
-    if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn admin_status(addr: SocketAddr) -> Option<serde_json::Value> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /api/status HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").ok()?;
+    s.write_all(b"GET /api/status HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let body = out.split_once("\r\n\r\n")?.1;
@@ -117,7 +127,17 @@ fn measure(ns: &Arc<Netns>, bin: &std::path::Path, mode: &'static str, seconds: 
     let mut child: Child = Command::new("nsenter")
         .arg(format!("--net={}", ns.path()))
         .arg(bin)
-        .args(["run", "--listen", PUBLISHED, "--admin", ADMIN, "--steering", mode, "--workers", &WORKERS.to_string()])
+        .args([
+            "run",
+            "--listen",
+            PUBLISHED,
+            "--admin",
+            ADMIN,
+            "--steering",
+            mode,
+            "--workers",
+            &WORKERS.to_string(),
+        ])
         .args(["--backend", &format!("b=http://{BACKEND}")])
         .arg("--state-dir")
         .arg(&state)
@@ -142,7 +162,9 @@ fn measure(ns: &Arc<Netns>, bin: &std::path::Path, mode: &'static str, seconds: 
             }
             bail!("swarm-sticky did not become ready within 10 s")
         });
-        ready.join().map_err(|_| anyhow::anyhow!("readiness thread panicked"))??;
+        ready
+            .join()
+            .map_err(|_| anyhow::anyhow!("readiness thread panicked"))??;
 
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicU64::new(0));
@@ -173,8 +195,17 @@ fn measure(ns: &Arc<Netns>, bin: &std::path::Path, mode: &'static str, seconds: 
         }
         let elapsed = start.elapsed().as_secs_f64();
         let after = spread_of(ns, admin)?;
-        let spread = after.iter().zip(before.iter().chain(std::iter::repeat(&0))).map(|(a, b)| a - b).collect();
-        Ok(Row { mode, rate: done.load(Ordering::Relaxed) as f64 / elapsed, failed: failed.load(Ordering::Relaxed), spread })
+        let spread = after
+            .iter()
+            .zip(before.iter().chain(std::iter::repeat(&0)))
+            .map(|(a, b)| a - b)
+            .collect();
+        Ok(Row {
+            mode,
+            rate: done.load(Ordering::Relaxed) as f64 / elapsed,
+            failed: failed.load(Ordering::Relaxed),
+            spread,
+        })
     })();
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
@@ -203,14 +234,16 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
         bail!("the steering benchmark creates a network namespace and loads eBPF: run it as root");
     }
     let ns = Arc::new(Netns::new()?);
-    let _backend = super::Proc(Command::new("nsenter")
-        .arg(format!("--net={}", ns.path()))
-        .arg(bin)
-        .args(["whoami", "--listen", BACKEND, "--name", "b"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start the whoami backend")?);
+    let _backend = super::Proc(
+        Command::new("nsenter")
+            .arg(format!("--net={}", ns.path()))
+            .arg(bin)
+            .args(["whoami", "--listen", BACKEND, "--name", "b"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("start the whoami backend")?,
+    );
     let mut rows = Vec::new();
     for mode in ["ebpf", "reuseport", "shared"] {
         eprintln!("measuring {mode} for {seconds} s");

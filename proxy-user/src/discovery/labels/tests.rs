@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use super::*;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
 }
 
 /// The four labels of the classic tutorial work unchanged.
@@ -27,7 +30,11 @@ fn tutorial_v1_labels() {
 
 #[test]
 fn v1_rules_with_several_matchers_and_alternatives() {
-    let s = parse(&labels(&[("traefik.port", "80"), ("traefik.frontend.rule", "Host:a.example,b.example;PathPrefix:/api")])).unwrap();
+    let s = parse(&labels(&[
+        ("traefik.port", "80"),
+        ("traefik.frontend.rule", "Host:a.example,b.example;PathPrefix:/api"),
+    ]))
+    .unwrap();
     assert_eq!(s.rule.hosts, vec!["a.example", "b.example"]);
     assert_eq!(s.rule.path_prefixes, vec!["/api"]);
 }
@@ -35,11 +42,17 @@ fn v1_rules_with_several_matchers_and_alternatives() {
 #[test]
 fn v2_labels() {
     let s = parse(&labels(&[
-        ("traefik.http.routers.web.rule", "Host(`a.example`) && PathPrefix(`/app`)"),
+        (
+            "traefik.http.routers.web.rule",
+            "Host(`a.example`) && PathPrefix(`/app`)",
+        ),
         ("traefik.http.services.web.loadbalancer.server.port", "9000"),
         ("traefik.http.services.web.loadbalancer.sticky.cookie.name", "sess"),
         ("traefik.http.services.web.loadbalancer.sticky.cookie.secure", "true"),
-        ("traefik.http.services.web.loadbalancer.sticky.cookie.samesite", "strict"),
+        (
+            "traefik.http.services.web.loadbalancer.sticky.cookie.samesite",
+            "strict",
+        ),
         ("traefik.http.services.web.loadbalancer.sticky.cookie.maxage", "3600"),
         ("traefik.swarm.network", "appnet"),
     ]))
@@ -57,7 +70,13 @@ fn v2_labels() {
 
 #[test]
 fn own_labels_take_precedence_and_disagreement_warns() {
-    let s = parse(&labels(&[("swarm-sticky.port", "8080"), ("traefik.port", "8000"), ("swarm-sticky.affinity", "rebalance"), ("swarm-sticky.rule.path-prefix", "/x")])).unwrap();
+    let s = parse(&labels(&[
+        ("swarm-sticky.port", "8080"),
+        ("traefik.port", "8000"),
+        ("swarm-sticky.affinity", "rebalance"),
+        ("swarm-sticky.rule.path-prefix", "/x"),
+    ]))
+    .unwrap();
     assert_eq!(s.port, 8080);
     assert_eq!(s.affinity, Affinity::Rebalance);
     assert_eq!(s.rule.path_prefixes, vec!["/x"]);
@@ -76,20 +95,39 @@ fn misspelled_and_unsupported_labels_warn_once_each() {
     .unwrap();
     assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
     assert!(s.warnings.iter().any(|w| w.contains("did you mean swarm-sticky.port")));
-    assert!(s.warnings.iter().any(|w| w.contains("entryPoints") && w.contains("middlewares")));
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("entryPoints") && w.contains("middlewares"))
+    );
 }
 
 #[test]
 fn skips() {
     assert_eq!(parse(&labels(&[("com.example", "x")])), Err(Skip::NotLabelled));
-    assert_eq!(parse(&labels(&[("traefik.enable", "false"), ("traefik.port", "80")])), Err(Skip::Disabled));
+    assert_eq!(
+        parse(&labels(&[("traefik.enable", "false"), ("traefik.port", "80")])),
+        Err(Skip::Disabled)
+    );
     assert!(matches!(parse(&labels(&[("traefik.enable", "true")])), Err(Skip::Invalid(m)) if m.contains("port")));
-    assert!(matches!(parse(&labels(&[("traefik.port", "http")])), Err(Skip::Invalid(_))));
-    assert!(matches!(parse(&labels(&[("swarm-sticky.port", "80"), ("swarm-sticky.rule.path-prefix", "api")])), Err(Skip::Invalid(m)) if m.contains("/")));
+    assert!(matches!(
+        parse(&labels(&[("traefik.port", "http")])),
+        Err(Skip::Invalid(_))
+    ));
+    assert!(
+        matches!(parse(&labels(&[("swarm-sticky.port", "80"), ("swarm-sticky.rule.path-prefix", "api")])), Err(Skip::Invalid(m)) if m.contains("/"))
+    );
 }
 
 #[test]
 fn sticky_is_the_default_and_can_be_switched_off() {
     assert!(parse(&labels(&[("traefik.port", "80")])).unwrap().sticky);
-    assert!(!parse(&labels(&[("swarm-sticky.port", "80"), ("swarm-sticky.sticky", "false")])).unwrap().sticky);
+    assert!(
+        !parse(&labels(&[
+            ("swarm-sticky.port", "80"),
+            ("swarm-sticky.sticky", "false")
+        ]))
+        .unwrap()
+        .sticky
+    );
 }

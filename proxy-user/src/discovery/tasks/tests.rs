@@ -70,12 +70,24 @@ fn global_tasks_use_the_node_as_slot() {
 fn network_selection_errors() {
     let mut l = tutorial_labels();
     l.network = Some("othernet".into());
-    assert!(matches!(backends(&tasks(), "84k5zlz82rib6cer2wst7kx59", &l), Err(MappingError::UnknownNetwork(..))));
+    assert!(matches!(
+        backends(&tasks(), "84k5zlz82rib6cer2wst7kx59", &l),
+        Err(MappingError::UnknownNetwork(..))
+    ));
     let mut two = tasks();
     two[0].networks_attachments.push(Attachment {
-        network: AttachedNetwork { id: "x".into(), spec: NetworkSpec { name: "second".into(), ingress: false } },
+        network: AttachedNetwork {
+            id: "x".into(),
+            spec: NetworkSpec {
+                name: "second".into(),
+                ingress: false,
+            },
+        },
         addresses: vec!["10.0.3.2/24".into()],
     });
     l.network = None;
-    assert!(matches!(backends(&two, "84k5zlz82rib6cer2wst7kx59", &l), Err(MappingError::AmbiguousNetwork(_))));
+    assert!(matches!(
+        backends(&two, "84k5zlz82rib6cer2wst7kx59", &l),
+        Err(MappingError::AmbiguousNetwork(_))
+    ));
 }
