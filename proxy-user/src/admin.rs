@@ -1,4 +1,6 @@
-//! The admin listener: health, readiness and a JSON status of the process.
+//! The admin listener: health, readiness and a JSON status of the process
+//! (`/api/status`: workers, steering, services; `/api/services`: the
+//! routing table with each backend's state).
 //!
 //! Bound to loopback by default (`--admin 127.0.0.1:9090`). Read-only.
 
@@ -15,7 +17,11 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tracing::{debug, warn};
 
-use crate::{dataplane::Dataplane, worker::WorkerStats};
+use crate::{
+    balance::{Balancer, ServiceStatus},
+    dataplane::Dataplane,
+    worker::WorkerStats,
+};
 
 /// What the admin API reads.
 pub struct AdminState {
@@ -25,6 +31,8 @@ pub struct AdminState {
     pub workers: Vec<Arc<WorkerStats>>,
     /// Set once every worker runs.
     pub ready: std::sync::atomic::AtomicBool,
+    /// The routing table and backend state, when the workers proxy.
+    pub balancer: Option<Arc<Balancer>>,
 }
 
 #[derive(Serialize)]
@@ -41,6 +49,7 @@ struct Status {
     listen: Vec<SocketAddr>,
     workers: Vec<WorkerView>,
     dataplane: crate::dataplane::DataplaneStatus,
+    services: Vec<ServiceStatus>,
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -90,6 +99,7 @@ fn status(state: &AdminState) -> Status {
             })
             .collect(),
         dataplane,
+        services: state.balancer.as_ref().map(|b| b.status()).unwrap_or_default(),
     }
 }
 
@@ -102,6 +112,7 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
         "/api/status" => json(&status(state)),
+        "/api/services" => json(&state.balancer.as_ref().map(|b| b.status()).unwrap_or_default()),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -39,6 +39,8 @@ pub struct Hooks {
     /// Called once inside the main runtime, after the workers started
     /// (background tasks such as health checks are spawned here).
     pub on_start: Box<dyn FnOnce() + Send>,
+    /// The routing table, shown by the admin API.
+    pub balancer: Option<Arc<crate::balance::Balancer>>,
 }
 
 /// Runs until SIGTERM/SIGINT and the drain that follows.
@@ -46,7 +48,11 @@ pub struct Hooks {
 /// # Errors
 /// When the admin listener or the data plane cannot be set up.
 pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -> anyhow::Result<()> {
-    let Hooks { reload, on_start } = hooks;
+    let Hooks {
+        reload,
+        on_start,
+        balancer,
+    } = hooks;
     raise_nofile_limit();
     let admin_listener = std::net::TcpListener::bind(config.admin)
         .with_context(|| format!("bind the admin listener {} (--admin)", config.admin))?;
@@ -84,6 +90,7 @@ pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -
         dataplane: dataplane.clone(),
         workers: stats,
         ready: false.into(),
+        balancer,
     });
 
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -71,6 +71,7 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         on_start: Box::new(move || {
             checking.spawn_health_checks();
         }),
+        balancer: Some(proxy.balancer().clone()),
     };
     report(app::run(&config, proxy, hooks))
 }
@@ -113,14 +114,12 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         log_format: LogFormat::Text,
     };
     let proxy = Proxy::new(services, Keyring::random());
-    app::run(
-        &config,
-        proxy,
-        Hooks {
-            reload: Box::new(|| {}),
-            on_start: Box::new(|| {}),
-        },
-    )
+    let hooks = Hooks {
+        reload: Box::new(|| {}),
+        on_start: Box::new(|| {}),
+        balancer: Some(proxy.balancer().clone()),
+    };
+    app::run(&config, proxy, hooks)
 }
 
 /// `swarm-sticky whoami`: the built-in test backend.

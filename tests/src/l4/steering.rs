@@ -50,6 +50,14 @@ fn spread_case(v6: bool) {
         &failures[..failures.len().min(5)]
     );
 
+    let status = net
+        .server
+        .run(|| crate::harness::client::admin_status(admin(0)))
+        .expect("admin status");
+    assert_eq!(
+        status["services"][0]["backends"][0]["name"], "w1",
+        "the admin API shows the routing table"
+    );
     let counts = net.server.run(|| accepted_per_worker(admin(0)));
     assert_eq!(counts.len() as u64, WORKERS);
     assert_eq!(counts.iter().sum::<u64>(), CONNECTIONS, "per-worker accepts {counts:?}");
