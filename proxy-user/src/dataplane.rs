@@ -239,7 +239,7 @@ impl Dataplane {
             let shared = cfg
                 .listen
                 .iter()
-                .map(|a| sockets::shared_socket(*a))
+                .map(|a| sockets::published_socket(*a, false))
                 .collect::<Result<Vec<_>, _>>()?;
             let sockets = (0..cfg.workers)
                 .map(|_| {
@@ -266,7 +266,7 @@ impl Dataplane {
             .map(|_| {
                 cfg.listen
                     .iter()
-                    .map(|a| sockets::reuseport_socket(*a))
+                    .map(|a| sockets::published_socket(*a, true))
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -5,7 +5,7 @@
 mod proxy;
 mod steering;
 
-use crate::{cmd, setup};
+use crate::setup;
 
 /// A child process killed on drop.
 struct Proc(std::process::Child);
@@ -33,12 +33,7 @@ pub enum Which {
 /// When the build or a run fails.
 pub fn run(which: Which, seconds: u64) -> anyhow::Result<()> {
     let tools = setup::run()?;
-    let mut build = cmd::cargo();
-    build
-        .args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"])
-        .env("PATH", setup::path_with(&tools));
-    cmd::run(&mut build)?;
-    let bin = cmd::root().join("target/release/swarm-sticky");
+    let bin = crate::tasks::release_binary(&tools)?;
     match which {
         Which::Steering => steering::run(&bin, seconds),
         Which::Proxy => proxy::run(&bin, seconds),

@@ -33,20 +33,11 @@ fn copy(from: &Path, to: &Path, mode: u32, overwrite: bool) -> anyhow::Result<()
 /// When the build or a copy fails.
 pub fn run(root: &Path) -> anyhow::Result<()> {
     let tools = setup::run()?;
-    let mut build = cmd::cargo();
-    build
-        .args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"])
-        .env("PATH", setup::path_with(&tools));
-    cmd::run(&mut build)?;
+    let bin = crate::tasks::release_binary(&tools)?;
     let src = cmd::root();
     let at = |p: &str| -> PathBuf { root.join(p.trim_start_matches('/')) };
     println!("installing under {}", root.display());
-    copy(
-        &src.join("target/release/swarm-sticky"),
-        &at("/usr/local/bin/swarm-sticky"),
-        0o755,
-        true,
-    )?;
+    copy(&bin, &at("/usr/local/bin/swarm-sticky"), 0o755, true)?;
     copy(
         &src.join("packaging/swarm-sticky@.service"),
         &at("/etc/systemd/system/swarm-sticky@.service"),

@@ -32,22 +32,24 @@ pub fn build() -> anyhow::Result<()> {
     cmd::run(cargo_with(&tools).args(["build", "--release", "--workspace", "--exclude", "proxy-ebpf"]))
 }
 
-fn release_binary() -> PathBuf {
-    cmd::root().join("target/release/swarm-sticky")
+/// Builds the release `swarm-sticky` and returns its path.
+pub fn release_binary(tools: &setup::Tools) -> anyhow::Result<PathBuf> {
+    cmd::run(cargo_with(tools).args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"]))?;
+    Ok(cmd::root().join("target/release/swarm-sticky"))
 }
 
 /// `cargo xtask run -- ARGS`: build, then run swarm-sticky (the demo when
 /// no arguments are given), through sudo when not root and sudo exists.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let tools = setup::run()?;
-    cmd::run(cargo_with(&tools).args(["build", "--release", "-p", "proxy-user", "--bin", "swarm-sticky"]))?;
+
     let args: Vec<String> = if args.is_empty() {
         println!("no arguments: running `swarm-sticky demo` (built-in backends, balancer on 127.0.0.1:8080)");
         vec!["demo".into()]
     } else {
         args.to_vec()
     };
-    let bin = release_binary();
+    let bin = release_binary(&tools)?;
     let mut c = if cmd::is_root() || !cmd::on_path("sudo") {
         Command::new(&bin)
     } else {

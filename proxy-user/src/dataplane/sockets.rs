@@ -60,13 +60,14 @@ pub fn steered_worker_socket(published: SocketAddr) -> Result<TcpListener, Socke
     Ok(socket.into())
 }
 
-/// A worker socket that shares `published` with the other workers through
-/// SO_REUSEPORT.
+/// A socket on `published` itself: with `reuse_port` one of several that
+/// the workers share through SO_REUSEPORT, without it the one socket every
+/// worker accepts from.
 ///
 /// # Errors
 /// When the address cannot be bound (in use by another program, not
 /// local, or a privileged port without CAP_NET_BIND_SERVICE).
-pub fn reuseport_socket(published: SocketAddr) -> Result<TcpListener, SocketError> {
+pub fn published_socket(published: SocketAddr, reuse_port: bool) -> Result<TcpListener, SocketError> {
     let err = |what| {
         move |source| SocketError {
             what,
@@ -75,25 +76,9 @@ pub fn reuseport_socket(published: SocketAddr) -> Result<TcpListener, SocketErro
         }
     };
     let socket = new_socket(published).map_err(err("create a socket for"))?;
-    socket.set_reuse_port(true).map_err(err("set SO_REUSEPORT on"))?;
-    socket.bind(&published.into()).map_err(err("bind"))?;
-    socket.listen(BACKLOG).map_err(err("listen on"))?;
-    Ok(socket.into())
-}
-
-/// One socket on `published` for all workers (no SO_REUSEPORT).
-///
-/// # Errors
-/// When the address cannot be bound.
-pub fn shared_socket(published: SocketAddr) -> Result<TcpListener, SocketError> {
-    let err = |what| {
-        move |source| SocketError {
-            what,
-            addr: published,
-            source,
-        }
-    };
-    let socket = new_socket(published).map_err(err("create a socket for"))?;
+    if reuse_port {
+        socket.set_reuse_port(true).map_err(err("set SO_REUSEPORT on"))?;
+    }
     socket.bind(&published.into()).map_err(err("bind"))?;
     socket.listen(BACKLOG).map_err(err("listen on"))?;
     Ok(socket.into())
