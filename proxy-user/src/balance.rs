@@ -49,6 +49,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     /// SWRR weight.
     pub weight: u32,
+    /// Network namespace to connect from (`None`: our own).
+    pub via: Option<Arc<std::path::Path>>,
     /// Runtime state (survives swaps).
     pub state: Arc<BackendState>,
 }
@@ -283,6 +285,7 @@ fn build(config: ServicesConfig, states: &mut HashMap<(String, String), Arc<Back
                         name: b.name.clone(),
                         addr: b.addr,
                         weight: b.weight,
+                        via: b.via.as_deref().map(Arc::from),
                         state,
                     })
                 })

@@ -12,7 +12,7 @@ use std::{
     collections::HashMap,
     os::fd::AsRawFd as _,
     path::{Path, PathBuf},
-    sync::{Mutex, mpsc},
+    sync::{Mutex, OnceLock, mpsc},
     thread,
 };
 
@@ -164,5 +164,23 @@ impl SocketFactory {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(path);
+    }
+}
+
+/// The process-wide factory (one thread per namespace, shared by workers).
+pub fn shared() -> &'static SocketFactory {
+    static FACTORY: OnceLock<SocketFactory> = OnceLock::new();
+    FACTORY.get_or_init(SocketFactory::default)
+}
+
+/// Connects to `addr` from the namespace `via`, or from this process's own
+/// namespace when `via` is `None`.
+///
+/// # Errors
+/// Namespace trouble, or the connect failing.
+pub async fn connect(via: Option<&Path>, addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    match via {
+        None => tokio::net::TcpStream::connect(addr).await,
+        Some(ns) => shared().connect(ns, addr).await,
     }
 }

@@ -115,6 +115,9 @@ pub struct BackendConfig {
     pub addr: SocketAddr,
     /// Relative weight for new sessions (default 1, 0 = no new sessions).
     pub weight: u32,
+    /// Network namespace to open connections from (a Docker overlay's,
+    /// for discovered tasks); `None`: this process's own.
+    pub via: Option<std::path::PathBuf>,
 }
 
 /// `SameSite` attribute of the sticky cookie.
@@ -248,6 +251,7 @@ pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
                 name: name.to_owned(),
                 addr,
                 weight: 1,
+                via: None,
             });
         }
         let mut cookie = CookieConfig::for_service(CLI_SERVICE);
@@ -297,6 +301,7 @@ impl ServicesConfig {
                         name: n.clone(),
                         addr: *a,
                         weight: 1,
+                        via: None,
                     })
                     .collect(),
                 cookie: CookieConfig::for_service(name),

@@ -8,7 +8,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use bytes::Bytes;
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpStream, time::Instant};
+use tokio::time::Instant;
 
 use super::{Backend, Balancer};
 use crate::services::HealthCheckConfig;
@@ -50,7 +50,7 @@ pub fn spawn_health_checks(balancer: Arc<Balancer>) -> tokio::task::JoinHandle<(
 
 async fn check(b: &Backend, cfg: &HealthCheckConfig) -> bool {
     let attempt = async {
-        let stream = TcpStream::connect(b.addr).await.ok()?;
+        let stream = crate::netns::connect(b.via.as_deref(), b.addr).await.ok()?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
         tokio::spawn(async move {
             if let Err(err) = conn.await {

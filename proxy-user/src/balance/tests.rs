@@ -99,6 +99,7 @@ fn state_survives_swap() {
         name: "new".into(),
         addr: SocketAddr::from(([192, 0, 2, 9], 1)),
         weight: 1,
+        via: None,
     });
     bal.replace(next);
     let t = bal.table();

@@ -110,7 +110,7 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
         let idle = if fresh {
             None
         } else {
-            pool::take_idle(backend.addr).await
+            pool::take_idle(&pool::key_of(&backend)).await
         };
         let mut sender = match idle {
             Some(s) => s,
@@ -200,7 +200,7 @@ fn respond(
     let back = if switching || client_upgrade.is_some() {
         None
     } else {
-        Some((backend.addr, sender, max_idle))
+        Some((pool::key_of(backend), sender, max_idle))
     };
     if switching {
         if let Some(client) = client_upgrade {

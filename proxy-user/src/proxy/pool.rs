@@ -8,7 +8,9 @@ use std::{
     cell::RefCell,
     collections::HashMap,
     net::SocketAddr,
+    path::Path,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -17,7 +19,6 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::ProxyBody;
 use crate::balance::Backend;
@@ -29,10 +30,19 @@ type Sender = SendRequest<ProxyBody>;
 /// after 5 s, nginx after 75 s), and a request must not race that.
 const MAX_IDLE: Duration = Duration::from_secs(4);
 
+/// What identifies an upstream: its address and the network namespace
+/// connections to it are made in (two overlays may reuse a subnet).
+pub(super) type PoolKey = (SocketAddr, Option<Arc<Path>>);
+
+/// The pool key of `backend`.
+pub(super) fn key_of(backend: &Backend) -> PoolKey {
+    (backend.addr, backend.via.clone())
+}
+
 thread_local! {
-    /// Per backend address, idle senders in the order they were returned
-    /// (the newest last).
-    static POOL: RefCell<HashMap<SocketAddr, Vec<(Instant, Sender)>>> = RefCell::new(HashMap::new());
+    /// Per upstream, idle senders in the order they were returned (the
+    /// newest last).
+    static POOL: RefCell<HashMap<PoolKey, Vec<(Instant, Sender)>>> = RefCell::new(HashMap::new());
 }
 
 /// Why no upstream connection could be had.
@@ -61,11 +71,11 @@ pub(super) enum ConnectError {
     },
 }
 
-/// An idle pooled sender for `addr` that is ready for a request.
-pub(super) async fn take_idle(addr: SocketAddr) -> Option<Sender> {
+/// An idle pooled sender for `key` that is ready for a request.
+pub(super) async fn take_idle(key: &PoolKey) -> Option<Sender> {
     loop {
         let (_, mut s) = POOL.with_borrow_mut(|p| {
-            let idle = p.get_mut(&addr)?;
+            let idle = p.get_mut(key)?;
             let newest = idle.pop()?;
             if newest.0.elapsed() > MAX_IDLE {
                 // The newest is too old, so are all below it.
@@ -88,7 +98,9 @@ pub(super) async fn take_idle(addr: SocketAddr) -> Option<Sender> {
 /// connection task runs on this worker and supports upgrades.
 pub(super) async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, ConnectError> {
     let addr = backend.addr;
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    // Overlay addresses are reachable only from inside the overlay.
+    let connecting = crate::netns::connect(backend.via.as_deref(), addr);
+    let stream = match tokio::time::timeout(timeout, connecting).await {
         Err(_) => return Err(ConnectError::Timeout(addr)),
         Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
         Ok(Ok(s)) => s,
@@ -108,12 +120,12 @@ pub(super) async fn connect(backend: &Backend, timeout: Duration) -> Result<Send
     Ok(sender)
 }
 
-fn give_back(addr: SocketAddr, sender: Sender, max_idle: usize) {
+fn give_back(key: PoolKey, sender: Sender, max_idle: usize) {
     if sender.is_closed() {
         return;
     }
     POOL.with_borrow_mut(|p| {
-        let idle = p.entry(addr).or_default();
+        let idle = p.entry(key).or_default();
         if idle.len() < max_idle {
             idle.push((Instant::now(), sender));
         }
@@ -123,12 +135,12 @@ fn give_back(addr: SocketAddr, sender: Sender, max_idle: usize) {
 /// The upstream response body; returns its sender to the pool at the end.
 pub(super) struct PooledBody {
     inner: Incoming,
-    back: Option<(SocketAddr, Sender, usize)>,
+    back: Option<(PoolKey, Sender, usize)>,
 }
 
 impl PooledBody {
     /// `back` is `None` for connections that must not be reused (upgrades).
-    pub(super) fn new(inner: Incoming, back: Option<(SocketAddr, Sender, usize)>) -> Self {
+    pub(super) fn new(inner: Incoming, back: Option<(PoolKey, Sender, usize)>) -> Self {
         let mut body = Self { inner, back };
         if body.inner.is_end_stream() {
             body.release();
@@ -137,8 +149,8 @@ impl PooledBody {
     }
 
     fn release(&mut self) {
-        if let Some((addr, sender, max)) = self.back.take() {
-            give_back(addr, sender, max);
+        if let Some((key, sender, max)) = self.back.take() {
+            give_back(key, sender, max);
         }
     }
 }

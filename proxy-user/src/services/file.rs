@@ -147,6 +147,7 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
             name: b.name,
             addr,
             weight: b.weight,
+            via: None,
         });
     }
     let mut cookie = CookieConfig::for_service(&s.name);
