@@ -4,6 +4,7 @@
 //! * [`cluster_key`]: the cookie key derived from the manager join token.
 //! * [`labels`]: what a service's labels ask for (pure).
 //! * [`tasks`]: a service's tasks as backends (pure).
+//! * [`table`]: a discovered table as the proxy's services.
 //! * [`engine`]: the Engine API client (bollard, negotiated version).
 //! * [`watch`]: events, debounced re-lists, resync, reconnects; tables
 //!   published through a `watch` channel.
@@ -11,5 +12,6 @@
 pub mod cluster_key;
 pub mod engine;
 pub mod labels;
+pub mod table;
 pub mod tasks;
 pub mod watch;

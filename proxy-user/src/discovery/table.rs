@@ -1,0 +1,184 @@
+//! A discovered table → the proxy's service configuration.
+//!
+//! Each Swarm service becomes one proxied service: its rule and cookie
+//! settings from the labels, its tasks as backends named by their identity
+//! (`<task id>.<slot>`), reached from the overlay network's namespace on
+//! this node. A task that is being shut down gets weight 0: no new
+//! sessions, while the sessions pinned to it are still served.
+
+use std::{path::PathBuf, time::Duration};
+
+use super::{tasks::TaskState, watch::Snapshot};
+use crate::services::{BackendConfig, CookieConfig, PassiveHealthConfig, Rule, SameSite, SecureMode, ServiceConfig};
+
+/// Where Docker keeps network namespaces.
+const DOCKER_NETNS: &str = "/var/run/docker/netns";
+
+/// The namespace of overlay network `network_id` on this node: its
+/// load-balancer namespace `lb_<id[:9]>`, which has an address of its own
+/// on the overlay (so replies from tasks on other nodes come back). It
+/// exists while this node has an endpoint on the network.
+pub fn overlay_netns(network_id: &str) -> Option<PathBuf> {
+    let short = network_id.get(..9)?;
+    let path = PathBuf::from(format!("{DOCKER_NETNS}/lb_{short}"));
+    path.exists().then_some(path)
+}
+
+fn same_site(v: &str) -> Option<SameSite> {
+    match v.to_ascii_lowercase().as_str() {
+        "strict" => Some(SameSite::Strict),
+        "lax" => Some(SameSite::Lax),
+        "none" => Some(SameSite::None),
+        _ => None,
+    }
+}
+
+/// The services of `snapshot`, with one warning line per problem
+/// (`(service, message)`). `netns_of` finds a network's namespace.
+pub fn services(
+    snapshot: &Snapshot,
+    netns_of: impl Fn(&str) -> Option<PathBuf>,
+) -> (Vec<ServiceConfig>, Vec<(String, String)>) {
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    for svc in &snapshot.services {
+        let l = &svc.labels;
+        let mut warn = |m: String| warnings.push((svc.name.clone(), m));
+        if l.rule.hosts.len() > 1 || l.rule.path_prefixes.len() > 1 {
+            warn("several hosts or path prefixes in the rule: only the first of each is used".into());
+        }
+        if !l.sticky {
+            warn("stickiness is off in the labels, but swarm-sticky always pins sessions".into());
+        }
+        let rule = Rule {
+            host: l.rule.hosts.first().map(|h| h.to_ascii_lowercase()),
+            path_prefix: l.rule.path_prefixes.first().cloned().unwrap_or_else(|| "/".into()),
+        };
+        let mut cookie = CookieConfig::for_service(&svc.name);
+        if let Some(n) = &l.cookie.name {
+            cookie.name.clone_from(n);
+        }
+        if let Some(p) = &l.cookie.path {
+            cookie.path.clone_from(p);
+        }
+        if let Some(h) = l.cookie.http_only {
+            cookie.http_only = h;
+        }
+        if let Some(s) = &l.cookie.same_site {
+            match same_site(s) {
+                Some(v) => cookie.same_site = v,
+                None => warn(format!("cookie SameSite {s:?} is not strict, lax or none; using lax")),
+            }
+        }
+        match l.cookie.secure {
+            Some(true) => cookie.secure = SecureMode::Always,
+            Some(false) => cookie.secure = SecureMode::Never,
+            None => {}
+        }
+        cookie.max_age = l.cookie.max_age.map(Duration::from_secs);
+        cookie.domain.clone_from(&l.cookie.domain);
+
+        let mut backends = Vec::new();
+        for b in &svc.backends {
+            let Some(via) = netns_of(&b.network_id) else {
+                warn(format!(
+                    "task {} is not reachable yet: the overlay network {} has no namespace on this node",
+                    b.task_id, b.network_id
+                ));
+                continue;
+            };
+            let weight = if b.state == TaskState::Draining { 0 } else { l.weight };
+            backends.push(BackendConfig {
+                name: b.identity.clone(),
+                addr: b.addr,
+                weight,
+                via: Some(via),
+            });
+        }
+        out.push(ServiceConfig {
+            name: svc.name.clone(),
+            rule,
+            backends,
+            cookie,
+            health: None,
+            passive: PassiveHealthConfig::default(),
+        });
+    }
+    (out, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::discovery::{
+        labels,
+        tasks::TaskBackend,
+        watch::{DiscoveredService, Snapshot},
+    };
+
+    fn snapshot() -> Snapshot {
+        let l: BTreeMap<String, String> = [
+            ("traefik.port", "8000"),
+            ("traefik.frontend.rule", "Host:App.Example;PathPrefix:/app"),
+            ("swarm-sticky.cookie.name", "sess"),
+            ("swarm-sticky.cookie.same-site", "strict"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+        let backend = |id: &str, ip: &str, state| TaskBackend {
+            identity: format!("{id}.1"),
+            task_id: id.into(),
+            slot: "1".into(),
+            addr: format!("{ip}:8000").parse().expect("addr"),
+            network_id: "abcdefghijklmnop".into(),
+            container_id: None,
+            node_id: None,
+            state,
+        };
+        Snapshot {
+            services: vec![DiscoveredService {
+                id: "s1".into(),
+                name: "web".into(),
+                labels: labels::parse(&l).expect("labels"),
+                backends: vec![
+                    backend("t1", "10.0.1.3", TaskState::Serving),
+                    backend("t2", "10.0.1.4", TaskState::Draining),
+                ],
+            }],
+            warnings: BTreeMap::new(),
+        }
+    }
+
+    /// Labels become the rule and cookie; tasks become backends reached
+    /// from the overlay's namespace; a draining task takes no new sessions.
+    #[test]
+    fn discovered_services_become_proxied_services() {
+        let ns = PathBuf::from("/var/run/docker/netns/lb_abcdefghi");
+        let (services, warnings) = services(&snapshot(), |_| Some(ns.clone()));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let s = &services[0];
+        assert_eq!(s.rule.host.as_deref(), Some("app.example"));
+        assert_eq!(s.rule.path_prefix, "/app");
+        assert_eq!(s.cookie.name, "sess");
+        assert_eq!(s.cookie.same_site, SameSite::Strict);
+        assert_eq!(s.backends.len(), 2);
+        assert_eq!(s.backends[0].name, "t1.1");
+        assert_eq!(s.backends[0].weight, 1);
+        assert_eq!(s.backends[0].via.as_deref(), Some(ns.as_path()));
+        assert_eq!(s.backends[1].weight, 0, "draining: no new sessions");
+    }
+
+    /// Without the overlay's namespace on this node a task cannot be
+    /// reached; it is left out with a warning instead of being dialled
+    /// from the host.
+    #[test]
+    fn tasks_without_a_namespace_are_left_out() {
+        let (services, warnings) = services(&snapshot(), |_| None);
+        assert!(services[0].backends.is_empty());
+        assert_eq!(warnings.len(), 2);
+        assert!(warnings[0].1.contains("no namespace on this node"));
+    }
+}
