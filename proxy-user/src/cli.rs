@@ -73,6 +73,25 @@ pub struct RunArgs {
     )]
     pub backends: Vec<String>,
 
+    /// Discover services and their tasks from the Docker API (Swarm
+    /// services selected by labels; see the README).
+    #[arg(long, env = "SWARM_STICKY_DOCKER")]
+    pub docker: bool,
+
+    /// The Docker API to discover from.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SWARM_STICKY_DOCKER_HOST",
+        default_value = "unix:///var/run/docker.sock"
+    )]
+    pub docker_host: String,
+
+    /// Seconds between full re-lists of the Docker API (events trigger
+    /// re-lists in between).
+    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_RESYNC", default_value_t = 5)]
+    pub resync: u64,
+
     /// TOML configuration file with services, rules, backends and health checks.
     #[arg(long, value_name = "FILE", env = "SWARM_STICKY_CONFIG")]
     pub config: Option<PathBuf>,

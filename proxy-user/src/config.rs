@@ -41,6 +41,12 @@ pub enum ConfigError {
     /// A limit of zero.
     #[error("--max-connections: must be at least 1")]
     MaxConnections,
+    /// Only local unix sockets are supported.
+    #[error("--docker-host: {0:?} is not a unix:// socket URL (e.g. unix:///var/run/docker.sock)")]
+    DockerHost(String),
+    /// A resync period of zero.
+    #[error("--resync: must be at least 1 second")]
+    Resync,
     /// A service definition problem (from --backend or the config file),
     /// naming the field, e.g. `services[1].backends[0].url`.
     #[error("{field}: {message}")]
@@ -112,6 +118,12 @@ impl Config {
         let dataplane = dataplane_from_args(args)?;
         if args.max_connections == 0 {
             return Err(ConfigError::MaxConnections);
+        }
+        if args.docker && !args.docker_host.starts_with("unix:///") {
+            return Err(ConfigError::DockerHost(args.docker_host.clone()));
+        }
+        if args.docker && args.resync == 0 {
+            return Err(ConfigError::Resync);
         }
         Ok(Self {
             dataplane,
@@ -233,6 +245,17 @@ mod tests {
                 &["--listen", "127.0.0.1:1", "--max-connections", "0"],
                 "--max-connections",
             ),
+            (
+                &[
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--docker",
+                    "--docker-host",
+                    "tcp://192.0.2.1:2375",
+                ],
+                "--docker-host",
+            ),
+            (&["--listen", "127.0.0.1:1", "--docker", "--resync", "0"], "--resync"),
         ];
         for (args, needle) in cases {
             let err = parse(args).expect_err("invalid").to_string();

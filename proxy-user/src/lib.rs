@@ -27,4 +27,5 @@ pub mod discovery;
 pub mod netns;
 pub mod proxy;
 pub mod services;
+pub mod sources;
 pub mod worker;

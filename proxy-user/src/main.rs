@@ -59,17 +59,28 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         Err(ProxyInitError::Config(err)) => return config_error(err),
         Err(err) => return report(Err(err.into())),
     };
-    let reloading = proxy.clone();
+    let base = match services::from_run_args(&args) {
+        Ok(s) => s,
+        Err(err) => return config_error(err),
+    };
+    let sources = proxy_user::sources::Sources::new(proxy.clone(), base);
+    let reloading = sources.clone();
     let checking = proxy.clone();
+    let docker = args
+        .docker
+        .then(|| (args.docker_host.clone(), Duration::from_secs(args.resync)));
     let hooks = Hooks {
         // SIGHUP: re-read --config (and the flags); an invalid file is
         // rejected and the running configuration stays.
         reload: Box::new(move || match services::from_run_args(&args) {
-            Ok(services) => reloading.reload(services),
+            Ok(services) => reloading.set_base(services),
             Err(err) => tracing::error!("reload rejected, keeping the running configuration: {err}"),
         }),
         on_start: Box::new(move || {
             checking.spawn_health_checks();
+            if let Some((host, resync)) = docker {
+                tokio::spawn(sources.follow_docker(host, resync));
+            }
         }),
         balancer: Some(proxy.balancer().clone()),
     };

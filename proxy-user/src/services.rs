@@ -270,7 +270,7 @@ pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
             passive: PassiveHealthConfig::default(),
         });
     }
-    validate(&cfg, args.cookie_name.is_some())?;
+    validate(&cfg, args.cookie_name.is_some(), args.docker)?;
     Ok(cfg)
 }
 
@@ -281,7 +281,7 @@ impl ServicesConfig {
     /// The first invalid field, named.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         let cfg = file::parse(text, None)?;
-        validate(&cfg, false)?;
+        validate(&cfg, false, false)?;
         Ok(cfg)
     }
 

@@ -28,11 +28,12 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool) -> Result<(), ConfigError> {
-    if cfg.services.is_empty() {
+pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool, docker: bool) -> Result<(), ConfigError> {
+    // With Docker discovery the services come from the engine.
+    if cfg.services.is_empty() && !docker {
         return Err(ConfigError::field(
             "--backend",
-            "no service: give --backend NAME=URL or --config FILE",
+            "no service: give --backend NAME=URL, --config FILE or --docker",
         ));
     }
     if cfg.limits.max_header_bytes < 8192 {
