@@ -3,3 +3,4 @@
 //! its own overlay network and services and removes them again.
 
 mod discovery;
+mod tutorial;

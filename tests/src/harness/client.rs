@@ -23,10 +23,19 @@ pub struct Response {
 /// # Errors
 /// Any I/O error, or a response that is not HTTP.
 pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    get_with(addr, path, None)
+}
+
+/// `GET path` with an optional `Cookie` header, on a fresh connection.
+///
+/// # Errors
+/// Any I/O error, or a response that is not HTTP.
+pub fn get_with(addr: SocketAddr, path: &str, cookie: Option<&str>) -> std::io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
     // One write: a server may answer (and close) after the first segment.
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes())?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n{cookie}Connection: close\r\n\r\n").as_bytes())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     parse(&raw)
@@ -47,6 +56,26 @@ fn parse(raw: &[u8]) -> std::io::Result<Response> {
         head: head.to_string(),
         body: body.to_string(),
     })
+}
+
+impl Response {
+    /// The `name=value` part of the first `Set-Cookie` header.
+    pub fn set_cookie(&self) -> Option<String> {
+        let line = self
+            .head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))?;
+        let value = line.split_once(':')?.1.trim();
+        Some(value.split(';').next()?.trim().to_string())
+    }
+
+    /// The name in a whoami answer (`I'm <name>`).
+    pub fn whoami(&self) -> Option<String> {
+        self.body
+            .lines()
+            .find_map(|l| l.strip_prefix("I'm "))
+            .map(|n| n.trim().to_string())
+    }
 }
 
 /// The admin API's `/api/status` as JSON.

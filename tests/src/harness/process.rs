@@ -41,6 +41,18 @@ impl Proxy {
             cmd.arg("setpriv").args(setpriv);
         }
         cmd.arg(super::binary()).args(&spec.args);
+        Self::start(cmd)
+    }
+
+    /// Starts swarm-sticky with `args` in this process's own namespaces
+    /// (the swarm tests: it needs the host's view of Docker).
+    pub fn spawn_here(args: &[String]) -> Self {
+        let mut cmd = Command::new(super::binary());
+        cmd.args(args);
+        Self::start(cmd)
+    }
+
+    fn start(mut cmd: Command) -> Self {
         cmd.env("SWARM_STICKY_LOG", "info").env("NO_COLOR", "1");
         let mut child = cmd
             .stdin(Stdio::null())
