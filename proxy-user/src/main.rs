@@ -59,6 +59,9 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         Err(ProxyInitError::Config(err)) => return config_error(err),
         Err(err) => return report(Err(err.into())),
     };
+    if args.docker && args.cookie_key_file.is_none() {
+        use_cluster_key(&proxy, &args.docker_host);
+    }
     let base = match services::from_run_args(&args) {
         Ok(s) => s,
         Err(err) => return config_error(err),
@@ -85,6 +88,36 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         balancer: Some(proxy.balancer().clone()),
     };
     report(app::run(&config, proxy, hooks))
+}
+
+/// In swarm mode without `--cookie-key-file`: sign with the key derived
+/// from the manager join token, so that every manager signs and accepts
+/// the same cookies. Falls back to the state directory's key (and says so)
+/// when the engine does not answer or this node is not a manager.
+fn use_cluster_key(proxy: &Proxy, docker_host: &str) {
+    let token = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let engine = proxy_user::discovery::engine::Engine::connect(docker_host).await?;
+                Ok(engine.manager_join_token().await?)
+            })
+        });
+    match token {
+        Ok(Some(token)) => {
+            let key = proxy_user::discovery::cluster_key::derive(&token);
+            proxy.set_keyring(Keyring::from_secrets(&[key]));
+            tracing::info!("cookie key derived from the swarm's manager join token (the same on every manager)");
+        }
+        Ok(None) => tracing::warn!(
+            "no manager join token (not a swarm manager?): cookies are signed with the state directory's key"
+        ),
+        Err(err) => tracing::warn!(
+            "cannot read the swarm's join token ({err:#}): cookies are signed with the state directory's key"
+        ),
+    }
 }
 
 /// `swarm-sticky demo`: three whoami backends and the balancer.

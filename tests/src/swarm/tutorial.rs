@@ -18,20 +18,30 @@ use crate::harness::{
 const LISTEN: &str = "127.0.0.1:18181";
 
 fn start_proxy() -> Proxy {
-    let state = std::env::temp_dir().join(format!("ss-tutorial-{}", std::process::id()));
+    start_proxy_on(LISTEN, "127.0.0.1:19191")
+}
+
+/// Starts `swarm-sticky run --docker` on `listen`, with its own admin
+/// address and its own state directory (so its own generated key).
+fn start_proxy_on(listen: &str, admin: &str) -> Proxy {
+    let state = std::env::temp_dir().join(format!(
+        "ss-tutorial-{}-{}",
+        std::process::id(),
+        listen.replace([':', '.'], "-")
+    ));
     let args: Vec<String> = [
         "run",
         "--docker",
         "--resync",
         "2",
         "--listen",
-        LISTEN,
+        listen,
         "--steering",
         "reuseport",
         "--workers",
         "2",
         "--admin",
-        "127.0.0.1:19191",
+        admin,
         "--state-dir",
         &state.display().to_string(),
     ]
@@ -130,4 +140,52 @@ fn tutorial_replicated_service_is_sticky() {
 #[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
 fn tutorial_global_service_is_sticky() {
     tutorial_case("tutglob", &["--mode", "global"], 1);
+}
+
+/// A second swarm-sticky (another published port, standing in for a
+/// second manager, with a state directory of its own) accepts the cookies
+/// the first issued and routes them to the same tasks: both derive the key
+/// from the swarm's manager join token.
+#[test]
+#[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
+fn a_second_instance_accepts_the_first_ones_cookies() {
+    ensure_swarm();
+    let net = Network::new("twomgr");
+    let labels = [
+        format!("traefik.docker.network={}", net.name),
+        "traefik.port=8000".into(),
+    ];
+    let mut args: Vec<&str> = vec!["--replicas", "2", "--network", &net.name];
+    for l in &labels {
+        args.extend(["--label", l.as_str()]);
+    }
+    let _svc = Service::create("twomgr", &args);
+    let first = start_proxy_on("127.0.0.1:18183", "127.0.0.1:19193");
+    let second = start_proxy_on("127.0.0.1:18184", "127.0.0.1:19194");
+    let (a, b): (SocketAddr, SocketAddr) = (
+        "127.0.0.1:18183".parse().expect("a"),
+        "127.0.0.1:18184".parse().expect("b"),
+    );
+    first_answer(a, &first);
+    first_answer(b, &second);
+    assert!(
+        first.stderr().contains("derived from the swarm's manager join token"),
+        "{}",
+        first.stderr()
+    );
+    for _ in 0..10 {
+        let r = get_with(a, "/", None).expect("first instance");
+        let cookie = r.set_cookie().expect("cookie from the first instance");
+        let pinned = r.whoami().expect("whoami");
+        let on_second = get_with(b, "/", Some(&cookie)).expect("second instance");
+        assert_eq!(
+            on_second.whoami().as_deref(),
+            Some(pinned.as_str()),
+            "the second instance moved the session"
+        );
+        assert!(
+            on_second.set_cookie().is_none(),
+            "the second instance rejected the first one's cookie"
+        );
+    }
 }
