@@ -38,16 +38,33 @@ pub fn release_binary(tools: &setup::Tools) -> anyhow::Result<PathBuf> {
     Ok(cmd::root().join("target/release/swarm-sticky"))
 }
 
-/// `cargo xtask run -- ARGS`: build, then run swarm-sticky (the demo when
-/// no arguments are given), through sudo when not root and sudo exists.
+/// Whether a Docker engine answers and this node is a swarm manager.
+fn swarm_manager() -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{.Swarm.ControlAvailable}}"])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "true")
+}
+
+/// `cargo xtask run -- ARGS`: build, then run swarm-sticky, through sudo
+/// when not root and sudo exists. Without arguments: Docker discovery on
+/// 0.0.0.0:8080 when this node is a swarm manager, else the demo.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let tools = setup::run()?;
 
-    let args: Vec<String> = if args.is_empty() {
-        println!("no arguments: running `swarm-sticky demo` (built-in backends, balancer on 127.0.0.1:8080)");
-        vec!["demo".into()]
-    } else {
+    let args: Vec<String> = if !args.is_empty() {
         args.to_vec()
+    } else if swarm_manager() {
+        println!(
+            "a Docker engine answers and this node is a swarm manager: running `swarm-sticky run --docker --listen 0.0.0.0:8080`"
+        );
+        ["run", "--docker", "--listen", "0.0.0.0:8080"]
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    } else {
+        println!("no swarm manager here: running `swarm-sticky demo` (built-in backends, balancer on 127.0.0.1:8080)");
+        vec!["demo".into()]
     };
     let bin = release_binary(&tools)?;
     let mut c = if cmd::is_root() || !cmd::on_path("sudo") {
