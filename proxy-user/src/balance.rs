@@ -260,6 +260,16 @@ impl Service {
         self.backends.iter().find(|b| b.name == name)
     }
 
+    /// Another backend in the same slot as the identity `name`
+    /// (`<task>.<slot>`): the replacement of a task a rolling update took
+    /// away. Only meaningful with [`ServiceConfig::slot_affinity`].
+    pub fn backend_in_slot_of(&self, name: &str) -> Option<&Arc<Backend>> {
+        let (_, slot) = name.rsplit_once('.')?;
+        self.backends
+            .iter()
+            .find(|b| b.name != name && b.name.rsplit_once('.').is_some_and(|(_, s)| s == slot))
+    }
+
     /// The backend whose address is `addr` (Traefik v1 cookie migration).
     pub fn backend_by_addr(&self, addr: SocketAddr) -> Option<&Arc<Backend>> {
         self.backends.iter().find(|b| b.addr == addr)

@@ -82,6 +82,10 @@ pub struct ServiceConfig {
     pub health: Option<HealthCheckConfig>,
     /// Passive health: connect failures take a backend out for a while.
     pub passive: PassiveHealthConfig,
+    /// Backend names are `<task>.<slot>` (discovered Swarm tasks): a cookie
+    /// naming a task that is gone moves to the task now in the same slot
+    /// (a rolling update's replacement), with a new cookie.
+    pub slot_affinity: bool,
 }
 
 /// A routing rule: host (exact, case-insensitive, without port) and path
@@ -268,6 +272,7 @@ pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
             cookie,
             health: None,
             passive: PassiveHealthConfig::default(),
+            slot_affinity: false,
         });
     }
     validate(&cfg, args.cookie_name.is_some(), args.docker)?;
@@ -307,6 +312,7 @@ impl ServicesConfig {
                 cookie: CookieConfig::for_service(name),
                 health: None,
                 passive: PassiveHealthConfig::default(),
+                slot_affinity: false,
             }],
             trusted_proxies: Vec::new(),
             limits: Limits::default(),

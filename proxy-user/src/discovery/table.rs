@@ -8,7 +8,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use super::{tasks::TaskState, watch::Snapshot};
+use super::{labels::Affinity, tasks::TaskState, watch::Snapshot};
 use crate::services::{BackendConfig, CookieConfig, PassiveHealthConfig, Rule, SameSite, SecureMode, ServiceConfig};
 
 /// Where Docker keeps network namespaces.
@@ -102,6 +102,7 @@ pub fn services(
             cookie,
             health: None,
             passive: PassiveHealthConfig::default(),
+            slot_affinity: l.affinity == Affinity::SameSlot,
         });
     }
     (out, warnings)

@@ -241,6 +241,15 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
                 let renew = max_age.is_some_and(|max| now.saturating_sub(issued_at) > max / 2);
                 (Some(b.clone()), renew)
             }
+            // The task is gone: its slot's replacement takes the session,
+            // with a new cookie naming it.
+            None if svc.config.slot_affinity => {
+                let next = svc
+                    .backend_in_slot_of(backend)
+                    .filter(|b| inner.balancer.is_available(b))
+                    .cloned();
+                (next, true)
+            }
             _ => (None, true),
         },
         Err(_) => {

@@ -219,5 +219,6 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
         cookie,
         health,
         passive,
+        slot_affinity: false,
     })
 }

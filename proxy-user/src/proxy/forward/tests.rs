@@ -209,3 +209,36 @@ fn upstream_request_rewrite() {
     assert_eq!(r.headers()["x-forwarded-proto"], "https");
     assert_eq!(r.headers()[FORWARDED], "for=\"[::1]\";proto=https");
 }
+
+/// With slot affinity (discovered tasks), a cookie naming a task that a
+/// rolling update replaced moves to the task now in the same slot, with a
+/// new cookie; without it, the same cookie gets a normal pick.
+#[test]
+fn a_replaced_task_hands_its_sessions_to_its_slot() {
+    let backends: Vec<(String, SocketAddr)> = vec![
+        ("newtask.1".into(), "192.0.2.1:8000".parse().unwrap()),
+        ("other.2".into(), "192.0.2.2:8000".parse().unwrap()),
+    ];
+    let mut cfg = ServicesConfig::single("web", &backends);
+    cfg.services[0].slot_affinity = true;
+    let inner = Inner {
+        balancer: Arc::new(Balancer::new(cfg)),
+        keyring: arc_swap::ArcSwap::from_pointee(Keyring::from_secrets(&["unit-test-key-unit-test-key"])),
+    };
+    let table = inner.balancer.table();
+    let svc = &table.services[0];
+    let sticky = Sticky {
+        backend: "oldtask.1".into(),
+        issued_at: cookie::unix_now(),
+    };
+    let value = inner.keyring.load().encode("web", &sticky).unwrap();
+    let headers = headers_with_cookie(&svc.config.cookie.name, &value);
+    let (b, new) = sticky_backend(&inner, svc, &headers);
+    assert_eq!((b.map(|b| b.name.clone()), new), (Some("newtask.1".into()), true));
+
+    let (b, new) = sticky_backend(&self::inner(), &self::inner().balancer.table().services[0], &headers);
+    assert!(
+        b.is_none() && new,
+        "without slot affinity a gone backend means a normal pick"
+    );
+}
