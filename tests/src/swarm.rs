@@ -2,5 +2,6 @@
 //! test` provides the engine and the static test binary). Each test makes
 //! its own overlay network and services and removes them again.
 
+mod changes;
 mod discovery;
 mod tutorial;

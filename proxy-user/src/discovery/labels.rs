@@ -351,9 +351,13 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
         &mut warnings,
     );
     let Some(port) = port else {
-        return Err(Skip::Invalid(
-            "no backend port: set swarm-sticky.port (or traefik.port)".into(),
-        ));
+        // Say why there is none, too (a value that is not a port).
+        let mut why = String::from("no backend port: set swarm-sticky.port (or traefik.port)");
+        for w in &warnings {
+            why.push_str("; ");
+            why.push_str(w);
+        }
+        return Err(Skip::Invalid(why));
     };
 
     let network = pick(

@@ -23,7 +23,7 @@ fn start_proxy() -> Proxy {
 
 /// Starts `swarm-sticky run --docker` on `listen`, with its own admin
 /// address and its own state directory (so its own generated key).
-fn start_proxy_on(listen: &str, admin: &str) -> Proxy {
+pub(super) fn start_proxy_on(listen: &str, admin: &str) -> Proxy {
     let state = std::env::temp_dir().join(format!(
         "ss-tutorial-{}-{}",
         std::process::id(),
@@ -54,7 +54,7 @@ fn start_proxy_on(listen: &str, admin: &str) -> Proxy {
 }
 
 /// Waits (bounded) until the proxy answers with a whoami body.
-fn first_answer(addr: SocketAddr, proxy: &Proxy) -> Response {
+pub(super) fn first_answer(addr: SocketAddr, proxy: &Proxy) -> Response {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = get_with(addr, "/", None)

@@ -1,0 +1,200 @@
+//! Changes in the swarm while clients are pinned: scaling, a killed
+//! container, and the other label spellings next to a broken one.
+
+use std::{
+    collections::BTreeSet,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use super::tutorial::{first_answer, start_proxy_on};
+use crate::harness::{
+    client::get_with,
+    swarm::{Network, Service, docker, ensure_swarm},
+};
+
+fn labelled(net: &Network, replicas: &str, extra: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = ["--replicas", replicas, "--network", &net.name]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for l in [
+        format!("traefik.docker.network={}", net.name),
+        "traefik.port=8000".into(),
+    ]
+    .iter()
+    .chain(extra)
+    {
+        args.extend(["--label".to_string(), l.clone()]);
+    }
+    args
+}
+
+fn create(tag: &str, args: &[String]) -> Service {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Service::create(tag, &refs)
+}
+
+/// Distinct whoami names seen over `n` cookie-less requests to `path`.
+fn spread(addr: SocketAddr, path: &str, n: usize) -> BTreeSet<String> {
+    (0..n)
+        .filter_map(|_| get_with(addr, path, None).ok()?.whoami())
+        .collect()
+}
+
+/// Scaling 3 → 5: once the new containers run, they get new sessions
+/// within 2 s.
+#[test]
+#[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
+fn scaled_up_tasks_get_sessions_within_two_seconds() {
+    ensure_swarm();
+    let net = Network::new("scale");
+    let svc = create("scale", &labelled(&net, "3", &[]));
+    let proxy = start_proxy_on("127.0.0.1:18185", "127.0.0.1:19195");
+    let addr: SocketAddr = "127.0.0.1:18185".parse().expect("addr");
+    first_answer(addr, &proxy);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spread(addr, "/", 12).len() < 3 {
+        assert!(Instant::now() < deadline, "3 tasks never answered");
+    }
+
+    docker(&["service", "scale", "--detach", &format!("{}=5", svc.name)]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while svc.hostnames().len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the swarm did not run 5 containers within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let running = Instant::now();
+    let mut seen = BTreeSet::new();
+    while seen.len() < 5 {
+        seen.extend(spread(addr, "/", 5));
+        assert!(
+            running.elapsed() < Duration::from_secs(2),
+            "2 s after the 5th container ran, only {} tasks got sessions: {seen:?}",
+            seen.len()
+        );
+    }
+    eprintln!("all 5 tasks served {:?} after the last one ran", running.elapsed());
+}
+
+/// A pinned task's container is killed: the client's next request is
+/// answered by another task, with a new cookie.
+#[test]
+#[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
+fn a_killed_container_fails_over_on_the_next_request() {
+    ensure_swarm();
+    let net = Network::new("kill");
+    let svc = create("kill", &labelled(&net, "2", &[]));
+    let proxy = start_proxy_on("127.0.0.1:18186", "127.0.0.1:19196");
+    let addr: SocketAddr = "127.0.0.1:18186".parse().expect("addr");
+    first_answer(addr, &proxy);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spread(addr, "/", 8).len() < 2 {
+        assert!(Instant::now() < deadline, "2 tasks never answered");
+    }
+    let r = get_with(addr, "/", None).expect("first");
+    let (cookie, pinned) = (r.set_cookie().expect("cookie"), r.whoami().expect("whoami"));
+    let ids = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={}", svc.name),
+    ]);
+    let victim = ids
+        .lines()
+        .find(|id| docker(&["inspect", "-f", "{{.Config.Hostname}}", id]) == pinned)
+        .expect("the pinned container");
+    docker(&["kill", victim]);
+
+    let r = get_with(addr, "/", Some(&cookie)).expect("the next request is answered");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let now = r.whoami().expect("whoami");
+    assert_ne!(now, pinned, "answered by the killed container?");
+    assert!(r.set_cookie().is_some(), "the moved client gets a new cookie");
+}
+
+/// The Traefik v2 and swarm-sticky spellings route by their rules; a
+/// service with a broken label is left out with a warning, and the others
+/// keep working.
+#[test]
+#[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
+fn v2_and_own_labels_work_and_a_bad_label_is_reported() {
+    ensure_swarm();
+    let net = Network::new("labels");
+    let v2 = create(
+        "v2",
+        &labelled(
+            &net,
+            "1",
+            &[
+                "traefik.http.routers.web.rule=PathPrefix(`/v2`)".into(),
+                "traefik.http.services.web.loadbalancer.sticky.cookie.name=v2sess".into(),
+            ],
+        ),
+    );
+    let mut own_args: Vec<String> = ["--replicas", "1", "--network", &net.name]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for l in [
+        "swarm-sticky.port=8000".to_string(),
+        format!("swarm-sticky.network={}", net.name),
+        "swarm-sticky.rule.path-prefix=/own".into(),
+    ] {
+        own_args.extend(["--label".into(), l]);
+    }
+    let own = create("own", &own_args);
+    let bad_args: Vec<String> = [
+        "--replicas",
+        "1",
+        "--network",
+        &net.name,
+        "--label",
+        "swarm-sticky.port=http",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let bad = create("bad", &bad_args);
+
+    let proxy = start_proxy_on("127.0.0.1:18187", "127.0.0.1:19197");
+    let addr: SocketAddr = "127.0.0.1:18187".parse().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answer = |path: &str| {
+        get_with(addr, path, None)
+            .ok()
+            .filter(|r| r.status == 200)
+            .and_then(|r| r.whoami())
+    };
+    while answer("/v2").is_none() || answer("/own").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "v2/own services not served within 60 s; stderr:\n{}",
+            proxy.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        v2.hostnames().contains(&answer("/v2").expect("v2")),
+        "/v2 is served by the v2 service"
+    );
+    assert!(
+        own.hostnames().contains(&answer("/own").expect("own")),
+        "/own is served by the own-labels service"
+    );
+    let v2_response = get_with(addr, "/v2", None).expect("v2");
+    assert!(
+        v2_response.set_cookie().is_some_and(|c| c.starts_with("v2sess=")),
+        "{}",
+        v2_response.head
+    );
+    let warning = format!("service={}", bad.name);
+    let log = proxy.stderr();
+    assert!(
+        log.lines().any(|l| l.contains(&warning) && l.contains("not a port")),
+        "no warning for the bad label:\n{log}"
+    );
+}
