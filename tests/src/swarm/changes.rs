@@ -198,3 +198,72 @@ fn v2_and_own_labels_work_and_a_bad_label_is_reported() {
         "no warning for the bad label:\n{log}"
     );
 }
+
+/// `docker service update --force` (a rolling update, one task at a time)
+/// under a bounded load of pinned clients: not one non-2xx response, and
+/// afterwards every answer comes from a new container.
+#[test]
+#[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
+fn a_rolling_update_under_load_answers_every_request() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    };
+    ensure_swarm();
+    let net = Network::new("roll");
+    let svc = create("roll", &labelled(&net, "3", &[]));
+    let proxy = start_proxy_on("127.0.0.1:18188", "127.0.0.1:19198");
+    let addr: SocketAddr = "127.0.0.1:18188".parse().expect("addr");
+    first_answer(addr, &proxy);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spread(addr, "/", 12).len() < 3 {
+        assert!(Instant::now() < deadline, "3 tasks never answered");
+    }
+    let before: BTreeSet<String> = svc.hostnames().into_iter().collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, done, bad) = (stop.clone(), done.clone(), bad.clone());
+            std::thread::spawn(move || {
+                let mut cookie: Option<String> = None;
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    match get_with(addr, "/", cookie.as_deref()) {
+                        Ok(r) if r.status == 200 => {
+                            if let Some(c) = r.set_cookie() {
+                                cookie = Some(c);
+                            }
+                        }
+                        _ => {
+                            bad.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            })
+        })
+        .collect();
+    docker(&["service", "update", "--force", "--quiet", &svc.name]);
+    // The CLI waits for the update to converge; then the new tasks serve.
+    let after: BTreeSet<String> = svc.hostnames().into_iter().collect();
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    let (done, bad) = (done.load(Ordering::Relaxed), bad.load(Ordering::Relaxed));
+    assert!(done > 100, "only {done} requests during the update");
+    assert_eq!(bad, 0, "{bad} of {done} requests failed during the rolling update");
+    assert!(
+        before.is_disjoint(&after),
+        "the update replaced every container: {before:?} → {after:?}"
+    );
+    let now = spread(addr, "/", 12);
+    assert!(
+        now.is_subset(&after),
+        "answers {now:?} come from the new containers {after:?}"
+    );
+}
