@@ -1,6 +1,7 @@
 //! The admin listener: health, readiness and a JSON status of the process
 //! (`/api/status`: workers, steering, services; `/api/services`: the
-//! routing table with each backend's state).
+//! routing table with each backend's state; `/api/discovery`: the Docker
+//! watcher's state, the table's age and label warnings).
 //!
 //! Bound to loopback by default (`--admin 127.0.0.1:9090`). Read-only.
 
@@ -20,6 +21,7 @@ use tracing::{debug, warn};
 use crate::{
     balance::{Balancer, ServiceStatus},
     dataplane::Dataplane,
+    sources::Sources,
     worker::WorkerStats,
 };
 
@@ -33,6 +35,47 @@ pub struct AdminState {
     pub ready: std::sync::atomic::AtomicBool,
     /// The routing table and backend state, when the workers proxy.
     pub balancer: Option<Arc<Balancer>>,
+    /// Where services come from (Docker discovery state and warnings).
+    pub sources: Option<Arc<Sources>>,
+}
+
+#[derive(Serialize)]
+struct Warning {
+    service: String,
+    warning: String,
+}
+
+#[derive(Serialize)]
+struct DiscoveryView {
+    #[serde(flatten)]
+    status: crate::discovery::watch::DiscoveryStatus,
+    /// Seconds since the table in force was last confirmed by the engine.
+    table_age_secs: Option<f64>,
+    warnings: Vec<Warning>,
+}
+
+fn discovery(state: &AdminState) -> Option<DiscoveryView> {
+    let sources = state.sources.as_ref()?;
+    let status = sources
+        .discovery
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let warnings = sources
+        .warnings
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(service, warning)| Warning {
+            service: service.clone(),
+            warning: warning.clone(),
+        })
+        .collect();
+    Some(DiscoveryView {
+        table_age_secs: status.table_age().map(|d| d.as_secs_f64()),
+        status,
+        warnings,
+    })
 }
 
 #[derive(Serialize)]
@@ -50,6 +93,7 @@ struct Status {
     workers: Vec<WorkerView>,
     dataplane: crate::dataplane::DataplaneStatus,
     services: Vec<ServiceStatus>,
+    discovery: Option<DiscoveryView>,
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -100,6 +144,7 @@ fn status(state: &AdminState) -> Status {
             .collect(),
         dataplane,
         services: state.balancer.as_ref().map(|b| b.status()).unwrap_or_default(),
+        discovery: discovery(state),
     }
 }
 
@@ -112,6 +157,7 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
         "/api/status" => json(&status(state)),
+        "/api/discovery" => json(&discovery(state)),
         "/api/services" => json(&state.balancer.as_ref().map(|b| b.status()).unwrap_or_default()),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }

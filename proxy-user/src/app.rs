@@ -41,6 +41,8 @@ pub struct Hooks {
     pub on_start: Box<dyn FnOnce() + Send>,
     /// The routing table, shown by the admin API.
     pub balancer: Option<Arc<crate::balance::Balancer>>,
+    /// The service sources (Docker discovery), shown by the admin API.
+    pub sources: Option<Arc<crate::sources::Sources>>,
 }
 
 /// Runs until SIGTERM/SIGINT and the drain that follows.
@@ -52,6 +54,7 @@ pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -
         reload,
         on_start,
         balancer,
+        sources,
     } = hooks;
     raise_nofile_limit();
     let admin_listener = std::net::TcpListener::bind(config.admin)
@@ -91,6 +94,7 @@ pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -
         workers: stats,
         ready: false.into(),
         balancer,
+        sources,
     });
 
     let rt = tokio::runtime::Builder::new_current_thread()

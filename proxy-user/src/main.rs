@@ -68,6 +68,7 @@ fn run(args: Box<RunArgs>) -> ExitCode {
     };
     let sources = proxy_user::sources::Sources::new(proxy.clone(), base);
     let reloading = sources.clone();
+    let shown = args.docker.then(|| sources.clone());
     let checking = proxy.clone();
     let docker = args
         .docker
@@ -86,6 +87,7 @@ fn run(args: Box<RunArgs>) -> ExitCode {
             }
         }),
         balancer: Some(proxy.balancer().clone()),
+        sources: shown,
     };
     report(app::run(&config, proxy, hooks))
 }
@@ -162,6 +164,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         reload: Box::new(|| {}),
         on_start: Box::new(|| {}),
         balancer: Some(proxy.balancer().clone()),
+        sources: None,
     };
     app::run(&config, proxy, hooks)
 }

@@ -197,6 +197,17 @@ fn v2_and_own_labels_work_and_a_bad_label_is_reported() {
         log.lines().any(|l| l.contains(&warning) && l.contains("not a port")),
         "no warning for the bad label:\n{log}"
     );
+    // The admin API shows the same warning and the watcher's state.
+    let admin: SocketAddr = "127.0.0.1:19197".parse().expect("admin");
+    let body = get_with(admin, "/api/discovery", None).expect("admin discovery").body;
+    let view: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(view["connected"], true, "{view}");
+    assert!(view["table_age_secs"].as_f64().is_some(), "{view}");
+    let listed =
+        view["warnings"].as_array().expect("warnings").iter().any(|w| {
+            w["service"] == bad.name.as_str() && w["warning"].as_str().is_some_and(|t| t.contains("not a port"))
+        });
+    assert!(listed, "the bad label is not on the admin API: {view}");
 }
 
 /// `docker service update --force` (a rolling update, one task at a time)
