@@ -23,6 +23,8 @@
 
 use std::collections::BTreeMap;
 
+use self::rules::{parse_v1_rule, parse_v2_rule};
+
 /// How a pinned client moves after a rolling update replaced its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Affinity {
@@ -152,66 +154,6 @@ fn closest(key: &str) -> Option<&'static str> {
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, k)| k)
-}
-
-/// Parses a Traefik v1 rule: `Host:a,b;PathPrefix:/x`.
-fn parse_v1_rule(rule: &str, warnings: &mut Vec<String>) -> RuleLabels {
-    let mut out = RuleLabels::default();
-    for part in rule.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((matcher, values)) = part.split_once(':') else {
-            warnings.push(format!(
-                "traefik.frontend.rule: {part:?} is not `Matcher:value`; ignored"
-            ));
-            continue;
-        };
-        let values = values
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty());
-        match matcher.trim() {
-            "Host" => out.hosts.extend(values),
-            "PathPrefix" | "PathPrefixStrip" => {
-                if matcher.trim() == "PathPrefixStrip" {
-                    warnings.push(
-                        "traefik.frontend.rule: PathPrefixStrip is served as PathPrefix (the prefix is not stripped)"
-                            .into(),
-                    );
-                }
-                out.path_prefixes.extend(values);
-            }
-            other => warnings.push(format!(
-                "traefik.frontend.rule: matcher {other} is not supported; ignored"
-            )),
-        }
-    }
-    out
-}
-
-/// Parses a Traefik v2 rule: ``Host(`a`) && PathPrefix(`/x`, `/y`)``.
-fn parse_v2_rule(key: &str, rule: &str, warnings: &mut Vec<String>) -> RuleLabels {
-    let mut out = RuleLabels::default();
-    if rule.contains("||") || rule.contains('!') {
-        warnings.push(format!(
-            "{key}: `||` and `!` are not supported; only `&&` of Host and PathPrefix"
-        ));
-    }
-    for part in rule.split("&&").map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((matcher, rest)) = part.split_once('(') else {
-            warnings.push(format!("{key}: {part:?} is not `Matcher(`value`)`; ignored"));
-            continue;
-        };
-        let args = rest.trim_end_matches(')');
-        let values = args
-            .split(',')
-            .map(|v| v.trim().trim_matches('`').trim_matches('"').to_string())
-            .filter(|v| !v.is_empty());
-        match matcher.trim() {
-            "Host" => out.hosts.extend(values),
-            "PathPrefix" => out.path_prefixes.extend(values),
-            other => warnings.push(format!("{key}: matcher {other} is not supported; ignored")),
-        }
-    }
-    out
 }
 
 /// Takes the first of `(source, value)` candidates and warns when a
@@ -496,6 +438,8 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
         warnings,
     })
 }
+
+mod rules;
 
 #[cfg(test)]
 mod tests;
