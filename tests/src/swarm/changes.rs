@@ -42,6 +42,19 @@ fn spread(addr: SocketAddr, path: &str, n: usize) -> BTreeSet<String> {
         .collect()
 }
 
+/// Starts swarm-sticky on `listen` and waits (bounded) until `tasks`
+/// different tasks answer through it.
+fn serving(listen: &str, admin: &str, tasks: usize) -> (crate::harness::process::Proxy, SocketAddr) {
+    let proxy = start_proxy_on(listen, admin);
+    let addr: SocketAddr = listen.parse().expect("addr");
+    first_answer(addr, &proxy);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spread(addr, "/", tasks * 4).len() < tasks {
+        assert!(Instant::now() < deadline, "{tasks} tasks never answered");
+    }
+    (proxy, addr)
+}
+
 /// Scaling 3 → 5: once the new containers run, they get new sessions
 /// within 2 s.
 #[test]
@@ -50,13 +63,7 @@ fn scaled_up_tasks_get_sessions_within_two_seconds() {
     ensure_swarm();
     let net = Network::new("scale");
     let svc = create("scale", &labelled(&net, "3", &[]));
-    let proxy = start_proxy_on("127.0.0.1:18185", "127.0.0.1:19195");
-    let addr: SocketAddr = "127.0.0.1:18185".parse().expect("addr");
-    first_answer(addr, &proxy);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while spread(addr, "/", 12).len() < 3 {
-        assert!(Instant::now() < deadline, "3 tasks never answered");
-    }
+    let (_proxy, addr) = serving("127.0.0.1:18185", "127.0.0.1:19195", 3);
 
     docker(&["service", "scale", "--detach", &format!("{}=5", svc.name)]);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -88,13 +95,7 @@ fn a_killed_container_fails_over_on_the_next_request() {
     ensure_swarm();
     let net = Network::new("kill");
     let svc = create("kill", &labelled(&net, "2", &[]));
-    let proxy = start_proxy_on("127.0.0.1:18186", "127.0.0.1:19196");
-    let addr: SocketAddr = "127.0.0.1:18186".parse().expect("addr");
-    first_answer(addr, &proxy);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while spread(addr, "/", 8).len() < 2 {
-        assert!(Instant::now() < deadline, "2 tasks never answered");
-    }
+    let (_proxy, addr) = serving("127.0.0.1:18186", "127.0.0.1:19196", 2);
     let r = get_with(addr, "/", None).expect("first");
     let (cookie, pinned) = (r.set_cookie().expect("cookie"), r.whoami().expect("whoami"));
     let ids = docker(&[
@@ -223,13 +224,7 @@ fn a_rolling_update_under_load_answers_every_request() {
     ensure_swarm();
     let net = Network::new("roll");
     let svc = create("roll", &labelled(&net, "3", &[]));
-    let proxy = start_proxy_on("127.0.0.1:18188", "127.0.0.1:19198");
-    let addr: SocketAddr = "127.0.0.1:18188".parse().expect("addr");
-    first_answer(addr, &proxy);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while spread(addr, "/", 12).len() < 3 {
-        assert!(Instant::now() < deadline, "3 tasks never answered");
-    }
+    let (_proxy, addr) = serving("127.0.0.1:18188", "127.0.0.1:19198", 3);
     let before: BTreeSet<String> = svc.hostnames().into_iter().collect();
 
     let stop = Arc::new(AtomicBool::new(false));
