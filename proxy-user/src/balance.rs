@@ -27,7 +27,10 @@ pub use self::{
     health::spawn_health_checks,
     status::{BackendStatus, ServiceStatus},
 };
-use crate::services::{Limits, ServiceConfig, ServicesConfig};
+use crate::{
+    services::{Limits, ServiceConfig, ServicesConfig},
+    stats::{BackendStats, ServiceStats},
+};
 
 /// Runtime state of one backend, shared by all snapshots that contain it.
 #[derive(Debug, Default)]
@@ -38,6 +41,8 @@ pub struct BackendState {
     down_until: AtomicU64,
     /// Cleared by a failing active health check.
     unhealthy: AtomicBool,
+    /// Request counters (admin API, metrics).
+    pub stats: BackendStats,
 }
 
 /// A backend as seen by one snapshot.
@@ -64,6 +69,8 @@ pub struct Service {
     pub backends: Vec<Arc<Backend>>,
     /// SWRR current weights, one per backend (only new sessions take it).
     swrr: Mutex<Vec<i64>>,
+    /// Request counters (survive swaps, like backend state).
+    pub stats: Arc<ServiceStats>,
 }
 
 /// One immutable snapshot of the routing table.
@@ -81,8 +88,19 @@ pub struct Table {
 #[derive(Debug)]
 pub struct Balancer {
     table: ArcSwap<Table>,
-    states: Mutex<HashMap<(String, String), Arc<BackendState>>>,
+    states: Mutex<States>,
     epoch: Instant,
+    /// Requests no service's rule matched (answered 503), by status.
+    pub unrouted: crate::stats::StatusCounts,
+}
+
+/// Runtime state that outlives table snapshots.
+#[derive(Debug, Default)]
+struct States {
+    /// Per (service, backend identity).
+    backends: HashMap<(String, String), Arc<BackendState>>,
+    /// Per service name.
+    services: HashMap<String, Arc<ServiceStats>>,
 }
 
 /// Why `set_draining` did nothing.
@@ -104,12 +122,13 @@ pub enum BalanceError {
 impl Balancer {
     /// A balancer publishing `config`.
     pub fn new(config: ServicesConfig) -> Self {
-        let states = Mutex::new(HashMap::new());
+        let states = Mutex::new(States::default());
         let table = build(config, &mut lock(&states));
         Self {
             table: ArcSwap::from_pointee(table),
             states,
             epoch: Instant::now(),
+            unrouted: crate::stats::StatusCounts::default(),
         }
     }
 
@@ -128,7 +147,12 @@ impl Balancer {
             .iter()
             .flat_map(|s| s.backends.iter().map(|b| (s.config.name.as_str(), b.name.as_str())))
             .collect();
-        states.retain(|(s, b), _| kept.contains(&(s.as_str(), b.as_str())));
+        states
+            .backends
+            .retain(|(s, b), _| kept.contains(&(s.as_str(), b.as_str())));
+        states
+            .services
+            .retain(|name, _| table.services.iter().any(|s| s.config.name == *name));
         self.table.store(Arc::new(table));
         drop(states);
     }
@@ -281,7 +305,7 @@ impl Service {
     }
 }
 
-fn build(config: ServicesConfig, states: &mut HashMap<(String, String), Arc<BackendState>>) -> Table {
+fn build(config: ServicesConfig, states: &mut States) -> Table {
     let services = config
         .services
         .into_iter()
@@ -290,7 +314,11 @@ fn build(config: ServicesConfig, states: &mut HashMap<(String, String), Arc<Back
                 .backends
                 .iter()
                 .map(|b| {
-                    let state = states.entry((svc.name.clone(), b.name.clone())).or_default().clone();
+                    let state = states
+                        .backends
+                        .entry((svc.name.clone(), b.name.clone()))
+                        .or_default()
+                        .clone();
                     Arc::new(Backend {
                         name: b.name.clone(),
                         addr: b.addr,
@@ -301,10 +329,12 @@ fn build(config: ServicesConfig, states: &mut HashMap<(String, String), Arc<Back
                 })
                 .collect();
             let swrr = Mutex::new(vec![0; backends.len()]);
+            let stats = states.services.entry(svc.name.clone()).or_default().clone();
             Arc::new(Service {
                 config: svc,
                 backends,
                 swrr,
+                stats,
             })
         })
         .collect();

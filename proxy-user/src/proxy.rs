@@ -29,6 +29,7 @@ use hyper_util::{
 use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
 use crate::{
+    access_log::{AccessLog, AccessLogError},
     balance::{BalanceError, Balancer},
     cli::RunArgs,
     config::ConfigError,
@@ -49,6 +50,9 @@ pub enum ProxyInitError {
     /// The cookie keys could not be loaded or created.
     #[error("cookie key: {0}")]
     Keyring(#[from] KeyringError),
+    /// The access log file cannot be opened.
+    #[error(transparent)]
+    AccessLog(#[from] AccessLogError),
 }
 
 /// The sticky reverse proxy. Cheap to share: clone the `Arc`.
@@ -60,16 +64,24 @@ struct Inner {
     balancer: Arc<Balancer>,
     /// Swappable for key rotation while running.
     keyring: arc_swap::ArcSwap<Keyring>,
+    /// One line per request, when enabled.
+    access_log: Option<AccessLog>,
 }
 
 impl Proxy {
     /// A proxy over `services`, signing cookies with `keyring`.
     pub fn new(services: ServicesConfig, keyring: Keyring) -> Arc<Self> {
+        Self::with_access_log(services, keyring, None)
+    }
+
+    /// [`Proxy::new`], writing a line per request to `access_log`.
+    pub fn with_access_log(services: ServicesConfig, keyring: Keyring, access_log: Option<AccessLog>) -> Arc<Self> {
         let balancer = Arc::new(Balancer::new(services));
         Arc::new(Self {
             inner: Arc::new(Inner {
                 balancer,
                 keyring: arc_swap::ArcSwap::from_pointee(keyring),
+                access_log,
             }),
         })
     }
@@ -83,7 +95,8 @@ impl Proxy {
     pub fn from_run_args(args: &RunArgs) -> Result<Arc<Self>, ProxyInitError> {
         let services = services::from_run_args(args)?;
         let keyring = Keyring::from_run_args(args)?;
-        Ok(Self::new(services, keyring))
+        let log = AccessLog::open(args.access_log, args.access_log_file.as_deref())?;
+        Ok(Self::with_access_log(services, keyring, log))
     }
 
     /// Publishes a new service configuration (SIGHUP). Open connections,

@@ -1,11 +1,11 @@
 //! A serializable view of the routing table and backend state, for the
 //! admin API (`GET /services` and the dashboard).
 
-use std::sync::atomic::Ordering;
+use std::{collections::BTreeMap, sync::atomic::Ordering};
 
 use serde::Serialize;
 
-use super::Balancer;
+use super::{Backend, Balancer};
 
 /// One service as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,6 +20,14 @@ pub struct ServiceStatus {
     pub cookie: String,
     /// Backends in configuration order.
     pub backends: Vec<BackendStatus>,
+    /// Requests routed to this service (relayed and answered locally).
+    pub requests: u64,
+    /// Sticky decisions by kind (hit, new, failover, migrated, rejected).
+    pub decisions: BTreeMap<&'static str, u64>,
+    /// Rejected cookies by reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Answers given by the proxy itself (502/503), by status.
+    pub local_responses: BTreeMap<u16, u64>,
 }
 
 /// One backend as the admin API shows it.
@@ -41,37 +49,77 @@ pub struct BackendStatus {
     pub failures: u32,
     /// Whether it takes new sessions now.
     pub available: bool,
+    /// One word for all of the above: `down` (passive back-off or a failed
+    /// health check), `draining`, `failing` (connect failures, not yet
+    /// down) or `healthy`.
+    pub state: &'static str,
+    /// Responses relayed from it.
+    pub requests: u64,
+    /// Responses by status.
+    pub responses: BTreeMap<u16, u64>,
+    /// New sessions started on it.
+    pub sessions: u64,
+    /// Requests its cookie brought back to it.
+    pub sticky_hits: u64,
+    /// Requests that had to leave it.
+    pub failovers: u64,
 }
 
 impl Balancer {
-    /// The current table with live backend state.
+    /// The current table with live backend state and counters.
     pub fn status(&self) -> Vec<ServiceStatus> {
         let table = self.table();
         table
             .services
             .iter()
-            .map(|s| ServiceStatus {
-                name: s.config.name.clone(),
-                host: s.config.rule.host.clone(),
-                path_prefix: s.config.rule.path_prefix.clone(),
-                cookie: s.config.cookie.name.clone(),
-                backends: s
-                    .backends
-                    .iter()
-                    .map(|b| BackendStatus {
-                        name: b.name.clone(),
-                        addr: b.addr.to_string(),
-                        weight: b.weight,
-                        draining: b.state.draining.load(Ordering::Relaxed),
-                        healthy: !b.state.unhealthy.load(Ordering::Relaxed),
-                        down_for_ms: self
-                            .down_for(b)
-                            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-                        failures: b.state.failures.load(Ordering::Relaxed),
-                        available: self.is_available(b),
-                    })
-                    .collect(),
+            .map(|s| {
+                let backends: Vec<BackendStatus> = s.backends.iter().map(|b| self.backend_status(b)).collect();
+                let stats = &s.stats;
+                ServiceStatus {
+                    name: s.config.name.clone(),
+                    host: s.config.rule.host.clone(),
+                    path_prefix: s.config.rule.path_prefix.clone(),
+                    cookie: s.config.cookie.name.clone(),
+                    requests: backends.iter().map(|b| b.requests).sum::<u64>() + stats.local_responses.total(),
+                    decisions: stats.decisions().map(|(d, n)| (d.as_str(), n)).collect(),
+                    rejected: stats.rejections().map(|(r, n)| (r.as_str(), n)).collect(),
+                    local_responses: stats.local_responses.nonzero().collect(),
+                    backends,
+                }
             })
             .collect()
+    }
+
+    fn backend_status(&self, b: &Backend) -> BackendStatus {
+        let draining = b.state.draining.load(Ordering::Relaxed);
+        let healthy = !b.state.unhealthy.load(Ordering::Relaxed);
+        let down_for = self.down_for(b);
+        let failures = b.state.failures.load(Ordering::Relaxed);
+        let state = if down_for.is_some() || !healthy {
+            "down"
+        } else if draining {
+            "draining"
+        } else if failures > 0 {
+            "failing"
+        } else {
+            "healthy"
+        };
+        let st = &b.state.stats;
+        BackendStatus {
+            name: b.name.clone(),
+            addr: b.addr.to_string(),
+            weight: b.weight,
+            draining,
+            healthy,
+            down_for_ms: down_for.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            failures,
+            available: self.is_available(b),
+            state,
+            requests: st.responses.total(),
+            responses: st.responses.nonzero().collect(),
+            sessions: st.sessions.load(Ordering::Relaxed),
+            sticky_hits: st.sticky_hits.load(Ordering::Relaxed),
+            failovers: st.failovers.load(Ordering::Relaxed),
+        }
     }
 }

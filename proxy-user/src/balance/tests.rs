@@ -105,7 +105,8 @@ fn state_survives_swap() {
     let t = bal.table();
     assert!(Service::is_draining(t.services[0].backend("b1").unwrap()));
     assert!(t.services[0].backend("b2").is_none());
-    assert_eq!(lock(&bal.states).len(), 3);
+    assert_eq!(lock(&bal.states).backends.len(), 3);
+    assert_eq!(lock(&bal.states).services.len(), 1);
 }
 
 /// Longest prefix wins; a host rule beats none on a tie.

@@ -7,12 +7,13 @@ use std::{
     cell::RefCell,
     collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Weak},
+    sync::{Arc, Weak, atomic::Ordering},
+    time::{Instant, SystemTime},
 };
 
 use bytes::Bytes;
 use http::{
-    HeaderMap, HeaderValue, Method, Request, Response, StatusCode,
+    HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version,
     header::{CONTENT_TYPE, HOST, SET_COOKIE},
     request::Parts,
 };
@@ -25,9 +26,11 @@ use super::{
     pool,
 };
 use crate::{
+    access_log,
     balance::{Backend, Service},
     cookie::{self, Sticky},
     services::CookieConfig,
+    stats::{Decision, RejectReason},
 };
 
 /// Upstream attempts per request (connect failures and stale connections).
@@ -46,13 +49,91 @@ pub(super) fn plain(status: StatusCode, msg: &'static str) -> Response<ProxyBody
     r
 }
 
-/// Serves one request.
-pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBody> {
+/// What became of one request, for the counters and the access log.
+#[derive(Default)]
+struct Outcome {
+    service: Option<Arc<Service>>,
+    backend: Option<Arc<Backend>>,
+    decision: Option<Decision>,
+}
+
+/// Serves one request, counts it and writes its access log line.
+pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let line = inner.access_log.as_ref().map(|_| RequestLine::of(&req));
+    let mut out = Outcome::default();
+    let resp = forward(inner, ctx, req, &mut out).await;
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    match (&out.service, &out.backend) {
+        (Some(svc), backend) => {
+            svc.stats.latency.observe(elapsed);
+            if let Some(d) = out.decision {
+                svc.stats.decided(d);
+            }
+            match backend {
+                Some(b) => b.state.stats.responses.record(status),
+                None => svc.stats.local_responses.record(status),
+            }
+        }
+        (None, _) => inner.balancer.unrouted.record(status),
+    }
+    if let (Some(log), Some(line)) = (&inner.access_log, line) {
+        log.write(&access_log::Entry {
+            time: access_log::rfc3339(SystemTime::now() - elapsed),
+            client: ctx.peer,
+            method: line.method.as_str(),
+            host: line.host.as_deref(),
+            path: &line.path,
+            protocol: line.protocol,
+            service: out.service.as_ref().map(|s| s.config.name.as_str()),
+            backend: out.backend.as_ref().map(|b| b.name.as_str()),
+            decision: out.decision,
+            status,
+            bytes: http_body::Body::size_hint(resp.body()).exact(),
+            duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+        });
+    }
+    resp
+}
+
+/// The parts of a request head the access log needs, taken before the
+/// request is consumed.
+struct RequestLine {
+    method: Method,
+    host: Option<String>,
+    path: String,
+    protocol: &'static str,
+}
+
+impl RequestLine {
+    fn of(req: &Request<Incoming>) -> Self {
+        Self {
+            method: req.method().clone(),
+            host: request_host(req),
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| req.uri().path().to_owned(), ToString::to_string),
+            protocol: match req.version() {
+                Version::HTTP_09 => "HTTP/0.9",
+                Version::HTTP_10 => "HTTP/1.0",
+                Version::HTTP_2 => "HTTP/2.0",
+                Version::HTTP_3 => "HTTP/3.0",
+                _ => "HTTP/1.1",
+            },
+        }
+    }
+}
+
+/// Routes and forwards one request, noting what it decided in `out`.
+async fn forward(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incoming>, out: &mut Outcome) -> Response<ProxyBody> {
     let table = inner.balancer.table();
     let host = request_host(&req);
     let Some(svc) = table.route(host.as_deref(), req.uri().path()).cloned() else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "no service for this request\n");
     };
+    out.service = Some(svc.clone());
     if svc.backends.is_empty() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "no backend configured\n");
     }
@@ -65,7 +146,8 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
             .get(&X_FORWARDED_PROTO)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
 
-    let (sticky, mut need_cookie) = sticky_backend(inner, &svc, req.headers());
+    let (sticky, decision, mut need_cookie) = sticky_backend(inner, &svc, req.headers());
+    out.decision = Some(decision);
     let mut backend = match sticky
         .or_else(|| ctx.pinned(inner, &svc))
         .or_else(|| inner.balancer.pick(&svc, &[]))
@@ -122,6 +204,10 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
                 Err(err) => {
                     tracing::warn!(service = %svc.config.name, backend = %backend.name, error = %err, "upstream connect failed");
                     inner.balancer.record_failure(&svc, &backend);
+                    backend.state.stats.failovers.fetch_add(1, Ordering::Relaxed);
+                    if matches!(out.decision, Some(Decision::Hit | Decision::Migrated)) {
+                        out.decision = Some(Decision::Failover);
+                    }
                     tried.push(backend.name.clone());
                     let excluded: Vec<&str> = tried.iter().map(String::as_str).collect();
                     // The body was not sent: any request may go elsewhere.
@@ -168,6 +254,12 @@ pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incomi
         attempts = attempt,
         "proxied"
     );
+    if need_cookie {
+        backend.state.stats.sessions.fetch_add(1, Ordering::Relaxed);
+    } else if out.decision == Some(Decision::Hit) {
+        backend.state.stats.sticky_hits.fetch_add(1, Ordering::Relaxed);
+    }
+    out.backend = Some(backend.clone());
     respond(
         inner,
         &svc,
@@ -219,12 +311,12 @@ fn respond(
     resp.map(|body| pool::PooledBody::new(body, back).boxed_unsync())
 }
 
-/// The backend a valid cookie names, if it may serve; and whether a new
-/// cookie must be sent.
-fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<Arc<Backend>>, bool) {
+/// The backend a valid cookie names, if it may serve; how that was
+/// decided; and whether a new cookie must be sent.
+fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<Arc<Backend>>, Decision, bool) {
     let cfg = &svc.config.cookie;
     let Some(value) = cookie::find_cookie(headers, &cfg.name) else {
-        return (None, true);
+        return (None, Decision::New, true);
     };
     let max_age = cfg.max_age.map(|d| d.as_secs());
     let now = cookie::unix_now();
@@ -239,7 +331,11 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
             // that an active session does not expire in the browser.
             Some(b) if inner.balancer.is_up(b) => {
                 let renew = max_age.is_some_and(|max| now.saturating_sub(issued_at) > max / 2);
-                (Some(b.clone()), renew)
+                (Some(b.clone()), Decision::Hit, renew)
+            }
+            Some(b) => {
+                b.state.stats.failovers.fetch_add(1, Ordering::Relaxed);
+                (None, Decision::Failover, true)
             }
             // The task is gone: its slot's replacement takes the session,
             // with a new cookie naming it.
@@ -248,11 +344,11 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
                     .backend_in_slot_of(backend)
                     .filter(|b| inner.balancer.is_available(b))
                     .cloned();
-                (next, true)
+                (next, Decision::Failover, true)
             }
-            _ => (None, true),
+            None => (None, Decision::Failover, true),
         },
-        Err(_) => {
+        Err(err) => {
             // Traefik v1 migration: the plain backend URL, honoured only
             // when it is the address of a backend in the current table.
             let legacy = std::str::from_utf8(value)
@@ -262,7 +358,11 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
                 .and_then(|addr| svc.backend_by_addr(addr))
                 .filter(|b| inner.balancer.is_up(b))
                 .cloned();
-            (legacy, true)
+            if legacy.is_some() {
+                return (legacy, Decision::Migrated, true);
+            }
+            svc.stats.rejected(RejectReason::from(err));
+            (None, Decision::Rejected, true)
         }
     }
 }

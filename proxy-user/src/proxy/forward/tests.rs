@@ -18,6 +18,7 @@ fn inner() -> Inner {
     Inner {
         balancer: Arc::new(Balancer::new(ServicesConfig::single("web", &backends))),
         keyring: arc_swap::ArcSwap::from_pointee(Keyring::from_secrets(&["unit-test-key-unit-test-key"])),
+        access_log: None,
     }
 }
 
@@ -46,8 +47,9 @@ fn sticky_decision() {
             },
         )
         .unwrap();
-    let (b, new) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &value));
+    let (b, decision, new) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &value));
     assert_eq!((b.map(|b| b.name.clone()), new), (Some("b".into()), false));
+    assert_eq!(decision, Decision::Hit);
 
     let unknown = inner
         .keyring
@@ -62,10 +64,11 @@ fn sticky_decision() {
         .unwrap();
     assert!(matches!(
         sticky_backend(&inner, svc, &headers_with_cookie(&name, &unknown)),
-        (None, true)
+        (None, Decision::Failover, true)
     ));
 
-    let (b, new) = sticky_backend(&inner, svc, &headers_with_cookie(&name, "http://192.0.2.1:8000"));
+    let (b, decision, new) = sticky_backend(&inner, svc, &headers_with_cookie(&name, "http://192.0.2.1:8000"));
+    assert_eq!(decision, Decision::Migrated);
     assert_eq!(
         (b.map(|b| b.name.clone()), new),
         (Some("a".into()), true),
@@ -73,9 +76,23 @@ fn sticky_decision() {
     );
     assert!(matches!(
         sticky_backend(&inner, svc, &headers_with_cookie(&name, "http://127.0.0.1:22")),
-        (None, true)
+        (None, Decision::Rejected, true)
     ));
-    assert!(matches!(sticky_backend(&inner, svc, &HeaderMap::new()), (None, true)));
+    assert!(matches!(
+        sticky_backend(&inner, svc, &HeaderMap::new()),
+        (None, Decision::New, true)
+    ));
+    let forged = format!("{}A", &value[..value.len() - 1]);
+    assert!(matches!(
+        sticky_backend(&inner, svc, &headers_with_cookie(&name, &forged)),
+        (None, Decision::Rejected, true)
+    ));
+    let rejected: Vec<_> = svc.stats.rejections().filter(|(_, n)| *n > 0).collect();
+    assert_eq!(
+        rejected,
+        [(RejectReason::Malformed, 1), (RejectReason::Forged, 1)],
+        "the plain URL of no backend is malformed, the edited value forged"
+    );
 
     for _ in 0..svc.config.passive.failures {
         inner.balancer.record_failure(svc, svc.backend("b").unwrap());
@@ -83,7 +100,7 @@ fn sticky_decision() {
     assert!(
         matches!(
             sticky_backend(&inner, svc, &headers_with_cookie(&name, &value)),
-            (None, true)
+            (None, Decision::Failover, true)
         ),
         "b is down"
     );
@@ -127,9 +144,9 @@ fn cookie_renewal() {
             },
         )
         .unwrap();
-    let (b, renew) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &young));
+    let (b, _, renew) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &young));
     assert_eq!((b.map(|b| b.name.clone()), renew), (Some("a".into()), false));
-    let (b, renew) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &old));
+    let (b, _, renew) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &old));
     assert_eq!((b.map(|b| b.name.clone()), renew), (Some("a".into()), true));
 }
 
@@ -224,6 +241,7 @@ fn a_replaced_task_hands_its_sessions_to_its_slot() {
     let inner = Inner {
         balancer: Arc::new(Balancer::new(cfg)),
         keyring: arc_swap::ArcSwap::from_pointee(Keyring::from_secrets(&["unit-test-key-unit-test-key"])),
+        access_log: None,
     };
     let table = inner.balancer.table();
     let svc = &table.services[0];
@@ -233,10 +251,10 @@ fn a_replaced_task_hands_its_sessions_to_its_slot() {
     };
     let value = inner.keyring.load().encode("web", &sticky).unwrap();
     let headers = headers_with_cookie(&svc.config.cookie.name, &value);
-    let (b, new) = sticky_backend(&inner, svc, &headers);
+    let (b, _, new) = sticky_backend(&inner, svc, &headers);
     assert_eq!((b.map(|b| b.name.clone()), new), (Some("newtask.1".into()), true));
 
-    let (b, new) = sticky_backend(&self::inner(), &self::inner().balancer.table().services[0], &headers);
+    let (b, _, new) = sticky_backend(&self::inner(), &self::inner().balancer.table().services[0], &headers);
     assert!(
         b.is_none() && new,
         "without slot affinity a gone backend means a normal pick"
