@@ -1,13 +1,31 @@
-//! The admin listener: health, readiness and a JSON status of the process
-//! (`/api/status`: workers, steering, services; `/api/services`: the
-//! routing table with each backend's state; `/api/discovery`: the Docker
-//! watcher's state, the table's age and label warnings).
+//! The admin listener (`--admin`, default 127.0.0.1:9090): health and
+//! readiness, a JSON API, Prometheus metrics, the dashboard, and write
+//! actions.
 //!
-//! Bound to loopback by default (`--admin 127.0.0.1:9090`). Read-only.
+//! | Path | What |
+//! |---|---|
+//! | `/healthz`, `/readyz` | liveness; readiness (503 while starting or draining) |
+//! | `/api/status` | workers, steering and XDP, services and backends with counters, discovery |
+//! | `/api/services` | the routing table with each backend's state and counters |
+//! | `/api/discovery` | the Docker watcher, the table's age, label warnings |
+//! | `/api/rate` | requests per second over the last five minutes |
+//! | `/metrics` | Prometheus text format |
+//! | `/` | the dashboard (assets embedded in the binary) |
+//! | `POST /api/…` | write actions, see `admin/actions.rs` |
+//!
+//! Health and readiness answer everyone. Other reads answer loopback
+//! clients, clients with the bearer token, or everyone with
+//! `--admin-public-read`. Writes always need the token.
+
+mod actions;
+mod dashboard;
+mod rate;
+mod views;
 
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex, atomic::Ordering},
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -18,14 +36,16 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tracing::{debug, warn};
 
+use self::actions::Credentials;
 use crate::{
-    balance::{Balancer, ServiceStatus},
-    dataplane::Dataplane,
-    sources::Sources,
-    worker::WorkerStats,
+    balance::Balancer, config::AdminAccess, dataplane::Dataplane, sources::Sources, worker::WorkerStats,
 };
 
-/// What the admin API reads.
+/// Re-reads the configuration; `Err` carries why the new one was rejected
+/// (the running one stays).
+pub type ReloadHook = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// What the admin API reads and acts on.
 pub struct AdminState {
     /// The data plane (eBPF maps are read on request).
     pub dataplane: Arc<Mutex<Dataplane>>,
@@ -37,134 +57,129 @@ pub struct AdminState {
     pub balancer: Option<Arc<Balancer>>,
     /// Where services come from (Docker discovery state and warnings).
     pub sources: Option<Arc<Sources>>,
+    /// The reload action.
+    pub reload: Option<ReloadHook>,
+    /// Token and read policy.
+    pub access: AdminAccess,
+    /// When the process started serving.
+    pub started: Instant,
+    rate: rate::RateHistory,
 }
 
-#[derive(Serialize)]
-struct Warning {
-    service: String,
-    warning: String,
+impl AdminState {
+    /// The state of a process about to serve.
+    pub fn new(
+        dataplane: Arc<Mutex<Dataplane>>,
+        workers: Vec<Arc<WorkerStats>>,
+        balancer: Option<Arc<Balancer>>,
+        sources: Option<Arc<Sources>>,
+        reload: Option<ReloadHook>,
+        access: AdminAccess,
+    ) -> Self {
+        Self {
+            dataplane,
+            workers,
+            ready: false.into(),
+            balancer,
+            sources,
+            reload,
+            access,
+            started: Instant::now(),
+            rate: rate::RateHistory::default(),
+        }
+    }
 }
 
-#[derive(Serialize)]
-struct DiscoveryView {
-    #[serde(flatten)]
-    status: crate::discovery::watch::DiscoveryStatus,
-    /// Seconds since the table in force was last confirmed by the engine.
-    table_age_secs: Option<f64>,
-    warnings: Vec<Warning>,
-}
+type Reply = Response<Full<Bytes>>;
 
-fn discovery(state: &AdminState) -> Option<DiscoveryView> {
-    let sources = state.sources.as_ref()?;
-    let status = sources
-        .discovery
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let warnings = sources
-        .warnings
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-        .map(|(service, warning)| Warning {
-            service: service.clone(),
-            warning: warning.clone(),
-        })
-        .collect();
-    Some(DiscoveryView {
-        table_age_secs: status.table_age().map(|d| d.as_secs_f64()),
-        status,
-        warnings,
-    })
-}
-
-#[derive(Serialize)]
-struct WorkerView {
-    index: usize,
-    accepted: u64,
-    open: u64,
-}
-
-#[derive(Serialize)]
-struct Status {
-    pid: u32,
-    version: &'static str,
-    listen: Vec<SocketAddr>,
-    workers: Vec<WorkerView>,
-    dataplane: crate::dataplane::DataplaneStatus,
-    services: Vec<ServiceStatus>,
-    discovery: Option<DiscoveryView>,
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
     );
     r
 }
 
-fn json<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, body: &'static str) -> Reply {
+    reply(status, "text/plain; charset=utf-8", body)
+}
+
+fn json_status<T: Serialize>(status: StatusCode, value: &T) -> Reply {
     match serde_json::to_vec_pretty(value) {
-        Ok(body) => {
-            let mut r = Response::new(Full::new(Bytes::from(body)));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static("application/json"),
+        Ok(body) => reply(status, "application/json", body),
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the answer\n"),
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Reply {
+    json_status(StatusCode::OK, value)
+}
+
+fn route(state: &AdminState, peer: SocketAddr, req: &Request<Incoming>) -> Reply {
+    let path = req.uri().path();
+    let creds = actions::credentials(state, req.headers());
+    let reading = req.method() == Method::GET || req.method() == Method::HEAD;
+    match path {
+        "/healthz" if reading => return text(StatusCode::OK, "ok\n"),
+        "/readyz" if reading && state.ready.load(Ordering::Acquire) => return text(StatusCode::OK, "ready\n"),
+        "/readyz" if reading => return text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        _ => {}
+    }
+    if !reading {
+        return actions::handle(state, req.method(), path, creds);
+    }
+    match creds {
+        Credentials::Invalid => return actions::unauthorized("wrong token\n"),
+        Credentials::None if !peer.ip().is_loopback() && !state.access.public_read => {
+            return actions::unauthorized(
+                "the admin API answers loopback only; send the bearer token or start with --admin-public-read\n",
             );
-            r
         }
-        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode status\n"),
+        Credentials::None | Credentials::Valid => {}
+    }
+    match path {
+        "/api/status" => json(&views::status(state)),
+        "/api/services" => json(&views::services(state)),
+        "/api/discovery" => json(&views::discovery(state)),
+        "/api/rate" => json(&state.rate.points()),
+        "/metrics" => match views::scrape(state).encode() {
+            Ok(body) => reply(StatusCode::OK, crate::metrics::CONTENT_TYPE, body),
+            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n"),
+        },
+        _ => match dashboard::asset(path) {
+            Some(asset) => {
+                let mut r = reply(StatusCode::OK, asset.content_type, Bytes::from_static(asset.body));
+                dashboard::secure_headers(r.headers_mut());
+                r
+            }
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
     }
 }
 
-fn status(state: &AdminState) -> Status {
-    let (listen, dataplane) = match state.dataplane.lock() {
-        Ok(dp) => (dp.listen.clone(), dp.status()),
-        Err(poisoned) => {
-            let dp = poisoned.into_inner();
-            (dp.listen.clone(), dp.status())
-        }
-    };
-    Status {
-        pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION"),
-        listen,
-        workers: state
-            .workers
-            .iter()
-            .enumerate()
-            .map(|(index, w)| WorkerView {
-                index,
-                accepted: w.accepted.load(Ordering::Relaxed),
-                open: w.open.load(Ordering::Relaxed),
-            })
-            .collect(),
-        dataplane,
-        services: state.balancer.as_ref().map(|b| b.status()).unwrap_or_default(),
-        discovery: discovery(state),
-    }
-}
-
-fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "read-only endpoint\n");
-    }
-    match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if state.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
-        "/api/status" => json(&status(state)),
-        "/api/discovery" => json(&discovery(state)),
-        "/api/services" => json(&state.balancer.as_ref().map(|b| b.status()).unwrap_or_default()),
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+/// Samples the request total for the dashboard's chart, once a second.
+async fn sample_rate(state: Arc<AdminState>) {
+    let mut tick = tokio::time::interval(rate::PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = Instant::now();
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        state
+            .rate
+            .record(crate::cookie::unix_now(), views::total_requests(&state), now - last);
+        last = now;
     }
 }
 
 /// Serves the admin API on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AdminState>) {
+    tokio::spawn(sample_rate(state.clone()));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(pair) => pair,
@@ -177,10 +192,12 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AdminState>) {
         let state = state.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let resp = route(&state, &req);
+                let resp = route(&state, peer, &req);
                 async move { Ok::<_, std::convert::Infallible>(resp) }
             });
             if let Err(err) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), svc)
                 .await
             {

@@ -22,7 +22,7 @@ use tokio::{
 use tracing::{info, warn};
 
 use crate::{
-    admin::{self, AdminState},
+    admin::{self, AdminState, ReloadHook},
     config::Config,
     dataplane::{Active, Dataplane},
     worker::{ConnectionHandler, Shutdown, StopPolicy, Worker, WorkerSpec, WorkerStats},
@@ -34,8 +34,8 @@ const HANDOVER_LINGER: Duration = Duration::from_millis(300);
 
 /// What the caller plugs into the main runtime.
 pub struct Hooks {
-    /// Called on SIGHUP.
-    pub reload: Box<dyn Fn() + Send>,
+    /// Called on SIGHUP and by the admin API's reload action.
+    pub reload: Option<ReloadHook>,
     /// Called once inside the main runtime, after the workers started
     /// (background tasks such as health checks are spawned here).
     pub on_start: Box<dyn FnOnce() + Send>,
@@ -89,13 +89,14 @@ pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -
         };
         workers.push(Worker::spawn(spec, stop.clone(), policy).context("start a worker")?);
     }
-    let state = Arc::new(AdminState {
-        dataplane: dataplane.clone(),
-        workers: stats,
-        ready: false.into(),
+    let state = Arc::new(AdminState::new(
+        dataplane.clone(),
+        stats,
         balancer,
         sources,
-    });
+        reload.clone(),
+        config.admin_access.clone(),
+    ));
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -118,7 +119,9 @@ pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -
                 _ = int.recv() => break,
                 _ = hup.recv() => {
                     info!("SIGHUP: reloading the configuration");
-                    reload();
+                    if let Some(Err(err)) = reload.as_ref().map(|r| r()) {
+                        tracing::error!("reload rejected, keeping the running configuration: {err}");
+                    }
                 }
             }
         }

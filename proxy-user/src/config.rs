@@ -92,6 +92,61 @@ pub struct DataplaneConfig {
     pub bpffs: PathBuf,
 }
 
+/// Who may use the admin API.
+#[derive(Clone, Default)]
+pub struct AdminAccess {
+    /// Bearer token for write actions (and for reads from off-host);
+    /// `None` disables write actions.
+    pub token: Option<String>,
+    /// Read endpoints answer any client, not only loopback.
+    pub public_read: bool,
+}
+
+impl std::fmt::Debug for AdminAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAccess")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("public_read", &self.public_read)
+            .finish()
+    }
+}
+
+/// Shortest admin token accepted: a guessable token is worse than none.
+pub const MIN_ADMIN_TOKEN: usize = 16;
+
+impl AdminAccess {
+    /// Reads `--admin-token-file` (whitespace around the token is ignored).
+    ///
+    /// # Errors
+    /// When the file cannot be read or the token is shorter than
+    /// [`MIN_ADMIN_TOKEN`] characters.
+    pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
+        let token = match &args.admin_token_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::field("--admin-token-file", format!("cannot read {}: {e}", path.display()))
+                })?;
+                let token = text.trim();
+                if token.len() < MIN_ADMIN_TOKEN || token.chars().any(char::is_whitespace) {
+                    return Err(ConfigError::field(
+                        "--admin-token-file",
+                        format!(
+                            "{} must hold one token of at least {MIN_ADMIN_TOKEN} characters without spaces (e.g. `openssl rand -hex 32`)",
+                            path.display()
+                        ),
+                    ));
+                }
+                Some(token.to_owned())
+            }
+        };
+        Ok(Self {
+            token,
+            public_read: args.admin_public_read,
+        })
+    }
+}
+
 /// The validated configuration of `swarm-sticky run`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -99,6 +154,8 @@ pub struct Config {
     pub dataplane: DataplaneConfig,
     /// Admin listener address.
     pub admin: SocketAddr,
+    /// Admin API access.
+    pub admin_access: AdminAccess,
     /// State directory (generated cookie key, …).
     pub state_dir: PathBuf,
     /// Grace period for in-flight requests on SIGTERM.
@@ -128,6 +185,7 @@ impl Config {
         Ok(Self {
             dataplane,
             admin: args.admin,
+            admin_access: AdminAccess::from_run_args(args)?,
             state_dir: args.state_dir.clone(),
             grace_period: Duration::from_secs(args.grace_period),
             max_connections: args.max_connections,
