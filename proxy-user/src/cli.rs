@@ -1,4 +1,4 @@
-//! The command line: `swarm-sticky run | demo | whoami`.
+//! The command line: `swarm-sticky run | demo | whoami | cookie decode | check-config`.
 //!
 //! Every flag of `run` also reads a `SWARM_STICKY_*` environment variable
 //! (listed in `--help`); repeatable flags take a comma-separated list there.
@@ -7,6 +7,8 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use crate::access_log::AccessLogFormat;
 
 /// Sticky sessions for Docker Swarm.
 #[derive(Debug, Parser)]
@@ -26,6 +28,77 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the built-in whoami backend (`I'm <name>` and the request).
     Whoami(WhoamiArgs),
+    /// Inspect sticky cookies (support work).
+    #[command(subcommand)]
+    Cookie(CookieCommand),
+    /// Validate a configuration file and print what it would do.
+    CheckConfig(CheckConfigArgs),
+}
+
+/// `swarm-sticky cookie …`.
+#[derive(Debug, Subcommand)]
+pub enum CookieCommand {
+    /// Print what a cookie says: service, backend identity, issued-at, and
+    /// whether it is valid (or why not), using the configured key.
+    Decode(CookieDecodeArgs),
+}
+
+/// Flags of `swarm-sticky cookie decode`.
+#[derive(Debug, Args)]
+pub struct CookieDecodeArgs {
+    /// The cookie: its value, or `name=value` as in a Cookie header.
+    #[arg(value_name = "VALUE")]
+    pub value: String,
+
+    /// The service the cookie belongs to (default: every service of the
+    /// configuration is tried, and the cookie name picks when given).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+
+    /// Configuration file (services, cookie names and Max-Age).
+    #[arg(long, value_name = "FILE", env = "SWARM_STICKY_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Static backends as given to `run` (they name the default service).
+    #[arg(long = "backend", value_name = "NAME=URL", env = "SWARM_STICKY_BACKEND", value_delimiter = ',')]
+    pub backends: Vec<String>,
+
+    /// Cookie name as given to `run`.
+    #[arg(long, value_name = "NAME", env = "SWARM_STICKY_COOKIE_NAME")]
+    pub cookie_name: Option<String>,
+
+    /// File with the cookie key(s), as given to `run`.
+    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_COOKIE_KEY_FILE")]
+    pub cookie_key_file: Option<PathBuf>,
+
+    /// State directory holding the generated key, as given to `run`.
+    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_STATE_DIR", default_value = "/var/lib/swarm-sticky")]
+    pub state_dir: PathBuf,
+
+    /// Use the key derived from the swarm's manager join token (as `run
+    /// --docker` does without a key file).
+    #[arg(long, env = "SWARM_STICKY_DOCKER")]
+    pub docker: bool,
+
+    /// The Docker API to read the join token from.
+    #[arg(long, value_name = "URL", env = "SWARM_STICKY_DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
+    pub docker_host: String,
+
+    /// Reject cookies older than this many seconds (default: the service's Max-Age).
+    #[arg(long, value_name = "SECS")]
+    pub max_age: Option<u64>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `swarm-sticky check-config`.
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The TOML configuration file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// How new connections reach the workers.
@@ -166,6 +239,25 @@ pub struct RunArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, env = "SWARM_STICKY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Access log: one line per request (off, json, common).
+    #[arg(long, value_enum, env = "SWARM_STICKY_ACCESS_LOG", default_value = "off")]
+    pub access_log: AccessLogFormat,
+
+    /// Append the access log to this file instead of stdout.
+    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_ACCESS_LOG_FILE")]
+    pub access_log_file: Option<PathBuf>,
+
+    /// File holding the bearer token for the admin API's write actions
+    /// (drain, undrain, reload). Without it they are disabled.
+    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Let the admin API's read endpoints and dashboard answer clients
+    /// other than loopback (by default they answer loopback only, or a
+    /// client with the bearer token).
+    #[arg(long, env = "SWARM_STICKY_ADMIN_PUBLIC_READ")]
+    pub admin_public_read: bool,
 }
 
 /// Flags of `swarm-sticky demo`.

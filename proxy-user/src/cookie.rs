@@ -169,6 +169,58 @@ impl Keyring {
     }
 }
 
+/// The fields of a cookie value read without verifying its signature:
+/// for support tools only, never for routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unverified {
+    /// The backend identity it claims.
+    pub backend: String,
+    /// When it claims to have been issued (Unix seconds).
+    pub issued_at: u64,
+    /// The id of the key it claims to be signed with.
+    pub key_id: [u8; 4],
+}
+
+/// Reads a cookie value's fields without checking the signature.
+///
+/// # Errors
+/// When the value is not structurally a cookie of this format.
+pub fn peek(value: &[u8]) -> Result<Unverified, CookieError> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(CookieError::TooLong);
+    }
+    let raw = URL_SAFE_NO_PAD.decode(value).map_err(|_| CookieError::Base64)?;
+    if raw.len() < FIXED + 1 {
+        return Err(CookieError::Malformed);
+    }
+    if raw[0] != VERSION {
+        return Err(CookieError::Version(raw[0]));
+    }
+    let len = usize::from(raw[1]);
+    if raw.len() != FIXED + len {
+        return Err(CookieError::Malformed);
+    }
+    let backend = std::str::from_utf8(&raw[2..2 + len])
+        .map_err(|_| CookieError::Identity)?
+        .to_owned();
+    let mut ts = [0u8; 8];
+    ts.copy_from_slice(&raw[2 + len..2 + len + 8]);
+    let mut key_id = [0u8; 4];
+    key_id.copy_from_slice(&raw[2 + len + 8..2 + len + 12]);
+    Ok(Unverified {
+        backend,
+        issued_at: u64::from_be_bytes(ts),
+        key_id,
+    })
+}
+
+impl Keyring {
+    /// The ids of the keys, the signing key first (for support tools).
+    pub fn key_ids(&self) -> Vec<[u8; 4]> {
+        self.ids()
+    }
+}
+
 /// One HMAC key with its 4-byte id (the first bytes of SHA-256 of the key).
 #[derive(Clone)]
 pub(crate) struct Key {

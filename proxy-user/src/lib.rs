@@ -15,6 +15,7 @@
 //! * [`demo`]: the built-in whoami backend and the demo helpers.
 //! * [`app`]: wires the parts together and runs until a signal.
 
+pub mod access_log;
 pub mod admin;
 pub mod app;
 pub mod balance;
@@ -24,8 +25,11 @@ pub mod cookie;
 pub mod dataplane;
 pub mod demo;
 pub mod discovery;
+pub mod inspect;
+pub mod metrics;
 pub mod netns;
 pub mod proxy;
 pub mod services;
 pub mod sources;
+pub mod stats;
 pub mod worker;

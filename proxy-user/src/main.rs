@@ -3,16 +3,16 @@
 //! Exit status: 0 after a clean drain, 64 for an invalid configuration
 //! (nothing was bound), 1 for a failure to start or run.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use proxy_user::{
     app::{self, Hooks},
-    cli::{Cli, Command, DemoArgs, LogFormat, RunArgs, Steering, WhoamiArgs},
+    cli::{Cli, Command, CookieCommand, CookieDecodeArgs, DemoArgs, LogFormat, RunArgs, Steering, WhoamiArgs},
     config::{Config, DataplaneConfig, EXIT_CONFIG, default_workers},
     cookie::Keyring,
-    demo,
+    demo, inspect,
     proxy::{Proxy, ProxyInitError},
     services,
 };
@@ -40,6 +40,44 @@ fn main() -> ExitCode {
             init_logging(LogFormat::Text);
             report(whoami(&args))
         }
+        Command::Cookie(CookieCommand::Decode(args)) => cookie_decode(&args),
+        Command::CheckConfig(args) => check_config(&args.file),
+    }
+}
+
+/// `swarm-sticky cookie decode`: exit 0 when the cookie is valid, 1 when it
+/// is not, 64 when the configuration is invalid.
+fn cookie_decode(args: &CookieDecodeArgs) -> ExitCode {
+    match inspect::decode_cookie(args) {
+        Ok(report) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                println!("{report}");
+            }
+            if report.valid { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(inspect::InspectError::Config(err)) => config_error(err),
+        Err(err) => {
+            eprintln!("swarm-sticky: {err}");
+            ExitCode::from(EXIT_CONFIG as u8)
+        }
+    }
+}
+
+/// `swarm-sticky check-config FILE`: exit 0 and a description when valid,
+/// 64 and the offending field when not.
+fn check_config(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(err) => return config_error(format!("cannot read {}: {err}", file.display())),
+    };
+    match services::ServicesConfig::from_toml_str(&text) {
+        Ok(cfg) => {
+            print!("{}", inspect::describe(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(err) => config_error(err),
     }
 }
 
@@ -76,10 +114,11 @@ fn run(args: Box<RunArgs>) -> ExitCode {
     let hooks = Hooks {
         // SIGHUP: re-read --config (and the flags); an invalid file is
         // rejected and the running configuration stays.
-        reload: Box::new(move || match services::from_run_args(&args) {
-            Ok(services) => reloading.set_base(services),
-            Err(err) => tracing::error!("reload rejected, keeping the running configuration: {err}"),
-        }),
+        reload: Some(Arc::new(move || {
+            let services = services::from_run_args(&args).map_err(|e| e.to_string())?;
+            reloading.set_base(services);
+            Ok(())
+        })),
         on_start: Box::new(move || {
             checking.spawn_health_checks();
             if let Some((host, resync)) = docker {
@@ -154,6 +193,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             bpffs: "/sys/fs/bpf".into(),
         },
         admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        admin_access: proxy_user::config::AdminAccess::default(),
         state_dir: std::env::temp_dir(),
         grace_period: Duration::from_secs(5),
         max_connections: 25_000,
@@ -161,7 +201,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let proxy = Proxy::new(services, Keyring::random());
     let hooks = Hooks {
-        reload: Box::new(|| {}),
+        reload: None,
         on_start: Box::new(|| {}),
         balancer: Some(proxy.balancer().clone()),
         sources: None,

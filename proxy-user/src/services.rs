@@ -230,11 +230,31 @@ pub fn default_cookie_name(service: &str) -> String {
 /// # Errors
 /// The first invalid field, named (`--backend[2]: …`, `services[0].rule: …`).
 pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
-    let mut cfg = match &args.config {
+    from_flags(
+        args.config.as_deref(),
+        &args.backends,
+        args.cookie_name.as_deref(),
+        args.docker,
+    )
+}
+
+/// [`from_run_args`] from the individual flags (`--config`, `--backend`,
+/// `--cookie-name`, `--docker`), for subcommands that read the same
+/// configuration as `run`.
+///
+/// # Errors
+/// The first invalid field, named.
+pub fn from_flags(
+    config: Option<&std::path::Path>,
+    static_backends: &[String],
+    cookie_name: Option<&str>,
+    docker: bool,
+) -> Result<ServicesConfig, ConfigError> {
+    let mut cfg = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ConfigError::field("--config", format!("cannot read {}: {e}", path.display())))?;
-            file::parse(&text, args.cookie_name.as_deref())?
+            file::parse(&text, cookie_name)?
         }
         None => ServicesConfig {
             services: Vec::new(),
@@ -242,9 +262,9 @@ pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
             limits: Limits::default(),
         },
     };
-    if !args.backends.is_empty() {
+    if !static_backends.is_empty() {
         let mut backends = Vec::new();
-        for (i, spec) in args.backends.iter().enumerate() {
+        for (i, spec) in static_backends.iter().enumerate() {
             let field = format!("--backend[{i}]");
             let (name, url) = spec
                 .split_once('=')
@@ -259,8 +279,8 @@ pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
             });
         }
         let mut cookie = CookieConfig::for_service(CLI_SERVICE);
-        if let Some(name) = &args.cookie_name {
-            cookie.name.clone_from(name);
+        if let Some(name) = cookie_name {
+            name.clone_into(&mut cookie.name);
         }
         cfg.services.push(ServiceConfig {
             name: CLI_SERVICE.to_owned(),
@@ -275,7 +295,7 @@ pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
             slot_affinity: false,
         });
     }
-    validate(&cfg, args.cookie_name.is_some(), args.docker)?;
+    validate(&cfg, cookie_name.is_some(), docker)?;
     Ok(cfg)
 }
 

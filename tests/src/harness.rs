@@ -9,6 +9,7 @@
 #[cfg(test)]
 pub mod backend;
 pub mod client;
+pub mod instance;
 pub mod netns;
 pub mod process;
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! Unprivileged end-to-end tests of the L7 sticky proxy: whoami backends
 //! and a proxy on real workers, all on 127.0.0.1:0, with real HTTP clients.
 
+mod admin;
 mod demo;
 mod failover;
 mod http;
 mod sticky;
+mod support;

@@ -177,6 +177,10 @@ impl Keyring {
         self.keys.is_empty()
     }
 
+    pub(super) fn ids(&self) -> Vec<[u8; 4]> {
+        self.keys.iter().map(|k| k.id).collect()
+    }
+
     pub(super) fn signing_key(&self) -> &Key {
         &self.keys[0]
     }

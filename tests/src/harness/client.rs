@@ -31,11 +31,25 @@ pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
 /// # Errors
 /// Any I/O error, or a response that is not HTTP.
 pub fn get_with(addr: SocketAddr, path: &str, cookie: Option<&str>) -> std::io::Result<Response> {
+    match cookie {
+        Some(c) => request(addr, "GET", path, &[("Cookie", c)]),
+        None => request(addr, "GET", path, &[]),
+    }
+}
+
+/// `method path` with extra headers and no body, on a fresh connection.
+///
+/// # Errors
+/// Any I/O error, or a response that is not HTTP.
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let cookie = cookie.map(|c| format!("Cookie: {c}\r\n")).unwrap_or_default();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let length = if method == "GET" { "" } else { "Content-Length: 0\r\n" };
     // One write: a server may answer (and close) after the first segment.
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\n{cookie}Connection: close\r\n\r\n").as_bytes())?;
+    s.write_all(
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{extra}{length}Connection: close\r\n\r\n").as_bytes(),
+    )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     parse(&raw)
@@ -59,6 +73,14 @@ fn parse(raw: &[u8]) -> std::io::Result<Response> {
 }
 
 impl Response {
+    /// The value of the first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
     /// The `name=value` part of the first `Set-Cookie` header.
     pub fn set_cookie(&self) -> Option<String> {
         let line = self

@@ -1,0 +1,217 @@
+//! The admin API of a running `swarm-sticky run` with static backends:
+//! its JSON and metrics follow the traffic, a drain shows up and takes
+//! effect, write actions need the token, and reload works from the API.
+
+use std::time::Duration;
+
+use crate::harness::{
+    backend::Whoami,
+    client::{self, Response},
+    instance::{Instance, wait_until},
+};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+fn backend_flags(backends: &[&Whoami]) -> Vec<String> {
+    backends
+        .iter()
+        .flat_map(|b| ["--backend".to_owned(), format!("{}=http://{}", b.name, b.addr)])
+        .collect()
+}
+
+fn token_file(dir: &std::path::Path) -> String {
+    let path = dir.join("admin.token");
+    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
+    path.display().to_string()
+}
+
+fn post(i: &Instance, path: &str, token: Option<&str>) -> Response {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    client::request(i.admin, "POST", path, &headers).unwrap()
+}
+
+fn backend<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["services"][0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name)
+        .unwrap_or_else(|| panic!("no backend {name} in {status}"))
+}
+
+/// Counters in `/api/status` and `/metrics` match the requests sent (new
+/// sessions, sticky hits, a forged cookie); draining one backend shows in
+/// both, moves new sessions away from it and keeps its pinned client.
+#[test]
+fn api_and_metrics_follow_traffic_and_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w1, w2) = (Whoami::start("w1"), Whoami::start("w2"));
+    let mut args = backend_flags(&[&w1, &w2]);
+    args.extend(["--admin-token-file".to_owned(), token_file(dir.path())]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let i = Instance::start(dir.path(), &args);
+    assert_eq!(i.admin_get("/readyz").status, 200);
+
+    let fresh: Vec<Response> = (0..10).map(|_| client::get(i.listen, "/").unwrap()).collect();
+    assert!(fresh.iter().all(|r| r.status == 200));
+    let on_w1 = fresh.iter().find(|r| r.whoami().as_deref() == Some("w1")).unwrap();
+    let cookie = on_w1.set_cookie().unwrap();
+    for _ in 0..5 {
+        let r = client::get_with(i.listen, "/", Some(&cookie)).unwrap();
+        assert_eq!(r.whoami().as_deref(), Some("w1"));
+    }
+    let (name, value) = cookie.split_once('=').unwrap();
+    // One character in the middle changed: still base64 of the right
+    // length, so it is a forgery rather than garbage.
+    let mid = value.len() / 2;
+    let swapped = if &value[mid..=mid] == "A" { "B" } else { "A" };
+    let forged = format!("{name}={}{swapped}{}", &value[..mid], &value[mid + 1..]);
+    assert_eq!(client::get_with(i.listen, "/", Some(&forged)).unwrap().status, 200);
+
+    let st = i.admin_json("/api/status");
+    let svc = &st["services"][0];
+    assert_eq!(svc["requests"], 16, "{svc}");
+    assert_eq!(svc["decisions"]["new"], 10, "{svc}");
+    assert_eq!(svc["decisions"]["hit"], 5, "{svc}");
+    assert_eq!(svc["decisions"]["rejected"], 1, "{svc}");
+    assert_eq!(svc["rejected"]["forged"], 1, "{svc}");
+    let (b1, b2) = (backend(&st, "w1"), backend(&st, "w2"));
+    assert_eq!(b1["sticky_hits"], 5);
+    assert_eq!(
+        b1["sessions"].as_u64().unwrap() + b2["sessions"].as_u64().unwrap(),
+        11,
+        "ten new sessions and one after the forged cookie"
+    );
+    assert_eq!(b1["state"], "healthy");
+    let accepted: u64 = st["workers"].as_array().unwrap().iter().map(|w| w["accepted"].as_u64().unwrap()).sum();
+    assert_eq!(accepted, 16, "one connection per request");
+    assert_eq!(st["access"]["writes"], true);
+
+    let w1_requests = b1["requests"].as_f64().unwrap();
+    let series = r#"swarm_sticky_requests_total{service="default",backend="w1",code="200"}"#;
+    assert_eq!(i.metric(series), Some(w1_requests));
+    assert_eq!(
+        i.metric(r#"swarm_sticky_request_duration_seconds_count{service="default"}"#),
+        Some(16.0)
+    );
+    assert_eq!(
+        i.metric(r#"swarm_sticky_sticky_decisions_total{service="default",decision="hit"}"#),
+        Some(5.0)
+    );
+    assert_eq!(
+        i.metric(r#"swarm_sticky_cookies_rejected_total{service="default",reason="forged"}"#),
+        Some(1.0)
+    );
+    let metrics = i.admin_get("/metrics");
+    assert!(
+        metrics.header("content-type").is_some_and(|c| c.starts_with("text/plain; version=0.0.4")),
+        "{}",
+        metrics.head
+    );
+
+    // More traffic moves the numbers.
+    for _ in 0..4 {
+        client::get_with(i.listen, "/", Some(&cookie)).unwrap();
+    }
+    assert_eq!(i.metric(series), Some(w1_requests + 4.0));
+
+    // Drain w1.
+    let r = post(&i, "/api/services/default/backends/w1/drain", Some(TOKEN));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let st = i.admin_json("/api/services");
+    let b1 = st[0]["backends"].as_array().unwrap().iter().find(|b| b["name"] == "w1").unwrap();
+    assert_eq!((b1["state"].as_str(), b1["draining"].as_bool()), (Some("draining"), Some(true)));
+    assert_eq!(
+        i.metric(r#"swarm_sticky_backend_state{service="default",backend="w1",state="draining"}"#),
+        Some(1.0)
+    );
+    for _ in 0..6 {
+        assert_eq!(client::get(i.listen, "/").unwrap().whoami().as_deref(), Some("w2"));
+    }
+    let pinned = client::get_with(i.listen, "/", Some(&cookie)).unwrap();
+    assert_eq!(pinned.whoami().as_deref(), Some("w1"), "a pinned session stays");
+    assert!(pinned.set_cookie().is_none());
+
+    let r = post(&i, "/api/services/default/backends/w1/undrain", Some(TOKEN));
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_until("w1 healthy again", Duration::from_secs(5), || {
+        backend(&i.admin_json("/api/status"), "w1")["state"] == "healthy"
+    });
+    let r = post(&i, "/api/services/default/backends/nope/drain", Some(TOKEN));
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+/// Without a token file write actions are disabled (403); with one, no
+/// token or a wrong one gets 401 with a Bearer challenge, the right one
+/// 200. Reads from loopback need no token, but a wrong token is refused.
+#[test]
+fn writes_need_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = Whoami::start("w1");
+    let flags = backend_flags(&[&w1]);
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let open = Instance::start(dir.path(), &args);
+    let r = post(&open, "/api/services/default/backends/w1/drain", Some(TOKEN));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("--admin-token-file"), "{}", r.body);
+    assert_eq!(open.admin_json("/api/status")["access"]["writes"], false);
+    drop(open);
+
+    let mut flags = backend_flags(&[&w1]);
+    flags.extend(["--admin-token-file".to_owned(), token_file(dir.path())]);
+    let args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let i = Instance::start(dir.path(), &args);
+    let drain = "/api/services/default/backends/w1/drain";
+    let r = post(&i, drain, None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")), "{}", r.head);
+    assert_eq!(post(&i, drain, Some("not-the-token-at-all")).status, 401);
+    assert_eq!(backend(&i.admin_json("/api/status"), "w1")["draining"], false, "a refused drain did nothing");
+    assert_eq!(post(&i, drain, Some(TOKEN)).status, 200);
+    assert_eq!(backend(&i.admin_json("/api/status"), "w1")["draining"], true);
+
+    let bad = client::request(i.admin, "GET", "/api/status", &[("Authorization", "Bearer wrong")]).unwrap();
+    assert_eq!(bad.status, 401);
+    let good = client::request(i.admin, "GET", "/api/status", &[("Authorization", &format!("Bearer {TOKEN}"))]).unwrap();
+    assert_eq!(good.status, 200);
+}
+
+/// `POST /api/reload` re-reads `--config`: a new backend appears; an
+/// invalid file is refused with 422 and the running table stays.
+#[test]
+fn reload_from_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w1, w2) = (Whoami::start("w1"), Whoami::start("w2"));
+    let config = dir.path().join("services.toml");
+    let write = |backends: &[&Whoami]| {
+        let mut text = String::from("[[services]]\nname = \"web\"\n");
+        for b in backends {
+            text.push_str(&format!("[[services.backends]]\nname = \"{}\"\nurl = \"http://{}\"\n", b.name, b.addr));
+        }
+        std::fs::write(&config, text).unwrap();
+    };
+    write(&[&w1]);
+    let token = token_file(dir.path());
+    let config_arg = config.display().to_string();
+    let i = Instance::start(dir.path(), &["--config", &config_arg, "--admin-token-file", &token]);
+    let names = || -> Vec<String> {
+        i.admin_json("/api/services")[0]["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(), ["w1"]);
+    write(&[&w1, &w2]);
+    let r = post(&i, "/api/reload", Some(TOKEN));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(names(), ["w1", "w2"]);
+
+    std::fs::write(&config, "[[services]]\nname = \"web\"\n").unwrap();
+    let r = post(&i, "/api/reload", Some(TOKEN));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("services[0]"), "the error names the field: {}", r.body);
+    assert_eq!(names(), ["w1", "w2"], "the running table stays");
+}
