@@ -8,6 +8,8 @@
 
 #[cfg(test)]
 pub mod backend;
+#[cfg(test)]
+pub mod browser;
 pub mod client;
 pub mod instance;
 pub mod netns;

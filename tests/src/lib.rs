@@ -1,7 +1,8 @@
 //! Integration tests for swarm-sticky, in three tiers (see `README.md`):
 //!
 //! * unprivileged end-to-end tests of the L7 proxy, run by a plain
-//!   `cargo test`: `l7`;
+//!   `cargo test`: `l7`, and the dashboard in headless Chromium:
+//!   `dashboard`;
 //! * privileged tests (`#[ignore]`d; root, one fresh network namespace
 //!   each) for the eBPF data path: `l4`;
 //! * tests against a real Docker engine in swarm mode: `swarm`.
@@ -11,6 +12,8 @@
 
 pub mod harness;
 
+#[cfg(test)]
+mod dashboard;
 #[cfg(test)]
 mod l4;
 #[cfg(test)]

@@ -7,13 +7,15 @@ use anyhow::{Context as _, bail};
 use crate::{cmd, setup};
 
 /// Debian packages whose commands the privileged and swarm tests use.
-const TEST_PACKAGES: [(&str, &str); 6] = [
+const TEST_PACKAGES: [(&str, &str); 7] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("setpriv", "util-linux"),
     ("iptables", "iptables"),
     ("curl", "curl"),
     ("dockerd", "docker.io"),
+    // The dashboard test drives a real headless browser.
+    ("chromium", "chromium"),
 ];
 
 /// Target of the static binary in the swarm tests' `FROM scratch` image.
@@ -99,7 +101,7 @@ fn ensure_test_packages() -> anyhow::Result<()> {
     }
     if !cmd::is_root() || !cmd::on_path("apt-get") {
         println!(
-            "missing commands for the privileged tests (packages {}); they will fail with the reason",
+            "missing commands for some tests (packages {}); those tests will fail with the reason",
             missing.join(" ")
         );
         return Ok(());
