@@ -37,9 +37,7 @@ use serde::Serialize;
 use tracing::{debug, warn};
 
 use self::actions::Credentials;
-use crate::{
-    balance::Balancer, config::AdminAccess, dataplane::Dataplane, sources::Sources, worker::WorkerStats,
-};
+use crate::{balance::Balancer, config::AdminAccess, dataplane::Dataplane, sources::Sources, worker::WorkerStats};
 
 /// Re-reads the configuration; `Err` carries why the new one was rejected
 /// (the running one stays).

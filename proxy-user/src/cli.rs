@@ -60,7 +60,12 @@ pub struct CookieDecodeArgs {
     pub config: Option<PathBuf>,
 
     /// Static backends as given to `run` (they name the default service).
-    #[arg(long = "backend", value_name = "NAME=URL", env = "SWARM_STICKY_BACKEND", value_delimiter = ',')]
+    #[arg(
+        long = "backend",
+        value_name = "NAME=URL",
+        env = "SWARM_STICKY_BACKEND",
+        value_delimiter = ','
+    )]
     pub backends: Vec<String>,
 
     /// Cookie name as given to `run`.
@@ -72,7 +77,12 @@ pub struct CookieDecodeArgs {
     pub cookie_key_file: Option<PathBuf>,
 
     /// State directory holding the generated key, as given to `run`.
-    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_STATE_DIR", default_value = "/var/lib/swarm-sticky")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SWARM_STICKY_STATE_DIR",
+        default_value = "/var/lib/swarm-sticky"
+    )]
     pub state_dir: PathBuf,
 
     /// Use the key derived from the swarm's manager join token (as `run
@@ -81,7 +91,12 @@ pub struct CookieDecodeArgs {
     pub docker: bool,
 
     /// The Docker API to read the join token from.
-    #[arg(long, value_name = "URL", env = "SWARM_STICKY_DOCKER_HOST", default_value = "unix:///var/run/docker.sock")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SWARM_STICKY_DOCKER_HOST",
+        default_value = "unix:///var/run/docker.sock"
+    )]
     pub docker_host: String,
 
     /// Reject cookies older than this many seconds (default: the service's Max-Age).

@@ -30,9 +30,7 @@ pub enum InspectError {
     #[error("cluster key: {0}")]
     ClusterKey(String),
     /// Nothing says which service the cookie belongs to.
-    #[error(
-        "no service to check the cookie against: name it with --service, or give --config/--backend as for `run`"
-    )]
+    #[error("no service to check the cookie against: name it with --service, or give --config/--backend as for `run`")]
     NoService,
 }
 
@@ -225,7 +223,11 @@ fn keyring(args: &CookieDecodeArgs) -> Result<Keyring, InspectError> {
 pub fn describe(cfg: &ServicesConfig) -> String {
     let mut out = String::new();
     let n = cfg.services.len();
-    let _ = writeln!(out, "configuration is valid: {n} service{}", if n == 1 { "" } else { "s" });
+    let _ = writeln!(
+        out,
+        "configuration is valid: {n} service{}",
+        if n == 1 { "" } else { "s" }
+    );
     for svc in &cfg.services {
         describe_service(&mut out, svc);
     }
@@ -246,7 +248,11 @@ pub fn describe(cfg: &ServicesConfig) -> String {
 
 fn describe_service(out: &mut String, svc: &ServiceConfig) {
     let host = svc.rule.host.as_deref().map_or(String::new(), |h| format!("Host:{h} "));
-    let _ = writeln!(out, "\nservice {:?}: requests matching {host}PathPrefix:{}", svc.name, svc.rule.path_prefix);
+    let _ = writeln!(
+        out,
+        "\nservice {:?}: requests matching {host}PathPrefix:{}",
+        svc.name, svc.rule.path_prefix
+    );
     let c = &svc.cookie;
     let same_site = match c.same_site {
         SameSite::Strict => "Strict",
@@ -258,7 +264,10 @@ fn describe_service(out: &mut String, svc: &ServiceConfig) {
         (SecureMode::Auto, _) => "over TLS or a trusted X-Forwarded-Proto: https",
         (SecureMode::Never, _) => "never",
     };
-    let max_age = c.max_age.map_or_else(|| "none (a session cookie)".to_owned(), |d| format!("{} s", d.as_secs()));
+    let max_age = c.max_age.map_or_else(
+        || "none (a session cookie)".to_owned(),
+        |d| format!("{} s", d.as_secs()),
+    );
     let _ = writeln!(
         out,
         "  sticky cookie {}: Path={}{}, SameSite={same_site}, Secure {secure}, Max-Age {max_age}{}",

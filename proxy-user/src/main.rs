@@ -55,7 +55,11 @@ fn cookie_decode(args: &CookieDecodeArgs) -> ExitCode {
             } else {
                 println!("{report}");
             }
-            if report.valid { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if report.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(inspect::InspectError::Config(err)) => config_error(err),
         Err(err) => {
@@ -230,12 +234,15 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWARM_STICKY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Under systemd, journald stamps every line itself.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    match (format, journald) {
+        (LogFormat::Text, false) => builder.init(),
+        (LogFormat::Text, true) => builder.without_time().init(),
+        (LogFormat::Json, _) => builder.json().init(),
     }
 }

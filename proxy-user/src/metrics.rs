@@ -134,11 +134,20 @@ impl Scrape {
     }
 
     fn encode_backends(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
-        let backends = || self.services.iter().flat_map(|s| s.backends.iter().map(move |b| (s, b)));
+        let backends = || {
+            self.services
+                .iter()
+                .flat_map(|s| s.backends.iter().map(move |b| (s, b)))
+        };
         let per = |f: &dyn Fn(&crate::balance::BackendStatus) -> u64| -> Vec<(Labels, u64)> {
             backends().map(|(s, b)| (svc_backend(&s.name, &b.name), f(b))).collect()
         };
-        counter(enc, "sessions", "New sessions (Set-Cookie) started per backend.", &per(&|b| b.sessions))?;
+        counter(
+            enc,
+            "sessions",
+            "New sessions (Set-Cookie) started per backend.",
+            &per(&|b| b.sessions),
+        )?;
         counter(
             enc,
             "failovers",
@@ -147,11 +156,13 @@ impl Scrape {
         )?;
         let states: Vec<(Labels, f64)> = backends()
             .flat_map(|(s, b)| {
-                ["healthy", "failing", "draining", "down"].into_iter().map(move |state| {
-                    let mut l = svc_backend(&s.name, &b.name);
-                    l.push(("state", state.to_owned()));
-                    (l, if b.state == state { 1.0 } else { 0.0 })
-                })
+                ["healthy", "failing", "draining", "down"]
+                    .into_iter()
+                    .map(move |state| {
+                        let mut l = svc_backend(&s.name, &b.name);
+                        l.push(("state", state.to_owned()));
+                        (l, if b.state == state { 1.0 } else { 0.0 })
+                    })
             })
             .collect();
         gauge(enc, "backend_state", "1 for the backend's current state.", &states)?;
@@ -186,7 +197,12 @@ impl Scrape {
                     .map(|(r, n)| (vec![("service", s.name.clone()), ("reason", (*r).to_owned())], *n))
             })
             .collect();
-        counter(enc, "cookies_rejected", "Sticky cookies rejected, by reason.", &rejected)
+        counter(
+            enc,
+            "cookies_rejected",
+            "Sticky cookies rejected, by reason.",
+            &rejected,
+        )
     }
 
     fn encode_dataplane(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
@@ -197,9 +213,19 @@ impl Scrape {
                 .map(|(i, w)| (vec![("worker", i.to_string())], f(w)))
                 .collect()
         };
-        counter(enc, "connections_accepted", "Client connections accepted, per worker.", &per_worker(|w| w.0))?;
+        counter(
+            enc,
+            "connections_accepted",
+            "Client connections accepted, per worker.",
+            &per_worker(|w| w.0),
+        )?;
         let open: Vec<(Labels, f64)> = per_worker(|w| w.1).into_iter().map(|(l, v)| (l, float(v))).collect();
-        gauge(enc, "connections_open", "Client connections open now, per worker.", &open)?;
+        gauge(
+            enc,
+            "connections_open",
+            "Client connections open now, per worker.",
+            &open,
+        )?;
         let dp = &self.dataplane;
         let steering: Labels = vec![("steering", dp.steering.to_owned())];
         gauge(enc, "steering_info", "The steering mode in use.", &[(steering, 1.0)])?;
@@ -219,9 +245,24 @@ impl Scrape {
             dp.xdp_ports.iter().map(|c| (port(c.port), f(c))).collect()
         };
         if !dp.xdp_ports.is_empty() {
-            counter(enc, "xdp_packets", "Packets seen by XDP per published port.", &xdp(|c| c.packets))?;
-            counter(enc, "xdp_bytes", "Bytes seen by XDP per published port.", &xdp(|c| c.bytes))?;
-            counter(enc, "xdp_syns", "SYNs seen by XDP per published port.", &xdp(|c| c.syns))?;
+            counter(
+                enc,
+                "xdp_packets",
+                "Packets seen by XDP per published port.",
+                &xdp(|c| c.packets),
+            )?;
+            counter(
+                enc,
+                "xdp_bytes",
+                "Bytes seen by XDP per published port.",
+                &xdp(|c| c.bytes),
+            )?;
+            counter(
+                enc,
+                "xdp_syns",
+                "SYNs seen by XDP per published port.",
+                &xdp(|c| c.syns),
+            )?;
             counter(
                 enc,
                 "xdp_syns_dropped",

@@ -242,7 +242,10 @@ mod tests {
         s.record(502);
         s.record(42);
         s.record(999);
-        assert_eq!(s.nonzero().collect::<Vec<_>>(), [(100, 1), (200, 2), (502, 1), (599, 1)]);
+        assert_eq!(
+            s.nonzero().collect::<Vec<_>>(),
+            [(100, 1), (200, 2), (502, 1), (599, 1)]
+        );
         assert_eq!(s.total(), 5);
     }
 

@@ -29,7 +29,10 @@ async fn dashboard_shows_backends_and_follows_a_drain() {
         format!("w2=http://{}", w2.addr),
         token.display().to_string(),
     );
-    let i = Instance::start(dir.path(), &["--backend", &b1, "--backend", &b2, "--admin-token-file", &tok]);
+    let i = Instance::start(
+        dir.path(),
+        &["--backend", &b1, "--backend", &b2, "--admin-token-file", &tok],
+    );
     let listen = i.listen;
     // Sessions on both backends, so both bars have a width.
     tokio::task::spawn_blocking(move || {
@@ -47,7 +50,9 @@ async fn dashboard_shows_backends_and_follows_a_drain() {
         serde_json::from_str(v.as_str().unwrap_or("[]")).unwrap_or_default()
     };
     let rows = page
-        .wait_for("both backends on the page", ROWS, Duration::from_secs(15), |v| parse(v).len() == 2)
+        .wait_for("both backends on the page", ROWS, Duration::from_secs(15), |v| {
+            parse(v).len() == 2
+        })
         .await;
     let rows = parse(&rows);
     assert_eq!(rows[0].0, "default/w1");

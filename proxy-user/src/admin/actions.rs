@@ -88,9 +88,14 @@ pub(super) fn handle(state: &AdminState, method: &Method, path: &str, creds: Cre
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
-        ["api", "services", service, "backends", backend, action @ ("drain" | "undrain")] => {
-            drain(state, service, backend, *action == "drain")
-        }
+        [
+            "api",
+            "services",
+            service,
+            "backends",
+            backend,
+            action @ ("drain" | "undrain"),
+        ] => drain(state, service, backend, *action == "drain"),
         _ => text(StatusCode::NOT_FOUND, "no such action\n"),
     }
 }

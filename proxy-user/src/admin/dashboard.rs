@@ -46,7 +46,10 @@ mod tests {
         }
         for a in ["/", "/dashboard/app.js", "/dashboard/style.css"] {
             let body = std::str::from_utf8(asset(a).unwrap().body).unwrap();
-            assert!(!body.contains("http://") && !body.contains("https://"), "{a} refers off-host");
+            assert!(
+                !body.contains("http://") && !body.contains("https://"),
+                "{a} refers off-host"
+            );
         }
     }
 }

@@ -80,7 +80,10 @@ pub(super) struct Status {
 }
 
 fn dataplane(state: &AdminState) -> (Vec<SocketAddr>, crate::dataplane::DataplaneStatus) {
-    let dp = state.dataplane.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dp = state
+        .dataplane
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     (dp.listen.clone(), dp.status())
 }
 

@@ -79,7 +79,10 @@ impl Browser {
             {
                 break port;
             }
-            assert!(Instant::now() < deadline, "chromium did not open its debugging port within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromium did not open its debugging port within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         Self {
@@ -96,7 +99,9 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no debugger URL in {target}"))
             .to_owned();
-        let (socket, _) = tokio_tungstenite::connect_async(ws.as_str()).await.expect("attach to the tab");
+        let (socket, _) = tokio_tungstenite::connect_async(ws.as_str())
+            .await
+            .expect("attach to the tab");
         let mut page = Page {
             socket,
             next_id: 0,
@@ -132,7 +137,8 @@ async fn http_json(port: u16, method: &str, path: &str) -> Value {
             if let Some((head, body)) = text.split_once("\r\n\r\n") {
                 let length = head.lines().find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
                 });
                 if n == 0 || length.is_some_and(|len| body.len() >= len) {
                     return body.to_owned();
@@ -201,14 +207,23 @@ impl Page {
 
     /// Polls `expression` until `done` accepts its value; panics with the
     /// last value after `timeout`.
-    pub async fn wait_for(&mut self, what: &str, expression: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        expression: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.eval(expression).await;
             if done(&v) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; last value {v}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; last value {v}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

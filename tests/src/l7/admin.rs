@@ -84,7 +84,12 @@ fn api_and_metrics_follow_traffic_and_drain() {
         "ten new sessions and one after the forged cookie"
     );
     assert_eq!(b1["state"], "healthy");
-    let accepted: u64 = st["workers"].as_array().unwrap().iter().map(|w| w["accepted"].as_u64().unwrap()).sum();
+    let accepted: u64 = st["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["accepted"].as_u64().unwrap())
+        .sum();
     assert_eq!(accepted, 16, "one connection per request");
     assert_eq!(st["access"]["writes"], true);
 
@@ -105,7 +110,9 @@ fn api_and_metrics_follow_traffic_and_drain() {
     );
     let metrics = i.admin_get("/metrics");
     assert!(
-        metrics.header("content-type").is_some_and(|c| c.starts_with("text/plain; version=0.0.4")),
+        metrics
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")),
         "{}",
         metrics.head
     );
@@ -120,8 +127,16 @@ fn api_and_metrics_follow_traffic_and_drain() {
     let r = post(&i, "/api/services/default/backends/w1/drain", Some(TOKEN));
     assert_eq!(r.status, 200, "{}", r.body);
     let st = i.admin_json("/api/services");
-    let b1 = st[0]["backends"].as_array().unwrap().iter().find(|b| b["name"] == "w1").unwrap();
-    assert_eq!((b1["state"].as_str(), b1["draining"].as_bool()), (Some("draining"), Some(true)));
+    let b1 = st[0]["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "w1")
+        .unwrap();
+    assert_eq!(
+        (b1["state"].as_str(), b1["draining"].as_bool()),
+        (Some("draining"), Some(true))
+    );
     assert_eq!(
         i.metric(r#"swarm_sticky_backend_state{service="default",backend="w1",state="draining"}"#),
         Some(1.0)
@@ -165,15 +180,29 @@ fn writes_need_the_token() {
     let drain = "/api/services/default/backends/w1/drain";
     let r = post(&i, drain, None);
     assert_eq!(r.status, 401, "{}", r.body);
-    assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")), "{}", r.head);
+    assert!(
+        r.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")),
+        "{}",
+        r.head
+    );
     assert_eq!(post(&i, drain, Some("not-the-token-at-all")).status, 401);
-    assert_eq!(backend(&i.admin_json("/api/status"), "w1")["draining"], false, "a refused drain did nothing");
+    assert_eq!(
+        backend(&i.admin_json("/api/status"), "w1")["draining"],
+        false,
+        "a refused drain did nothing"
+    );
     assert_eq!(post(&i, drain, Some(TOKEN)).status, 200);
     assert_eq!(backend(&i.admin_json("/api/status"), "w1")["draining"], true);
 
     let bad = client::request(i.admin, "GET", "/api/status", &[("Authorization", "Bearer wrong")]).unwrap();
     assert_eq!(bad.status, 401);
-    let good = client::request(i.admin, "GET", "/api/status", &[("Authorization", &format!("Bearer {TOKEN}"))]).unwrap();
+    let good = client::request(
+        i.admin,
+        "GET",
+        "/api/status",
+        &[("Authorization", &format!("Bearer {TOKEN}"))],
+    )
+    .unwrap();
     assert_eq!(good.status, 200);
 }
 
@@ -187,7 +216,10 @@ fn reload_from_the_api() {
     let write = |backends: &[&Whoami]| {
         let mut text = String::from("[[services]]\nname = \"web\"\n");
         for b in backends {
-            text.push_str(&format!("[[services.backends]]\nname = \"{}\"\nurl = \"http://{}\"\n", b.name, b.addr));
+            text.push_str(&format!(
+                "[[services.backends]]\nname = \"{}\"\nurl = \"http://{}\"\n",
+                b.name, b.addr
+            ));
         }
         std::fs::write(&config, text).unwrap();
     };

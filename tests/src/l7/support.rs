@@ -35,7 +35,15 @@ fn cookie_decode_valid_tampered_expired() {
     let cookie = client::get(i.listen, "/").unwrap().set_cookie().unwrap();
     drop(i);
 
-    let (code, out, err) = swarm_sticky(&["cookie", "decode", &cookie, "--state-dir", &state, "--backend", &backend]);
+    let (code, out, err) = swarm_sticky(&[
+        "cookie",
+        "decode",
+        &cookie,
+        "--state-dir",
+        &state,
+        "--backend",
+        &backend,
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("service:     default"), "{out}");
     assert!(out.contains("backend:     w1\n"), "{out}");
@@ -45,7 +53,15 @@ fn cookie_decode_valid_tampered_expired() {
     let mid = value.len() / 2;
     let swapped = if &value[mid..=mid] == "A" { "B" } else { "A" };
     let tampered = format!("{name}={}{swapped}{}", &value[..mid], &value[mid + 1..]);
-    let (code, out, _) = swarm_sticky(&["cookie", "decode", &tampered, "--state-dir", &state, "--backend", &backend]);
+    let (code, out, _) = swarm_sticky(&[
+        "cookie",
+        "decode",
+        &tampered,
+        "--state-dir",
+        &state,
+        "--backend",
+        &backend,
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("valid:       no: the signature does not verify"), "{out}");
 
@@ -60,7 +76,16 @@ fn cookie_decode_valid_tampered_expired() {
             },
         )
         .unwrap();
-    let args = ["cookie", "decode", &old, "--state-dir", &state, "--service", "default", "--json"];
+    let args = [
+        "cookie",
+        "decode",
+        &old,
+        "--state-dir",
+        &state,
+        "--service",
+        "default",
+        "--json",
+    ];
     let (code, out, _) = swarm_sticky(&args);
     assert_eq!(code, 0, "valid without a Max-Age: {out}");
     let (code, out, _) = swarm_sticky(&[&args[..], &["--max-age", "60"]].concat());
@@ -75,7 +100,15 @@ fn cookie_decode_valid_tampered_expired() {
     let key_file = other.path().join("keys");
     std::fs::write(&key_file, "another-secret-another-secret\n").unwrap();
     let key_arg = key_file.display().to_string();
-    let (code, out, _) = swarm_sticky(&["cookie", "decode", &cookie, "--cookie-key-file", &key_arg, "--service", "default"]);
+    let (code, out, _) = swarm_sticky(&[
+        "cookie",
+        "decode",
+        &cookie,
+        "--cookie-key-file",
+        &key_arg,
+        "--service",
+        "default",
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("a key this keyring does not hold"), "{out}");
 
@@ -92,12 +125,19 @@ fn check_config_describes_or_names_the_field() {
     let (code, out, err) = swarm_sticky(&["check-config", example]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("configuration is valid: 2 services"), "{out}");
-    assert!(out.contains("service \"api\": requests matching Host:example.com PathPrefix:/api"), "{out}");
+    assert!(
+        out.contains("service \"api\": requests matching Host:example.com PathPrefix:/api"),
+        "{out}"
+    );
     assert!(out.contains("api-1") && out.contains("weight 2"), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[services]]\nname = \"web\"\n[[services.backends]]\nname = \"a\"\nurl = \"ftp://x\"\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[[services]]\nname = \"web\"\n[[services.backends]]\nname = \"a\"\nurl = \"ftp://x\"\n",
+    )
+    .unwrap();
     let (code, out, err) = swarm_sticky(&["check-config", &bad.display().to_string()]);
     assert_eq!(code, 64, "{out}{err}");
     assert!(err.contains("services[0].backends[0].url"), "{err}");
@@ -115,7 +155,14 @@ fn access_log_lines() {
     let log_arg = log.display().to_string();
     let i = Instance::start(
         dir.path(),
-        &["--backend", &backend, "--access-log", "json", "--access-log-file", &log_arg],
+        &[
+            "--backend",
+            &backend,
+            "--access-log",
+            "json",
+            "--access-log-file",
+            &log_arg,
+        ],
     );
     let first = client::get(i.listen, "/hello?x=1").unwrap();
     let cookie = first.set_cookie().unwrap();
@@ -136,7 +183,10 @@ fn access_log_lines() {
         assert_eq!(l["method"], "GET");
         assert!(l["client"].as_str().unwrap().starts_with("127.0.0.1:"), "{l}");
         assert!(l["duration_ms"].as_f64().unwrap() > 0.0, "{l}");
-        assert!(!l.to_string().contains(cookie.split_once('=').unwrap().1), "no cookie value in the log");
+        assert!(
+            !l.to_string().contains(cookie.split_once('=').unwrap().1),
+            "no cookie value in the log"
+        );
     }
     drop(i);
 
@@ -144,7 +194,14 @@ fn access_log_lines() {
     let clf_arg = clf.display().to_string();
     let i = Instance::start(
         dir.path(),
-        &["--backend", &backend, "--access-log", "common", "--access-log-file", &clf_arg],
+        &[
+            "--backend",
+            &backend,
+            "--access-log",
+            "common",
+            "--access-log-file",
+            &clf_arg,
+        ],
     );
     client::get(i.listen, "/x").unwrap();
     wait_until("a common log line", std::time::Duration::from_secs(5), || {
