@@ -125,38 +125,17 @@ impl Keyring {
         max_age: Option<u64>,
         buf: &'b mut [u8; MAX_VALUE_LEN],
     ) -> Result<(&'b str, u64), CookieError> {
-        if value.len() > MAX_VALUE_LEN {
-            return Err(CookieError::TooLong);
-        }
-        // A value of at most MAX_VALUE_LEN characters decodes to fewer bytes.
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(value, &mut buf[..])
-            .map_err(|_| CookieError::Base64)?;
-        let raw: &'b [u8] = &buf[..n];
-        if raw.len() < FIXED + 1 {
-            return Err(CookieError::Malformed);
-        }
-        if raw[0] != VERSION {
-            return Err(CookieError::Version(raw[0]));
-        }
-        let len = usize::from(raw[1]);
-        if raw.len() != FIXED + len {
-            return Err(CookieError::Malformed);
-        }
-        let (signed, tag) = raw.split_at(raw.len() - TAG_LEN);
-        let key_id = &signed[signed.len() - 4..];
-        let key = self.key_by_id(key_id).ok_or(CookieError::UnknownKey)?;
-        let expected = key.tag(service, signed);
-        if !bool::from(expected.ct_eq(tag)) {
+        let fields = unpack(value, buf)?;
+        let key = self.key_by_id(&fields.key_id).ok_or(CookieError::UnknownKey)?;
+        let expected = key.tag(service, fields.signed);
+        if !bool::from(expected.ct_eq(fields.tag)) {
             return Err(CookieError::BadTag);
         }
-        let identity = std::str::from_utf8(&signed[2..2 + len]).map_err(|_| CookieError::Identity)?;
+        let identity = std::str::from_utf8(fields.identity).map_err(|_| CookieError::Identity)?;
         if identity.is_empty() {
             return Err(CookieError::Identity);
         }
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(&signed[2 + len..2 + len + 8]);
-        let issued_at = u64::from_be_bytes(ts);
+        let issued_at = fields.issued_at;
         if issued_at > now.saturating_add(60) {
             return Err(CookieError::Expired);
         }
@@ -186,10 +165,38 @@ pub struct Unverified {
 /// # Errors
 /// When the value is not structurally a cookie of this format.
 pub fn peek(value: &[u8]) -> Result<Unverified, CookieError> {
+    let mut buf = [0u8; MAX_VALUE_LEN];
+    let fields = unpack(value, &mut buf)?;
+    Ok(Unverified {
+        backend: std::str::from_utf8(fields.identity)
+            .map_err(|_| CookieError::Identity)?
+            .to_owned(),
+        issued_at: fields.issued_at,
+        key_id: fields.key_id,
+    })
+}
+
+/// The parts of a cookie value, not yet verified.
+struct Fields<'b> {
+    /// Every byte the tag covers (with the service name).
+    signed: &'b [u8],
+    tag: &'b [u8],
+    identity: &'b [u8],
+    issued_at: u64,
+    key_id: [u8; 4],
+}
+
+/// Decodes `value` into `buf` and splits it into its fields, checking
+/// only length, base64 and version.
+fn unpack<'b>(value: &[u8], buf: &'b mut [u8; MAX_VALUE_LEN]) -> Result<Fields<'b>, CookieError> {
     if value.len() > MAX_VALUE_LEN {
         return Err(CookieError::TooLong);
     }
-    let raw = URL_SAFE_NO_PAD.decode(value).map_err(|_| CookieError::Base64)?;
+    // A value of at most MAX_VALUE_LEN characters decodes to fewer bytes.
+    let n = URL_SAFE_NO_PAD
+        .decode_slice(value, &mut buf[..])
+        .map_err(|_| CookieError::Base64)?;
+    let raw: &'b [u8] = &buf[..n];
     if raw.len() < FIXED + 1 {
         return Err(CookieError::Malformed);
     }
@@ -200,15 +207,15 @@ pub fn peek(value: &[u8]) -> Result<Unverified, CookieError> {
     if raw.len() != FIXED + len {
         return Err(CookieError::Malformed);
     }
-    let backend = std::str::from_utf8(&raw[2..2 + len])
-        .map_err(|_| CookieError::Identity)?
-        .to_owned();
+    let (signed, tag) = raw.split_at(raw.len() - TAG_LEN);
     let mut ts = [0u8; 8];
-    ts.copy_from_slice(&raw[2 + len..2 + len + 8]);
+    ts.copy_from_slice(&signed[2 + len..2 + len + 8]);
     let mut key_id = [0u8; 4];
-    key_id.copy_from_slice(&raw[2 + len + 8..2 + len + 12]);
-    Ok(Unverified {
-        backend,
+    key_id.copy_from_slice(&signed[2 + len + 8..]);
+    Ok(Fields {
+        signed,
+        tag,
+        identity: &signed[2..2 + len],
         issued_at: u64::from_be_bytes(ts),
         key_id,
     })

@@ -239,3 +239,20 @@ proptest! {
         prop_assert!(ring().decode("svc", &input, 1_700_000_000, None).is_err());
     }
 }
+
+/// `peek` reads what a cookie claims without a key; the key id it reports
+/// is the signing key's.
+#[test]
+fn peek_reads_the_claimed_fields() {
+    let keyring = Keyring::from_secrets(&["peek-test-key-peek-test-key"]);
+    let sticky = Sticky {
+        backend: "task.3".into(),
+        issued_at: 1_700_000_000,
+    };
+    let value = keyring.encode("web", &sticky).unwrap();
+    let seen = super::peek(value.as_bytes()).unwrap();
+    assert_eq!((seen.backend.as_str(), seen.issued_at), ("task.3", 1_700_000_000));
+    assert_eq!(Some(&seen.key_id), keyring.key_ids().first());
+    assert_eq!(super::peek(b"not a cookie"), Err(CookieError::Base64));
+    assert_eq!(super::peek(b"AQID"), Err(CookieError::Malformed));
+}
