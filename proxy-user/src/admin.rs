@@ -131,14 +131,8 @@ fn route(state: &AdminState, peer: SocketAddr, req: &Request<Incoming>) -> Reply
     if !reading {
         return actions::handle(state, req.method(), path, creds);
     }
-    match creds {
-        Credentials::Invalid => return actions::unauthorized("wrong token\n"),
-        Credentials::None if !peer.ip().is_loopback() && !state.access.public_read => {
-            return actions::unauthorized(
-                "the admin API answers loopback only; send the bearer token or start with --admin-public-read\n",
-            );
-        }
-        Credentials::None | Credentials::Valid => {}
+    if let Err(refusal) = may_read(peer, creds, state.access.public_read) {
+        return actions::unauthorized(refusal);
     }
     match path {
         "/api/status" => json(&views::status(state)),
@@ -157,6 +151,19 @@ fn route(state: &AdminState, peer: SocketAddr, req: &Request<Incoming>) -> Reply
             }
             None => text(StatusCode::NOT_FOUND, "not found\n"),
         },
+    }
+}
+
+/// Whether a read from `peer` is allowed: a wrong token is always
+/// refused; without one, only loopback peers (or anyone with
+/// `--admin-public-read`) may read.
+fn may_read(peer: SocketAddr, creds: Credentials, public_read: bool) -> Result<(), &'static str> {
+    match creds {
+        Credentials::Invalid => Err("wrong token\n"),
+        Credentials::None if !peer.ip().is_loopback() && !public_read => {
+            Err("the admin API answers loopback only; send the bearer token or start with --admin-public-read\n")
+        }
+        Credentials::None | Credentials::Valid => Ok(()),
     }
 }
 
@@ -202,5 +209,23 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AdminState>) {
                 debug!(%peer, error = %err, "admin connection");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Credentials, may_read};
+
+    #[test]
+    fn reads_answer_loopback_the_token_or_everyone_when_public() {
+        let local = "127.0.0.1:5000".parse().unwrap();
+        let local6 = "[::1]:5000".parse().unwrap();
+        let remote = "192.0.2.7:5000".parse().unwrap();
+        assert!(may_read(local, Credentials::None, false).is_ok());
+        assert!(may_read(local6, Credentials::None, false).is_ok());
+        assert!(may_read(remote, Credentials::None, false).is_err());
+        assert!(may_read(remote, Credentials::Valid, false).is_ok());
+        assert!(may_read(remote, Credentials::None, true).is_ok());
+        assert!(may_read(local, Credentials::Invalid, true).is_err(), "a wrong token is never accepted");
     }
 }
