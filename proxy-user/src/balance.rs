@@ -56,6 +56,8 @@ pub struct Backend {
     pub weight: u32,
     /// Network namespace to connect from (`None`: our own).
     pub via: Option<Arc<std::path::Path>>,
+    /// The Swarm task behind it, when discovered.
+    pub task: Option<crate::services::TaskInfo>,
     /// Runtime state (survives swaps).
     pub state: Arc<BackendState>,
 }
@@ -324,6 +326,7 @@ fn build(config: ServicesConfig, states: &mut States) -> Table {
                         addr: b.addr,
                         weight: b.weight,
                         via: b.via.as_deref().map(Arc::from),
+                        task: b.task.clone(),
                         state,
                     })
                 })

@@ -122,6 +122,19 @@ pub struct BackendConfig {
     /// Network namespace to open connections from (a Docker overlay's,
     /// for discovered tasks); `None`: this process's own.
     pub via: Option<std::path::PathBuf>,
+    /// The Swarm task behind a discovered backend (for the admin API).
+    pub task: Option<TaskInfo>,
+}
+
+/// Where a discovered backend runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TaskInfo {
+    /// Swarm task ID.
+    pub task: String,
+    /// Container ID, once the task has one.
+    pub container: Option<String>,
+    /// Node ID.
+    pub node: Option<String>,
 }
 
 /// `SameSite` attribute of the sticky cookie.
@@ -276,6 +289,7 @@ pub fn from_flags(
                 addr,
                 weight: 1,
                 via: None,
+                task: None,
             });
         }
         let mut cookie = CookieConfig::for_service(CLI_SERVICE);
@@ -327,6 +341,7 @@ impl ServicesConfig {
                         addr: *a,
                         weight: 1,
                         via: None,
+                        task: None,
                     })
                     .collect(),
                 cookie: CookieConfig::for_service(name),

@@ -37,6 +37,9 @@ pub struct BackendStatus {
     pub name: String,
     /// Address dialled.
     pub addr: String,
+    /// The Swarm task, container and node behind it, when discovered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<crate::services::TaskInfo>,
     /// SWRR weight.
     pub weight: u32,
     /// Draining: no new sessions, pinned ones still served.
@@ -108,6 +111,7 @@ impl Balancer {
         BackendStatus {
             name: b.name.clone(),
             addr: b.addr.to_string(),
+            task: b.task.clone(),
             weight: b.weight,
             draining,
             healthy,

@@ -148,6 +148,7 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
             addr,
             weight: b.weight,
             via: None,
+            task: None,
         });
     }
     let mut cookie = CookieConfig::for_service(&s.name);

@@ -33,7 +33,15 @@ function renderService(svc) {
     ...svc.backends.map((b) => {
       const share = total > 0 ? (100 * b.sessions) / total : 0;
       const tr = el("tr", { "data-backend": svc.name + "/" + b.name, "data-state": b.state });
-      tr.appendChild(el("td", {}, b.name));
+      const name = el("td", {}, b.name);
+      if (b.task) {
+        // Discovered task: where it runs, in full on hover.
+        const where = b.task.node ? "node " + b.task.node.slice(0, 12) : "task " + b.task.task.slice(0, 12);
+        name.appendChild(el("div", { class: "muted small" }, where));
+        name.title = "task " + b.task.task + (b.task.container ? "\ncontainer " + b.task.container : "") +
+          (b.task.node ? "\nnode " + b.task.node : "");
+      }
+      tr.appendChild(name);
       tr.appendChild(el("td", { class: "muted" }, b.addr));
       const state = el("td");
       state.appendChild(el("span", { class: "pill " + b.state }, b.state));
