@@ -3,7 +3,7 @@
 //! Exit status: 0 after a clean drain, 64 for an invalid configuration
 //! (nothing was bound), 1 for a failure to start or run.
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -196,7 +196,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             xdp: None,
             bpffs: "/sys/fs/bpf".into(),
         },
-        admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        admin: demo::DEMO_ADMIN.parse().context("demo admin address")?,
         admin_access: proxy_user::config::AdminAccess::default(),
         state_dir: std::env::temp_dir(),
         grace_period: Duration::from_secs(5),
