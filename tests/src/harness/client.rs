@@ -106,6 +106,16 @@ pub fn admin_status(admin: SocketAddr) -> Option<serde_json::Value> {
     serde_json::from_str(&r.body).ok()
 }
 
+/// The value of the sample `series` (name and labels exactly as exposed)
+/// in the admin listener's `/metrics`.
+pub fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
+    let r = get(admin, "/metrics").ok()?;
+    r.body.lines().find_map(|l| {
+        let (name, value) = l.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
 /// Accepted connections per worker, from the admin API.
 pub fn accepted_per_worker(admin: SocketAddr) -> Vec<u64> {
     let status = admin_status(admin).expect("admin status");

@@ -69,12 +69,7 @@ impl Instance {
     /// The value of the sample `series` (name and labels exactly as
     /// exposed) in `/metrics`.
     pub fn metric(&self, series: &str) -> Option<f64> {
-        let r = self.admin_get("/metrics");
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.body.lines().find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok())?
-        })
+        client::metric(self.admin, series)
     }
 }
 
