@@ -226,6 +226,9 @@ mod tests {
         assert!(may_read(remote, Credentials::None, false).is_err());
         assert!(may_read(remote, Credentials::Valid, false).is_ok());
         assert!(may_read(remote, Credentials::None, true).is_ok());
-        assert!(may_read(local, Credentials::Invalid, true).is_err(), "a wrong token is never accepted");
+        assert!(
+            may_read(local, Credentials::Invalid, true).is_err(),
+            "a wrong token is never accepted"
+        );
     }
 }

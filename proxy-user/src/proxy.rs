@@ -9,12 +9,14 @@
 //! backend changed. Limits: request head size (431), head read timeout
 //! (408), connect timeout. Upstream connections come from a per-worker pool.
 //!
-//! Layout: `proxy/forward.rs` is the request path, `proxy/pool.rs` the
-//! upstream pool, `proxy/io.rs` the client socket wrapper.
+//! Layout: `proxy/forward.rs` is the request path, `proxy/observe.rs` its
+//! counters and access log, `proxy/pool.rs` the upstream pool,
+//! `proxy/io.rs` the client socket wrapper.
 
 mod forward;
 mod headers;
 mod io;
+mod observe;
 mod pool;
 
 use std::{convert::Infallible, net::SocketAddr, rc::Rc, sync::Arc, time::Duration};
@@ -226,7 +228,7 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         let (inner, ctx) = (inner.clone(), ctx.clone());
         async move {
             ctx.active.set(ctx.active.get() + 1);
-            let resp = forward::handle(&inner, &ctx, req).await;
+            let resp = observe::handle(&inner, &ctx, req).await;
             ctx.active.set(ctx.active.get().saturating_sub(1));
             ctx.idle_since.set(tokio::time::Instant::now());
             Ok::<_, Infallible>(resp)

@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(s.rule.host.as_deref(), Some("app.example"));
         assert_eq!(s.rule.path_prefix, "/app");
         assert_eq!(s.cookie.name, "sess");
-        let task = s.backends[0].task.as_ref().expect("a discovered backend names its task");
+        let task = s.backends[0]
+            .task
+            .as_ref()
+            .expect("a discovered backend names its task");
         assert_eq!((task.task.as_str(), task.node.as_deref()), ("t1", None));
         assert_eq!(s.cookie.same_site, SameSite::Strict);
         assert_eq!(s.backends.len(), 2);

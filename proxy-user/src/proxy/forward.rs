@@ -8,12 +8,11 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Weak, atomic::Ordering},
-    time::{Instant, SystemTime},
 };
 
 use bytes::Bytes;
 use http::{
-    HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version,
+    HeaderMap, HeaderValue, Method, Request, Response, StatusCode,
     header::{CONTENT_TYPE, HOST, SET_COOKIE},
     request::Parts,
 };
@@ -23,10 +22,10 @@ use hyper::body::Incoming;
 use super::{
     ConnCtx, Inner, ProxyBody,
     headers::{X_FORWARDED_PROTO, clone_parts, is_upgrade, prepare_request, request_host, strip_hop_by_hop},
+    observe::Outcome,
     pool,
 };
 use crate::{
-    access_log,
     balance::{Backend, Service},
     cookie::{self, Sticky},
     services::CookieConfig,
@@ -49,85 +48,13 @@ pub(super) fn plain(status: StatusCode, msg: &'static str) -> Response<ProxyBody
     r
 }
 
-/// What became of one request, for the counters and the access log.
-#[derive(Default)]
-struct Outcome {
-    service: Option<Arc<Service>>,
-    backend: Option<Arc<Backend>>,
-    decision: Option<Decision>,
-}
-
-/// Serves one request, counts it and writes its access log line.
-pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
-    let start = Instant::now();
-    let line = inner.access_log.as_ref().map(|_| RequestLine::of(&req));
-    let mut out = Outcome::default();
-    let resp = forward(inner, ctx, req, &mut out).await;
-    let elapsed = start.elapsed();
-    let status = resp.status().as_u16();
-    match (&out.service, &out.backend) {
-        (Some(svc), backend) => {
-            svc.stats.latency.observe(elapsed);
-            if let Some(d) = out.decision {
-                svc.stats.decided(d);
-            }
-            match backend {
-                Some(b) => b.state.stats.responses.record(status),
-                None => svc.stats.local_responses.record(status),
-            }
-        }
-        (None, _) => inner.balancer.unrouted.record(status),
-    }
-    if let (Some(log), Some(line)) = (&inner.access_log, line) {
-        log.write(&access_log::Entry {
-            time: access_log::rfc3339(SystemTime::now() - elapsed),
-            client: ctx.peer,
-            method: line.method.as_str(),
-            host: line.host.as_deref(),
-            path: &line.path,
-            protocol: line.protocol,
-            service: out.service.as_ref().map(|s| s.config.name.as_str()),
-            backend: out.backend.as_ref().map(|b| b.name.as_str()),
-            decision: out.decision,
-            status,
-            bytes: http_body::Body::size_hint(resp.body()).exact(),
-            duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
-        });
-    }
-    resp
-}
-
-/// The parts of a request head the access log needs, taken before the
-/// request is consumed.
-struct RequestLine {
-    method: Method,
-    host: Option<String>,
-    path: String,
-    protocol: &'static str,
-}
-
-impl RequestLine {
-    fn of(req: &Request<Incoming>) -> Self {
-        Self {
-            method: req.method().clone(),
-            host: request_host(req),
-            path: req
-                .uri()
-                .path_and_query()
-                .map_or_else(|| req.uri().path().to_owned(), ToString::to_string),
-            protocol: match req.version() {
-                Version::HTTP_09 => "HTTP/0.9",
-                Version::HTTP_10 => "HTTP/1.0",
-                Version::HTTP_2 => "HTTP/2.0",
-                Version::HTTP_3 => "HTTP/3.0",
-                _ => "HTTP/1.1",
-            },
-        }
-    }
-}
-
 /// Routes and forwards one request, noting what it decided in `out`.
-async fn forward(inner: &Inner, ctx: &ConnCtx, mut req: Request<Incoming>, out: &mut Outcome) -> Response<ProxyBody> {
+pub(super) async fn forward(
+    inner: &Inner,
+    ctx: &ConnCtx,
+    mut req: Request<Incoming>,
+    out: &mut Outcome,
+) -> Response<ProxyBody> {
     let table = inner.balancer.table();
     let host = request_host(&req);
     let Some(svc) = table.route(host.as_deref(), req.uri().path()).cloned() else {

@@ -61,9 +61,9 @@ fn spread_case(v6: bool) {
     let counts = net.server.run(|| accepted_per_worker(admin(0)));
     assert_eq!(counts.len() as u64, WORKERS);
     assert_eq!(counts.iter().sum::<u64>(), CONNECTIONS, "per-worker accepts {counts:?}");
-    let steered = net.server.run(|| {
-        crate::harness::client::metric(admin(0), r#"swarm_sticky_steered_connections_total{result="worker"}"#)
-    });
+    let steered = net
+        .server
+        .run(|| crate::harness::client::metric(admin(0), r#"swarm_sticky_steered_connections_total{result="worker"}"#));
     assert!(
         steered.is_some_and(|n| n >= CONNECTIONS as f64),
         "the eBPF steering counter in /metrics: {steered:?}"

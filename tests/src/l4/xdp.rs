@@ -92,7 +92,9 @@ fn counters_equal_the_packets_sent() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let series = format!(r#"swarm_sticky_xdp_syns_total{{port="{PORT}"}}"#);
-    let syns = net.server.run(move || crate::harness::client::metric(admin(0), &series));
+    let syns = net
+        .server
+        .run(move || crate::harness::client::metric(admin(0), &series));
     assert_eq!(syns, Some(50.0), "/metrics shows the XDP counters too");
 }
 
