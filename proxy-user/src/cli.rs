@@ -1,4 +1,4 @@
-//! The command line: `swarm-sticky run | demo | whoami`.
+//! The command line: `swarm-sticky run | demo | whoami | probe`.
 //!
 //! Every flag of `run` also reads a `SWARM_STICKY_*` environment variable
 //! (listed in `--help`); repeatable flags take a comma-separated list there.
@@ -26,6 +26,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the built-in whoami backend (`I'm <name>` and the request).
     Whoami(WhoamiArgs),
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise (a HEALTHCHECK
+    /// for images without curl).
+    Probe(ProbeArgs),
 }
 
 /// How new connections reach the workers.
@@ -200,4 +203,16 @@ pub struct WhoamiArgs {
     /// Name in the answer (default: the host name).
     #[arg(long, value_name = "NAME", env = "SWARM_STICKY_WHOAMI_NAME")]
     pub name: Option<String>,
+}
+
+/// Flags of `swarm-sticky probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// `http://IP[:PORT]/PATH` (or `localhost`) to GET.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "SECS", default_value_t = 3)]
+    pub timeout: u64,
 }

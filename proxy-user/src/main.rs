@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use proxy_user::{
     app::{self, Hooks},
-    cli::{Cli, Command, DemoArgs, LogFormat, RunArgs, Steering, WhoamiArgs},
+    cli::{Cli, Command, DemoArgs, LogFormat, ProbeArgs, RunArgs, Steering, WhoamiArgs},
     config::{Config, DataplaneConfig, EXIT_CONFIG, default_workers},
     cookie::Keyring,
     demo,
@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             init_logging(LogFormat::Text);
             report(whoami(&args))
         }
+        Command::Probe(args) => probe(&args),
     }
 }
 
@@ -174,6 +175,26 @@ fn whoami(args: &WhoamiArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(demo::run_whoami(args.listen, args.name.clone()))
         .with_context(|| format!("whoami on {}", args.listen))
+}
+
+/// `swarm-sticky probe URL`: quiet on success (a HEALTHCHECK runs it every
+/// few seconds), the reason on stderr otherwise.
+fn probe(args: &ProbeArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(proxy_user::probe::probe(&args.url, Duration::from_secs(args.timeout)))
+                .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("probe {}: {err}", args.url);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

@@ -4,4 +4,5 @@
 
 mod changes;
 mod discovery;
+mod health;
 mod tutorial;

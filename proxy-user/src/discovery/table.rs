@@ -4,7 +4,9 @@
 //! settings from the labels, its tasks as backends named by their identity
 //! (`<task id>.<slot>`), reached from the overlay network's namespace on
 //! this node. A task that is being shut down gets weight 0: no new
-//! sessions, while the sessions pinned to it are still served.
+//! sessions, while the sessions pinned to it are still served. A task whose
+//! container fails its Docker HEALTHCHECK is left out (with a warning): its
+//! clients fail over as if it were down.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -80,6 +82,16 @@ pub fn services(
 
         let mut backends = Vec::new();
         for b in &svc.backends {
+            if b.state == TaskState::Unhealthy {
+                // Left out: no new sessions, and a cookie naming it fails
+                // over (to its slot's successor or a new pick), as if the
+                // task were down. It returns when its container is healthy.
+                warn(format!(
+                    "task {} is not served: its container's HEALTHCHECK is not healthy",
+                    b.task_id
+                ));
+                continue;
+            }
             let Some(via) = netns_of(&b.network_id) else {
                 warn(format!(
                     "task {} is not reachable yet: the overlay network {} has no namespace on this node",
@@ -170,6 +182,19 @@ mod tests {
         assert_eq!(s.backends[0].weight, 1);
         assert_eq!(s.backends[0].via.as_deref(), Some(ns.as_path()));
         assert_eq!(s.backends[1].weight, 0, "draining: no new sessions");
+    }
+
+    /// A task whose container fails its HEALTHCHECK is not a backend at
+    /// all (a cookie naming it fails over), and the reason is shown.
+    #[test]
+    fn unhealthy_tasks_are_left_out() {
+        let mut snap = snapshot();
+        snap.services[0].backends[0].state = TaskState::Unhealthy;
+        let (services, warnings) = services(&snap, |_| Some(PathBuf::from("/ns")));
+        let names: Vec<&str> = services[0].backends.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, vec!["t2.1"]);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].1.contains("HEALTHCHECK"), "{warnings:?}");
     }
 
     /// Without the overlay's namespace on this node a task cannot be
