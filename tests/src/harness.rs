@@ -5,10 +5,13 @@
 //!   ephemeral ports.
 //! * L4: network namespaces ([`netns`]), the swarm-sticky process
 //!   ([`process`]) and clients that run inside a namespace ([`client`]).
+//! * Swarm: the engine, images, networks and services ([`swarm`]), and
+//!   stopping and starting the daemon ([`dockerd`]).
 
 #[cfg(test)]
 pub mod backend;
 pub mod client;
+pub mod dockerd;
 pub mod netns;
 pub mod process;
 #[cfg(test)]

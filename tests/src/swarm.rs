@@ -3,6 +3,7 @@
 //! its own overlay network and services and removes them again.
 
 mod changes;
+mod daemon;
 mod discovery;
 mod health;
 mod tutorial;
