@@ -125,6 +125,23 @@ impl Keyring {
         max_age: Option<u64>,
         buf: &'b mut [u8; MAX_VALUE_LEN],
     ) -> Result<(&'b str, u64), CookieError> {
+        self.verify_in(service, value, now, max_age, buf)
+            .map(|v| (v.identity, v.issued_at))
+    }
+
+    /// [`Keyring::decode_in`], also saying whether the signing key signed
+    /// it (a cookie signed by an older key is worth re-signing).
+    ///
+    /// # Errors
+    /// Any [`CookieError`]: the value must not be trusted.
+    pub fn verify_in<'b>(
+        &self,
+        service: &str,
+        value: &[u8],
+        now: u64,
+        max_age: Option<u64>,
+        buf: &'b mut [u8; MAX_VALUE_LEN],
+    ) -> Result<Verified<'b>, CookieError> {
         if value.len() > MAX_VALUE_LEN {
             return Err(CookieError::TooLong);
         }
@@ -165,8 +182,23 @@ impl Keyring {
         {
             return Err(CookieError::Expired);
         }
-        Ok((identity, issued_at))
+        Ok(Verified {
+            identity,
+            issued_at,
+            current_key: self.is_signing(key_id),
+        })
     }
+}
+
+/// A cookie that verified ([`Keyring::verify_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified<'b> {
+    /// The backend identity.
+    pub identity: &'b str,
+    /// When it was issued (Unix seconds).
+    pub issued_at: u64,
+    /// Signed by the signing key (not by an older one that still verifies).
+    pub current_key: bool,
 }
 
 /// One HMAC key with its 4-byte id (the first bytes of SHA-256 of the key).

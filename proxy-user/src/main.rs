@@ -13,6 +13,7 @@ use proxy_user::{
     config::{Config, DataplaneConfig, EXIT_CONFIG, default_workers},
     cookie::Keyring,
     demo,
+    discovery::cluster_key,
     proxy::{Proxy, ProxyInitError},
     services,
 };
@@ -60,9 +61,10 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         Err(ProxyInitError::Config(err)) => return config_error(err),
         Err(err) => return report(Err(err.into())),
     };
-    if args.docker && args.cookie_key_file.is_none() {
-        use_cluster_key(&proxy, &args.docker_host);
-    }
+    // In swarm mode without a key file: the key derived from the join
+    // token, followed through rotations (`Some(initial)` once started).
+    let cluster_key =
+        (args.docker && args.cookie_key_file.is_none()).then(|| use_cluster_key(&proxy, &args.docker_host));
     let base = match services::from_run_args(&args) {
         Ok(s) => s,
         Err(err) => return config_error(err),
@@ -71,6 +73,7 @@ fn run(args: Box<RunArgs>) -> ExitCode {
     let reloading = sources.clone();
     let shown = args.docker.then(|| sources.clone());
     let checking = proxy.clone();
+    let keyed = proxy.clone();
     let docker = args
         .docker
         .then(|| (args.docker_host.clone(), Duration::from_secs(args.resync)));
@@ -84,6 +87,10 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         on_start: Box::new(move || {
             checking.spawn_health_checks();
             if let Some((host, resync)) = docker {
+                if let Some(initial) = cluster_key {
+                    let key_host = host.clone();
+                    tokio::spawn(cluster_key::follow(keyed, key_host, resync, initial));
+                }
                 tokio::spawn(sources.follow_docker(host, resync));
             }
         }),
@@ -96,8 +103,9 @@ fn run(args: Box<RunArgs>) -> ExitCode {
 /// In swarm mode without `--cookie-key-file`: sign with the key derived
 /// from the manager join token, so that every manager signs and accepts
 /// the same cookies. Falls back to the state directory's key (and says so)
-/// when the engine does not answer or this node is not a manager.
-fn use_cluster_key(proxy: &Proxy, docker_host: &str) {
+/// when the engine does not answer or this node is not a manager. Returns
+/// the derived key, if any.
+fn use_cluster_key(proxy: &Proxy, docker_host: &str) -> Option<[u8; 32]> {
     let token = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -110,16 +118,23 @@ fn use_cluster_key(proxy: &Proxy, docker_host: &str) {
         });
     match token {
         Ok(Some(token)) => {
-            let key = proxy_user::discovery::cluster_key::derive(&token);
+            let key = cluster_key::derive(&token);
             proxy.set_keyring(Keyring::from_secrets(&[key]));
             tracing::info!("cookie key derived from the swarm's manager join token (the same on every manager)");
+            Some(key)
         }
-        Ok(None) => tracing::warn!(
-            "no manager join token (not a swarm manager?): cookies are signed with the state directory's key"
-        ),
-        Err(err) => tracing::warn!(
-            "cannot read the swarm's join token ({err:#}): cookies are signed with the state directory's key"
-        ),
+        Ok(None) => {
+            tracing::warn!(
+                "no manager join token (not a swarm manager?): cookies are signed with the state directory's key"
+            );
+            None
+        }
+        Err(err) => {
+            tracing::warn!(
+                "cannot read the swarm's join token ({err:#}): cookies are signed with the state directory's key"
+            );
+            None
+        }
     }
 }
 

@@ -6,4 +6,5 @@ mod changes;
 mod daemon;
 mod discovery;
 mod health;
+mod rotation;
 mod tutorial;

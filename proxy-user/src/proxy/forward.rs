@@ -232,13 +232,19 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
     match inner
         .keyring
         .load()
-        .decode_in(&svc.config.name, value, now, max_age, &mut buf)
+        .verify_in(&svc.config.name, value, now, max_age, &mut buf)
     {
-        Ok((backend, issued_at)) => match svc.backend(backend) {
+        Ok(cookie::Verified {
+            identity: backend,
+            issued_at,
+            current_key,
+        }) => match svc.backend(backend) {
             // With a Max-Age, a cookie past half its life is renewed so
-            // that an active session does not expire in the browser.
+            // that an active session does not expire in the browser; one
+            // signed by the previous key is re-signed, so that it survives
+            // the next key rotation too.
             Some(b) if inner.balancer.is_up(b) => {
-                let renew = max_age.is_some_and(|max| now.saturating_sub(issued_at) > max / 2);
+                let renew = !current_key || max_age.is_some_and(|max| now.saturating_sub(issued_at) > max / 2);
                 (Some(b.clone()), renew)
             }
             // The task is gone: its slot's replacement takes the session,
