@@ -4,6 +4,7 @@
 //! * [`cluster_key`]: the cookie key derived from the manager join token.
 //! * [`labels`]: what a service's labels ask for (pure).
 //! * [`tasks`]: a service's tasks as backends (pure).
+//! * [`traefik_v1`]: the cookie name Traefik v1 used (migration).
 //! * [`table`]: a discovered table as the proxy's services.
 //! * [`engine`]: the Engine API client (bollard, negotiated version).
 //! * [`watch`]: events, debounced re-lists, resync, reconnects; tables
@@ -14,4 +15,5 @@ pub mod engine;
 pub mod labels;
 pub mod table;
 pub mod tasks;
+pub mod traefik_v1;
 pub mod watch;

@@ -14,7 +14,9 @@
 //! 3. Traefik v1 (the classic tutorial): `traefik.enable`, `traefik.port`,
 //!    `traefik.docker.network`, `traefik.frontend.rule` (`PathPrefix:/x`,
 //!    `Host:a.example`, several joined by `;`, alternatives by `,`),
-//!    `traefik.backend.loadbalancer.stickiness[.cookieName]`, `traefik.backend.weight`.
+//!    `traefik.backend.loadbalancer.stickiness[.cookieName]`, `traefik.backend.weight`,
+//!    `traefik.backend` (it only names the cookie: a service with v1 labels
+//!    keeps the cookie name Traefik v1 gave it, see [`super::traefik_v1`]).
 //!
 //! A label that is recognised but not supported, a misspelled
 //! `swarm-sticky.*` key, and contradictory values each give one warning for
@@ -82,8 +84,18 @@ pub struct ServiceLabels {
     pub weight: u32,
     /// What a pinned session does after its task was replaced.
     pub affinity: Affinity,
+    /// Set when Traefik v1 labels select the service: without a cookie name
+    /// in the labels, the cookie keeps the name Traefik v1 gave it.
+    pub traefik_v1: Option<TraefikV1>,
     /// One line per problem found.
     pub warnings: Vec<String>,
+}
+
+/// What the Traefik v1 labels say beyond routing (for its cookie name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraefikV1 {
+    /// The `traefik.backend` label (default: the service name).
+    pub backend: Option<String>,
 }
 
 /// Why a service is not served.
@@ -97,7 +109,7 @@ pub enum Skip {
     Invalid(String),
 }
 
-const V1_KNOWN: [&str; 7] = [
+const V1_KNOWN: [&str; 8] = [
     "traefik.enable",
     "traefik.port",
     "traefik.docker.network",
@@ -105,6 +117,7 @@ const V1_KNOWN: [&str; 7] = [
     "traefik.backend.loadbalancer.stickiness",
     "traefik.backend.loadbalancer.stickiness.cookieName",
     "traefik.backend.weight",
+    "traefik.backend",
 ];
 
 const OWN_KEYS: [&str; 16] = [
@@ -376,9 +389,11 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
                 ),
                 (
                     "traefik.backend.loadbalancer.stickiness.cookieName",
+                    // Traefik v1 replaced non-token characters by `_`; the
+                    // browser holds the cookie under that name.
                     traefik
                         .get("traefik.backend.loadbalancer.stickiness.cookieName")
-                        .map(|v| (*v).to_string()),
+                        .map(|v| super::traefik_v1::sanitize_cookie_name(v)),
                 ),
             ],
             &mut warnings,
@@ -427,6 +442,14 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
             Affinity::SameSlot
         }
     };
+    // The v1 spelling is in use when a v1-only key is set (enable and
+    // docker.network are shared with v2).
+    let traefik_v1 = traefik
+        .keys()
+        .any(|k| V1_KNOWN.contains(k) && !matches!(*k, "traefik.enable" | "traefik.docker.network"))
+        .then(|| TraefikV1 {
+            backend: traefik.get("traefik.backend").map(|v| v.trim().to_string()),
+        });
     Ok(ServiceLabels {
         network,
         port,
@@ -435,6 +458,7 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
         cookie,
         weight,
         affinity,
+        traefik_v1,
         warnings,
     })
 }

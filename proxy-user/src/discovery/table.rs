@@ -10,7 +10,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use super::{labels::Affinity, tasks::TaskState, watch::Snapshot};
+use super::{labels::Affinity, tasks::TaskState, traefik_v1, watch::Snapshot};
 use crate::services::{BackendConfig, CookieConfig, PassiveHealthConfig, Rule, SameSite, SecureMode, ServiceConfig};
 
 /// Where Docker keeps network namespaces.
@@ -59,6 +59,10 @@ pub fn services(
         let mut cookie = CookieConfig::for_service(&svc.name);
         if let Some(n) = &l.cookie.name {
             cookie.name.clone_from(n);
+        } else if let Some(v1) = &l.traefik_v1 {
+            // Migration: the browser holds Traefik v1's cookie under this
+            // name; reading it keeps the session.
+            cookie.name = traefik_v1::cookie_name(&svc.name, v1.backend.as_deref());
         }
         if let Some(p) = &l.cookie.path {
             cookie.path.clone_from(p);
@@ -182,6 +186,52 @@ mod tests {
         assert_eq!(s.backends[0].weight, 1);
         assert_eq!(s.backends[0].via.as_deref(), Some(ns.as_path()));
         assert_eq!(s.backends[1].weight, 0, "draining: no new sessions");
+    }
+
+    /// The cookie name of a service without one in its labels: Traefik
+    /// v1's when v1 labels select it (so a migrating client's cookie is
+    /// read), swarm-sticky's default otherwise; a v1 `cookieName` is
+    /// sanitized as Traefik v1 did.
+    #[test]
+    fn traefik_v1_services_keep_traefik_v1_cookie_names() {
+        let name_of = |service: &str, pairs: &[(&str, &str)]| {
+            let l: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect();
+            let snap = Snapshot {
+                services: vec![DiscoveredService {
+                    id: "s".into(),
+                    name: service.into(),
+                    labels: labels::parse(&l).expect("labels"),
+                    backends: Vec::new(),
+                }],
+                warnings: BTreeMap::new(),
+            };
+            services(&snap, |_| None).0[0].cookie.name.clone()
+        };
+        let tutorial = [
+            ("traefik.docker.network", "whoaminet"),
+            ("traefik.port", "8000"),
+            ("traefik.frontend.rule", "PathPrefix:/"),
+            ("traefik.backend.loadbalancer.stickiness", "true"),
+        ];
+        assert_eq!(name_of("whoami-service", &tutorial), "_a49bc");
+        let mut named = tutorial.to_vec();
+        named.push(("traefik.backend", "web"));
+        assert_eq!(name_of("whoami-service", &named), "_40e28");
+        named.push(("traefik.backend.loadbalancer.stickiness.cookieName", "my cookie"));
+        assert_eq!(name_of("whoami-service", &named), "my_cookie");
+        let v2 = [("traefik.http.services.w.loadbalancer.server.port", "8000")];
+        assert_eq!(
+            name_of("whoami-service", &v2),
+            CookieConfig::for_service("whoami-service").name
+        );
+        let own = [("swarm-sticky.port", "8000"), ("traefik.enable", "true")];
+        assert_eq!(
+            name_of("whoami-service", &own),
+            CookieConfig::for_service("whoami-service").name
+        );
     }
 
     /// A task whose container fails its HEALTHCHECK is not a backend at
