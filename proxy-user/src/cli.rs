@@ -29,6 +29,10 @@ pub enum Command {
     /// GET a URL and exit 0 on a 2xx answer, 1 otherwise (a HEALTHCHECK
     /// for images without curl).
     Probe(ProbeArgs),
+    /// Wait for SIGTERM and exit (the anchor task that gives this node a
+    /// namespace on an overlay network; started by `run --docker`).
+    #[command(hide = true)]
+    Anchor,
 }
 
 /// How new connections reach the workers.
@@ -89,6 +93,15 @@ pub struct RunArgs {
         default_value = "unix:///var/run/docker.sock"
     )]
     pub docker_host: String,
+
+    /// Where the engine keeps its network namespaces (`<exec-root>/netns`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SWARM_STICKY_DOCKER_NETNS_DIR",
+        default_value = "/var/run/docker/netns"
+    )]
+    pub docker_netns_dir: PathBuf,
 
     /// Seconds between full re-lists of the Docker API (events trigger
     /// re-lists in between).

@@ -1,6 +1,7 @@
 //! Backends from the Docker API: Swarm services selected by labels, and
 //! their running tasks.
 //!
+//! * [`anchor`]: anchor tasks that give this node a namespace on a network.
 //! * [`cluster_key`]: the cookie key derived from the manager join token.
 //! * [`labels`]: what a service's labels ask for (pure).
 //! * [`tasks`]: a service's tasks as backends (pure).
@@ -10,6 +11,7 @@
 //! * [`watch`]: events, debounced re-lists, resync, reconnects; tables
 //!   published through a `watch` channel.
 
+pub mod anchor;
 pub mod cluster_key;
 pub mod engine;
 pub mod labels;

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
             report(whoami(&args))
         }
         Command::Probe(args) => probe(&args),
+        Command::Anchor => anchor(),
     }
 }
 
@@ -74,9 +75,13 @@ fn run(args: Box<RunArgs>) -> ExitCode {
     let shown = args.docker.then(|| sources.clone());
     let checking = proxy.clone();
     let keyed = proxy.clone();
-    let docker = args
-        .docker
-        .then(|| (args.docker_host.clone(), Duration::from_secs(args.resync)));
+    let docker = args.docker.then(|| {
+        (
+            args.docker_host.clone(),
+            Duration::from_secs(args.resync),
+            args.docker_netns_dir.clone(),
+        )
+    });
     let hooks = Hooks {
         // SIGHUP: re-read --config (and the flags); an invalid file is
         // rejected and the running configuration stays.
@@ -86,12 +91,12 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         }),
         on_start: Box::new(move || {
             checking.spawn_health_checks();
-            if let Some((host, resync)) = docker {
+            if let Some((host, resync, netns_dir)) = docker {
                 if let Some(initial) = cluster_key {
                     let key_host = host.clone();
                     tokio::spawn(cluster_key::follow(keyed, key_host, resync, initial));
                 }
-                tokio::spawn(sources.follow_docker(host, resync));
+                tokio::spawn(sources.follow_docker(host, resync, netns_dir));
             }
         }),
         balancer: Some(proxy.balancer().clone()),
@@ -190,6 +195,33 @@ fn whoami(args: &WhoamiArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(demo::run_whoami(args.listen, args.name.clone()))
         .with_context(|| format!("whoami on {}", args.listen))
+}
+
+/// `swarm-sticky anchor`: wait for SIGTERM or SIGINT (as PID 1 of the
+/// anchor task), then exit 0.
+fn anchor() -> ExitCode {
+    let waited = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|rt| {
+            rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let mut term = signal(SignalKind::terminate())?;
+                let mut int = signal(SignalKind::interrupt())?;
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                Ok(())
+            })
+        });
+    match waited {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("anchor: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `swarm-sticky probe URL`: quiet on success (a HEALTHCHECK runs it every

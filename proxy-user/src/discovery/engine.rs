@@ -67,6 +67,8 @@ pub struct ServiceInfo {
     pub name: String,
     /// Service labels (`Spec.Labels`).
     pub labels: BTreeMap<String, String>,
+    /// IDs of the networks its tasks attach to (`TaskTemplate.Networks`).
+    pub networks: Vec<String>,
 }
 
 /// A connection to the engine.
@@ -95,6 +97,11 @@ impl Engine {
         })
     }
 
+    /// The bollard client (for the anchors).
+    pub(super) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
     /// The negotiated API version, e.g. `1.41`.
     pub fn api_version(&self) -> String {
         let v = self.docker.client_version();
@@ -111,10 +118,17 @@ impl Engine {
             .into_iter()
             .filter_map(|s| {
                 let spec = s.spec?;
+                let networks = spec
+                    .task_template
+                    .as_ref()
+                    .and_then(|t| t.networks.as_ref())
+                    .map(|n| n.iter().filter_map(|a| a.target.clone()).collect())
+                    .unwrap_or_default();
                 Some(ServiceInfo {
                     id: s.id?,
                     name: spec.name.unwrap_or_default(),
                     labels: spec.labels.unwrap_or_default().into_iter().collect(),
+                    networks,
                 })
             })
             .collect())

@@ -8,21 +8,25 @@
 //! container fails its Docker HEALTHCHECK is left out (with a warning): its
 //! clients fail over as if it were down.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use super::{labels::Affinity, tasks::TaskState, traefik_v1, watch::Snapshot};
 use crate::services::{BackendConfig, CookieConfig, PassiveHealthConfig, Rule, SameSite, SecureMode, ServiceConfig};
 
-/// Where Docker keeps network namespaces.
-const DOCKER_NETNS: &str = "/var/run/docker/netns";
+/// Where Docker keeps network namespaces (`<exec-root>/netns`).
+pub const DOCKER_NETNS: &str = "/var/run/docker/netns";
 
-/// The namespace of overlay network `network_id` on this node: its
-/// load-balancer namespace `lb_<id[:9]>`, which has an address of its own
-/// on the overlay (so replies from tasks on other nodes come back). It
-/// exists while this node has an endpoint on the network.
-pub fn overlay_netns(network_id: &str) -> Option<PathBuf> {
+/// The namespace of overlay network `network_id` on this node, in Docker's
+/// namespace directory `dir`: its load-balancer namespace `lb_<id[:9]>`,
+/// which has an address of its own on the overlay (so replies from tasks
+/// on other nodes come back). It exists while this node has an endpoint
+/// on the network.
+pub fn overlay_netns(dir: &Path, network_id: &str) -> Option<PathBuf> {
     let short = network_id.get(..9)?;
-    let path = PathBuf::from(format!("{DOCKER_NETNS}/lb_{short}"));
+    let path = dir.join(format!("lb_{short}"));
     path.exists().then_some(path)
 }
 
@@ -164,6 +168,7 @@ mod tests {
                     backend("t1", "10.0.1.3", TaskState::Serving),
                     backend("t2", "10.0.1.4", TaskState::Draining),
                 ],
+                networks: vec!["abcdefghijklmnop".into()],
             }],
             warnings: BTreeMap::new(),
         }
@@ -205,6 +210,7 @@ mod tests {
                     name: service.into(),
                     labels: labels::parse(&l).expect("labels"),
                     backends: Vec::new(),
+                    networks: Vec::new(),
                 }],
                 warnings: BTreeMap::new(),
             };

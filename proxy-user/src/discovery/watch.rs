@@ -41,6 +41,8 @@ pub struct DiscoveredService {
     pub labels: ServiceLabels,
     /// Its serving and draining tasks.
     pub backends: Vec<TaskBackend>,
+    /// IDs of the networks its tasks attach to.
+    pub networks: Vec<String>,
 }
 
 /// One discovered table.
@@ -88,6 +90,7 @@ pub fn build(services: &[ServiceInfo], all_tasks: &[Task], unhealthy: &BTreeSet<
                     name: s.name.clone(),
                     labels: parsed,
                     backends,
+                    networks: s.networks.clone(),
                 });
             }
             Err(err) => out
@@ -237,6 +240,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
+            networks: vec!["net1".into()],
         }
     }
 
