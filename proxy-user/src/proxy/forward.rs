@@ -298,31 +298,40 @@ impl ConnCtx {
 
 /// (backend pointer, secure).
 type CookieCacheKey = (usize, bool);
-/// (second, the backend it was built for, the value).
-type CookieCacheEntry = (u64, Weak<Backend>, HeaderValue);
+/// (second, the backend and the keyring it was built with, the value).
+type CookieCacheEntry = (u64, Weak<Backend>, Weak<crate::cookie::Keyring>, HeaderValue);
 
 thread_local! {
-    /// Signed Set-Cookie values per (backend, secure), rebuilt each second.
+    /// Signed Set-Cookie values per (backend, secure), rebuilt each second
+    /// and whenever the keyring is replaced (a rotation signs at once).
     static SET_COOKIE_CACHE: RefCell<HashMap<CookieCacheKey, CookieCacheEntry>> = RefCell::new(HashMap::new());
 }
 
 fn set_cookie_cached(svc: &Service, backend: &Arc<Backend>, secure: bool, inner: &Inner) -> Option<HeaderValue> {
     let now = cookie::unix_now();
     let key = (Arc::as_ptr(backend) as usize, secure);
+    let keyring = inner.keyring.load_full();
     let hit = SET_COOKIE_CACHE.with_borrow(|c| {
         c.get(&key)
-            .filter(|(t, w, _)| *t == now && w.upgrade().is_some_and(|b| Arc::ptr_eq(&b, backend)))
-            .map(|(_, _, v)| v.clone())
+            .filter(|(t, w, k, _)| {
+                *t == now
+                    && w.upgrade().is_some_and(|b| Arc::ptr_eq(&b, backend))
+                    && k.upgrade().is_some_and(|k| Arc::ptr_eq(&k, &keyring))
+            })
+            .map(|(_, _, _, v)| v.clone())
     });
     if hit.is_some() {
         return hit;
     }
-    let value = build_set_cookie(&svc.config.cookie, &svc.config.name, backend, secure, now, inner)?;
+    let value = build_set_cookie(&svc.config.cookie, &svc.config.name, backend, secure, now, &keyring)?;
     SET_COOKIE_CACHE.with_borrow_mut(|c| {
         if c.len() > 4096 {
-            c.retain(|_, (t, w, _)| *t == now && w.strong_count() > 0);
+            c.retain(|_, (t, w, _, _)| *t == now && w.strong_count() > 0);
         }
-        c.insert(key, (now, Arc::downgrade(backend), value.clone()));
+        c.insert(
+            key,
+            (now, Arc::downgrade(backend), Arc::downgrade(&keyring), value.clone()),
+        );
     });
     Some(value)
 }
@@ -333,9 +342,9 @@ fn build_set_cookie(
     backend: &Backend,
     secure: bool,
     now: u64,
-    inner: &Inner,
+    keyring: &crate::cookie::Keyring,
 ) -> Option<HeaderValue> {
-    match inner.keyring.load().encode(
+    match keyring.encode(
         service,
         &Sticky {
             backend: backend.name.clone(),
