@@ -25,7 +25,10 @@
 
 use std::collections::BTreeMap;
 
-use self::rules::{parse_v1_rule, parse_v2_rule};
+use self::{
+    pick::{closest, parse_bool, pick},
+    rules::{parse_v1_rule, parse_v2_rule},
+};
 
 /// How a pinned client moves after a rolling update replaced its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -138,58 +141,6 @@ const OWN_KEYS: [&str; 16] = [
     "cookie.max-age",
     "backend",
 ];
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// The closest own key, for "did you mean" hints (edit distance ≤ 2).
-fn closest(key: &str) -> Option<&'static str> {
-    fn distance(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, cb) in b.iter().enumerate() {
-                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    }
-    OWN_KEYS
-        .iter()
-        .map(|k| (distance(key, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k)
-}
-
-/// Takes the first of `(source, value)` candidates and warns when a
-/// later one disagrees.
-fn pick<T: PartialEq + std::fmt::Debug + Clone>(
-    what: &str,
-    candidates: &[(&str, Option<T>)],
-    warnings: &mut Vec<String>,
-) -> Option<T> {
-    let set: Vec<(&str, T)> = candidates
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (*k, v)))
-        .collect();
-    let (first_key, first) = set.first()?.clone();
-    for (k, v) in &set[1..] {
-        if *v != first {
-            warnings.push(format!(
-                "{what}: {first_key}={first:?} and {k}={v:?} disagree; using {first_key}"
-            ));
-        }
-    }
-    Some(first)
-}
 
 /// Reads the labels of one service.
 ///
@@ -463,6 +414,7 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
     })
 }
 
+mod pick;
 mod rules;
 
 #[cfg(test)]
