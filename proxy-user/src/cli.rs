@@ -1,4 +1,4 @@
-//! The command line: `swarm-sticky run | demo | whoami | cookie decode | check-config`.
+//! The command line: `swarm-sticky run | demo | whoami | probe | cookie decode | check-config`.
 //!
 //! Every flag of `run` also reads a `SWARM_STICKY_*` environment variable
 //! (listed in `--help`); repeatable flags take a comma-separated list there.
@@ -33,6 +33,13 @@ pub enum Command {
     Cookie(CookieCommand),
     /// Validate a configuration file and print what it would do.
     CheckConfig(CheckConfigArgs),
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise (a HEALTHCHECK
+    /// for images without curl).
+    Probe(ProbeArgs),
+    /// Wait for SIGTERM and exit (the anchor task that gives this node a
+    /// namespace on an overlay network; started by `run --docker`).
+    #[command(hide = true)]
+    Anchor,
 }
 
 /// `swarm-sticky cookie …`.
@@ -175,6 +182,15 @@ pub struct RunArgs {
     )]
     pub docker_host: String,
 
+    /// Where the engine keeps its network namespaces (`<exec-root>/netns`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SWARM_STICKY_DOCKER_NETNS_DIR",
+        default_value = "/var/run/docker/netns"
+    )]
+    pub docker_netns_dir: PathBuf,
+
     /// Seconds between full re-lists of the Docker API (events trigger
     /// re-lists in between).
     #[arg(long, value_name = "SECS", env = "SWARM_STICKY_RESYNC", default_value_t = 5)]
@@ -307,4 +323,16 @@ pub struct WhoamiArgs {
     /// Name in the answer (default: the host name).
     #[arg(long, value_name = "NAME", env = "SWARM_STICKY_WHOAMI_NAME")]
     pub name: Option<String>,
+}
+
+/// Flags of `swarm-sticky probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// `http://IP[:PORT]/PATH` (or `localhost`) to GET.
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "SECS", default_value_t = 3)]
+    pub timeout: u64,
 }

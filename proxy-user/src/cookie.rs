@@ -125,6 +125,23 @@ impl Keyring {
         max_age: Option<u64>,
         buf: &'b mut [u8; MAX_VALUE_LEN],
     ) -> Result<(&'b str, u64), CookieError> {
+        self.verify_in(service, value, now, max_age, buf)
+            .map(|v| (v.identity, v.issued_at))
+    }
+
+    /// [`Keyring::decode_in`], also saying whether the signing key signed
+    /// it (a cookie signed by an older key is worth re-signing).
+    ///
+    /// # Errors
+    /// Any [`CookieError`]: the value must not be trusted.
+    pub fn verify_in<'b>(
+        &self,
+        service: &str,
+        value: &[u8],
+        now: u64,
+        max_age: Option<u64>,
+        buf: &'b mut [u8; MAX_VALUE_LEN],
+    ) -> Result<Verified<'b>, CookieError> {
         let fields = unpack(value, buf)?;
         let key = self.key_by_id(&fields.key_id).ok_or(CookieError::UnknownKey)?;
         let expected = key.tag(service, fields.signed);
@@ -144,8 +161,23 @@ impl Keyring {
         {
             return Err(CookieError::Expired);
         }
-        Ok((identity, issued_at))
+        Ok(Verified {
+            identity,
+            issued_at,
+            current_key: self.is_signing(&fields.key_id),
+        })
     }
+}
+
+/// A cookie that verified ([`Keyring::verify_in`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified<'b> {
+    /// The backend identity.
+    pub identity: &'b str,
+    /// When it was issued (Unix seconds).
+    pub issued_at: u64,
+    /// Signed by the signing key (not by an older one that still verifies).
+    pub current_key: bool,
 }
 
 /// The fields of a cookie value read without verifying its signature:

@@ -2,8 +2,21 @@
 //! `swarm-sticky demo`: it answers `I'm <name>` plus the request line and
 //! headers, reports the size and SHA-256 of a request body (streamed, never
 //! buffered), and echoes WebSocket messages on `/ws`.
+//!
+//! For health-check tests it has a switch: `/healthz` answers 200 `ok` or
+//! 503 `unhealthy`; `/healthz/fail` and `/healthz/recover` flip it (a
+//! Docker HEALTHCHECK runs `swarm-sticky probe http://127.0.0.1:8000/healthz`,
+//! and a test flips the switch with `docker exec … probe …/healthz/fail`).
 
-use std::{convert::Infallible, fmt::Write as _, net::SocketAddr};
+use std::{
+    convert::Infallible,
+    fmt::Write as _,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -25,7 +38,8 @@ use crate::services::{CLI_SERVICE, ServicesConfig};
 
 /// Serves whoami on `listener` until the task is dropped.
 pub async fn serve_whoami(listener: TcpListener, name: String) {
-    let name: std::sync::Arc<str> = name.into();
+    let name: Arc<str> = name.into();
+    let healthy = Arc::new(AtomicBool::new(true));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(pair) => pair,
@@ -35,11 +49,16 @@ pub async fn serve_whoami(listener: TcpListener, name: String) {
                 continue;
             }
         };
-        let name = name.clone();
+        let (name, healthy) = (name.clone(), healthy.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let name = name.clone();
-                async move { Ok::<_, Infallible>(whoami(&name, peer, req).await) }
+                let (name, healthy) = (name.clone(), healthy.clone());
+                async move {
+                    Ok::<_, Infallible>(match health(&healthy, req.uri().path()) {
+                        Some(resp) => resp,
+                        None => whoami(&name, peer, req).await,
+                    })
+                }
             });
             if let Err(err) = auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -49,6 +68,28 @@ pub async fn serve_whoami(listener: TcpListener, name: String) {
             }
         });
     }
+}
+
+/// The health switch: `/healthz`, `/healthz/fail`, `/healthz/recover`.
+fn health(healthy: &AtomicBool, path: &str) -> Option<Response<Full<Bytes>>> {
+    let (status, text) = match path {
+        "/healthz" if healthy.load(Ordering::Relaxed) => (StatusCode::OK, "ok\n"),
+        "/healthz" => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n"),
+        "/healthz/fail" => {
+            healthy.store(false, Ordering::Relaxed);
+            tracing::info!("health switch: unhealthy");
+            (StatusCode::OK, "now unhealthy\n")
+        }
+        "/healthz/recover" => {
+            healthy.store(true, Ordering::Relaxed);
+            tracing::info!("health switch: healthy");
+            (StatusCode::OK, "now healthy\n")
+        }
+        _ => return None,
+    };
+    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = status;
+    Some(resp)
 }
 
 async fn whoami(name: &str, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Full<Bytes>> {

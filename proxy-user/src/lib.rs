@@ -13,6 +13,7 @@
 //! * [`balance`]: the routing table (atomic snapshots), SWRR, drain, health.
 //! * [`proxy`]: the hyper reverse proxy served by the workers.
 //! * [`demo`]: the built-in whoami backend and the demo helpers.
+//! * [`probe`]: `swarm-sticky probe URL`, a HEALTHCHECK without curl.
 //! * [`app`]: wires the parts together and runs until a signal.
 
 pub mod access_log;
@@ -28,6 +29,7 @@ pub mod discovery;
 pub mod inspect;
 pub mod metrics;
 pub mod netns;
+pub mod probe;
 pub mod proxy;
 pub mod services;
 pub mod sources;

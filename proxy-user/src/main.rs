@@ -9,10 +9,14 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use proxy_user::{
     app::{self, Hooks},
-    cli::{Cli, Command, CookieCommand, CookieDecodeArgs, DemoArgs, LogFormat, RunArgs, Steering, WhoamiArgs},
+    cli::{
+        Cli, Command, CookieCommand, CookieDecodeArgs, DemoArgs, LogFormat, ProbeArgs, RunArgs, Steering, WhoamiArgs,
+    },
     config::{Config, DataplaneConfig, EXIT_CONFIG, default_workers},
     cookie::Keyring,
-    demo, inspect,
+    demo,
+    discovery::cluster_key,
+    inspect,
     proxy::{Proxy, ProxyInitError},
     services,
 };
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
         }
         Command::Cookie(CookieCommand::Decode(args)) => cookie_decode(&args),
         Command::CheckConfig(args) => check_config(&args.file),
+        Command::Probe(args) => probe(&args),
+        Command::Anchor => anchor(),
     }
 }
 
@@ -101,9 +107,10 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         Err(ProxyInitError::Config(err)) => return config_error(err),
         Err(err) => return report(Err(err.into())),
     };
-    if args.docker && args.cookie_key_file.is_none() {
-        use_cluster_key(&proxy, &args.docker_host);
-    }
+    // In swarm mode without a key file: the key derived from the join
+    // token, followed through rotations (`Some(initial)` once started).
+    let cluster_key =
+        (args.docker && args.cookie_key_file.is_none()).then(|| use_cluster_key(&proxy, &args.docker_host));
     let base = match services::from_run_args(&args) {
         Ok(s) => s,
         Err(err) => return config_error(err),
@@ -112,9 +119,14 @@ fn run(args: Box<RunArgs>) -> ExitCode {
     let reloading = sources.clone();
     let shown = args.docker.then(|| sources.clone());
     let checking = proxy.clone();
-    let docker = args
-        .docker
-        .then(|| (args.docker_host.clone(), Duration::from_secs(args.resync)));
+    let keyed = proxy.clone();
+    let docker = args.docker.then(|| {
+        (
+            args.docker_host.clone(),
+            Duration::from_secs(args.resync),
+            args.docker_netns_dir.clone(),
+        )
+    });
     let hooks = Hooks {
         // SIGHUP: re-read --config (and the flags); an invalid file is
         // rejected and the running configuration stays.
@@ -125,8 +137,12 @@ fn run(args: Box<RunArgs>) -> ExitCode {
         })),
         on_start: Box::new(move || {
             checking.spawn_health_checks();
-            if let Some((host, resync)) = docker {
-                tokio::spawn(sources.follow_docker(host, resync));
+            if let Some((host, resync, netns_dir)) = docker {
+                if let Some(initial) = cluster_key {
+                    let key_host = host.clone();
+                    tokio::spawn(cluster_key::follow(keyed, key_host, resync, initial));
+                }
+                tokio::spawn(sources.follow_docker(host, resync, netns_dir));
             }
         }),
         balancer: Some(proxy.balancer().clone()),
@@ -138,8 +154,9 @@ fn run(args: Box<RunArgs>) -> ExitCode {
 /// In swarm mode without `--cookie-key-file`: sign with the key derived
 /// from the manager join token, so that every manager signs and accepts
 /// the same cookies. Falls back to the state directory's key (and says so)
-/// when the engine does not answer or this node is not a manager.
-fn use_cluster_key(proxy: &Proxy, docker_host: &str) {
+/// when the engine does not answer or this node is not a manager. Returns
+/// the derived key, if any.
+fn use_cluster_key(proxy: &Proxy, docker_host: &str) -> Option<[u8; 32]> {
     let token = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -152,16 +169,23 @@ fn use_cluster_key(proxy: &Proxy, docker_host: &str) {
         });
     match token {
         Ok(Some(token)) => {
-            let key = proxy_user::discovery::cluster_key::derive(&token);
+            let key = cluster_key::derive(&token);
             proxy.set_keyring(Keyring::from_secrets(&[key]));
             tracing::info!("cookie key derived from the swarm's manager join token (the same on every manager)");
+            Some(key)
         }
-        Ok(None) => tracing::warn!(
-            "no manager join token (not a swarm manager?): cookies are signed with the state directory's key"
-        ),
-        Err(err) => tracing::warn!(
-            "cannot read the swarm's join token ({err:#}): cookies are signed with the state directory's key"
-        ),
+        Ok(None) => {
+            tracing::warn!(
+                "no manager join token (not a swarm manager?): cookies are signed with the state directory's key"
+            );
+            None
+        }
+        Err(err) => {
+            tracing::warn!(
+                "cannot read the swarm's join token ({err:#}): cookies are signed with the state directory's key"
+            );
+            None
+        }
     }
 }
 
@@ -218,6 +242,53 @@ fn whoami(args: &WhoamiArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(demo::run_whoami(args.listen, args.name.clone()))
         .with_context(|| format!("whoami on {}", args.listen))
+}
+
+/// `swarm-sticky anchor`: wait for SIGTERM or SIGINT (as PID 1 of the
+/// anchor task), then exit 0.
+fn anchor() -> ExitCode {
+    let waited = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|rt| {
+            rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let mut term = signal(SignalKind::terminate())?;
+                let mut int = signal(SignalKind::interrupt())?;
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                Ok(())
+            })
+        });
+    match waited {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("anchor: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `swarm-sticky probe URL`: quiet on success (a HEALTHCHECK runs it every
+/// few seconds), the reason on stderr otherwise.
+fn probe(args: &ProbeArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(proxy_user::probe::probe(&args.url, Duration::from_secs(args.timeout)))
+                .map_err(|e| e.to_string())
+        });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("probe {}: {err}", args.url);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn report(result: anyhow::Result<()>) -> ExitCode {

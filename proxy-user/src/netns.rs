@@ -7,6 +7,13 @@
 //! uses it later, so one dedicated thread per namespace enters it once
 //! (`setns` changes only the calling thread) and creates sockets on
 //! request; the runtime then connects and uses them as usual.
+//!
+//! A namespace path can be re-bound to a new namespace: Docker recreates
+//! `lb_<id>` after a daemon restart (or once a network gets a local
+//! endpoint again). Threads are therefore keyed by the path *and* the
+//! namespace's identity (device and inode of the nsfs file), checked with
+//! one `stat` per socket; a thread left in a namespace that is no longer at
+//! its path is replaced, never used (its sockets could reach nothing).
 
 use std::{
     collections::HashMap,
@@ -59,13 +66,30 @@ type Request = (Domain, oneshot::Sender<Result<Socket, NetnsError>>);
 /// One thread living in one namespace.
 struct NsThread {
     requests: mpsc::Sender<Request>,
+    /// The namespace it entered (device, inode).
+    identity: (u64, u64),
 }
 
-fn enter(path: &Path) -> Result<(), NetnsError> {
-    let file = std::fs::File::open(path).map_err(|source| NetnsError::Open {
+/// The identity of the namespace bound at `path` now.
+fn identity(path: &Path) -> Result<(u64, u64), NetnsError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).map_err(|source| NetnsError::Open {
         path: path.to_path_buf(),
         source,
     })?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Enters the namespace at `path`; returns its identity.
+fn enter(path: &Path) -> Result<(u64, u64), NetnsError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let open_error = |source| NetnsError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(open_error)?;
+    // The identity of what was opened (not of a later re-bind of the path).
+    let meta = file.metadata().map_err(open_error)?;
     // SAFETY: setns on a valid namespace fd only changes the calling
     // thread, which is dedicated to this namespace for its whole life.
     #[expect(unsafe_code, reason = "setns has no safe wrapper in std")]
@@ -76,7 +100,7 @@ fn enter(path: &Path) -> Result<(), NetnsError> {
             source: std::io::Error::last_os_error(),
         });
     }
-    Ok(())
+    Ok((meta.dev(), meta.ino()))
 }
 
 impl NsThread {
@@ -87,11 +111,15 @@ impl NsThread {
         thread::Builder::new()
             .name("netns".into())
             .spawn(move || {
-                if let Err(err) = enter(&owned) {
-                    let _ = ready_tx.send(Err(err));
-                    return;
+                match enter(&owned) {
+                    Ok(identity) => {
+                        let _ = ready_tx.send(Ok(identity));
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                        return;
+                    }
                 }
-                let _ = ready_tx.send(Ok(()));
                 for (domain, reply) in rx {
                     let socket =
                         Socket::new(domain, Type::STREAM.nonblocking(), Some(Protocol::TCP)).map_err(|source| {
@@ -107,10 +135,10 @@ impl NsThread {
                 path: path.to_path_buf(),
                 source,
             })?;
-        ready_rx
+        let identity = ready_rx
             .recv()
             .map_err(|_| NetnsError::ThreadGone(path.to_path_buf()))??;
-        Ok(Self { requests })
+        Ok(Self { requests, identity })
     }
 }
 
@@ -127,9 +155,12 @@ impl SocketFactory {
     /// # Errors
     /// When the namespace cannot be entered or the socket not created.
     pub async fn socket(&self, path: &Path, domain: Domain) -> Result<Socket, NetnsError> {
+        let now = identity(path)?;
         let rx = {
             let mut threads = self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !threads.contains_key(path) {
+            if threads.get(path).is_none_or(|t| t.identity != now) {
+                // New, or the path now holds another namespace: dropping
+                // the old sender ends the old thread.
                 threads.insert(path.to_path_buf(), NsThread::spawn(path)?);
             }
             let (tx, rx) = oneshot::channel();

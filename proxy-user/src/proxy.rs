@@ -109,10 +109,11 @@ impl Proxy {
     }
 
     /// Replaces the cookie keys (e.g. a new cluster key after the manager
-    /// join token was rotated; see [`Keyring::rotated`] to keep the old
-    /// keys verifying). Cookies issued from now on are signed by the new
-    /// first key; Set-Cookie values cached for the current second may still
-    /// carry the previous signature.
+    /// join token was rotated; see [`Keyring::rotate_to`] and
+    /// [`Keyring::rotated`] to keep old keys verifying). Cookies issued
+    /// from now on are signed by the new first key (the per-second
+    /// Set-Cookie cache follows the keyring), and a valid cookie of an older
+    /// key is re-signed on its next response.
     pub fn set_keyring(&self, keyring: Keyring) {
         self.inner.keyring.store(Arc::new(keyring));
         tracing::info!("cookie keys replaced");

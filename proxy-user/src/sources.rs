@@ -4,6 +4,7 @@
 
 use std::{
     collections::BTreeSet,
+    path::PathBuf,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -62,10 +63,23 @@ impl Sources {
         self.proxy.reload(cfg);
     }
 
-    /// Follows the Docker API at `host` until the task is dropped.
-    pub async fn follow_docker(self: Arc<Self>, host: String, resync: Duration) {
+    /// Follows the Docker API at `host` until the task is dropped; the
+    /// engine's network namespaces are in `netns_dir`. Also keeps this
+    /// node's anchors (see [`crate::discovery::anchor`]).
+    pub async fn follow_docker(self: Arc<Self>, host: String, resync: Duration, netns_dir: PathBuf) {
         let (tx, mut rx) = watch::channel(Arc::new(Snapshot::default()));
-        tokio::spawn(crate::discovery::watch::run(host, resync, tx, self.discovery.clone()));
+        tokio::spawn(crate::discovery::watch::run(
+            host.clone(),
+            resync,
+            tx,
+            self.discovery.clone(),
+        ));
+        tokio::spawn(crate::discovery::anchor::maintain(
+            host,
+            netns_dir.clone(),
+            rx.clone(),
+            resync,
+        ));
         let mut last_warnings = Vec::new();
         loop {
             // A task whose overlay namespace is missing becomes reachable
@@ -78,7 +92,7 @@ impl Sources {
                 () = tokio::time::sleep(resync), if retry => {}
             }
             let snapshot = rx.borrow_and_update().clone();
-            let (services, mut warnings) = table::services(&snapshot, table::overlay_netns);
+            let (services, mut warnings) = table::services(&snapshot, |id| table::overlay_netns(&netns_dir, id));
             for (svc, ws) in &snapshot.warnings {
                 warnings.extend(ws.iter().map(|w| (svc.clone(), w.clone())));
             }

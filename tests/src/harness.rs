@@ -5,13 +5,18 @@
 //!   ephemeral ports.
 //! * L4: network namespaces ([`netns`]), the swarm-sticky process
 //!   ([`process`]) and clients that run inside a namespace ([`client`]).
+//! * Swarm: the engine, images, networks and services ([`swarm`]), and
+//!   stopping and starting the daemon ([`dockerd`]); a multi-node swarm
+//!   of daemons in namespaces ([`multinode`]).
 
 #[cfg(test)]
 pub mod backend;
 #[cfg(test)]
 pub mod browser;
 pub mod client;
+pub mod dockerd;
 pub mod instance;
+pub mod multinode;
 pub mod netns;
 pub mod process;
 #[cfg(test)]

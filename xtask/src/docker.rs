@@ -12,6 +12,8 @@ use anyhow::{Context as _, bail};
 use crate::cmd;
 
 const SOCKET: &str = "/var/run/docker.sock";
+/// Where dockerd writes its pid.
+const PIDFILE: &str = "/var/run/docker.pid";
 
 /// An engine we started, stopped on drop.
 pub struct StartedEngine {
@@ -67,6 +69,12 @@ pub fn ensure() -> anyhow::Result<Option<StartedEngine>> {
     Ok(Some(started))
 }
 
+/// Whether `pid` runs (a zombie does not).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
+}
+
 impl Drop for StartedEngine {
     fn drop(&mut self) {
         // Leave the swarm the tests made, then stop the daemon we started.
@@ -77,9 +85,19 @@ impl Drop for StartedEngine {
             .status();
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").arg(&pid).status();
+        // A test that restarts the daemon (swarm::daemon) leaves another
+        // dockerd, started the same way; its pid file names it.
+        let successor = std::fs::read_to_string(PIDFILE)
+            .ok()
+            .map(|p| p.trim().to_string())
+            .filter(|p| *p != pid && alive(p));
+        if let Some(p) = &successor {
+            let _ = Command::new("kill").arg(p).status();
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
+            let child_done = matches!(self.child.try_wait(), Ok(Some(_)));
+            if child_done && successor.as_deref().is_none_or(|p| !alive(p)) {
                 println!("stopped dockerd");
                 return;
             }
@@ -87,5 +105,8 @@ impl Drop for StartedEngine {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(p) = &successor {
+            let _ = Command::new("kill").args(["-KILL", p]).status();
+        }
     }
 }

@@ -167,6 +167,27 @@ impl Keyring {
         Self { keys }
     }
 
+    /// A keyring of exactly two keys: `secret` signs, and the key that
+    /// signed until now still verifies. What the cluster key does when the
+    /// manager join token is rotated: every instance keeps the same two
+    /// keys, whenever it started, so one rotation keeps sessions and a
+    /// second one drops the oldest key everywhere alike.
+    /// Rotating to the key that signs already changes nothing.
+    pub fn rotate_to(&self, secret: &[u8]) -> Self {
+        let new = Key::new(secret);
+        if self.keys[0].id == new.id {
+            return self.clone();
+        }
+        Self {
+            keys: vec![new, self.keys[0].clone()],
+        }
+    }
+
+    /// Whether `key_id` is the signing key's id.
+    pub(super) fn is_signing(&self, key_id: &[u8]) -> bool {
+        self.keys[0].id == key_id
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()

@@ -61,6 +61,45 @@ fn rotation() {
     );
 }
 
+/// The cluster key's rotation keeps exactly the previous key: one
+/// rotation keeps a cookie, a second one drops it; `verify_in` says which
+/// cookies were signed by an older key.
+#[test]
+fn rotate_to_keeps_one_previous_key() {
+    let now = 1_700_000_000;
+    let mut buf = [0u8; MAX_VALUE_LEN];
+    let k0 = ring();
+    let c0 = k0.encode("s", &sticky("a")).unwrap();
+    assert!(
+        k0.verify_in("s", c0.as_bytes(), now, None, &mut buf)
+            .unwrap()
+            .current_key
+    );
+    let k1 = k0.rotate_to(b"the-key-after-one-rotation");
+    assert_eq!(k1.len(), 2);
+    let v = k1.verify_in("s", c0.as_bytes(), now, None, &mut buf).unwrap();
+    assert_eq!((v.identity, v.current_key), ("a", false));
+    let c1 = k1.encode("s", &sticky("a")).unwrap();
+    assert!(
+        k1.verify_in("s", c1.as_bytes(), now, None, &mut buf)
+            .unwrap()
+            .current_key
+    );
+    let k2 = k1.rotate_to(b"the-key-after-two-rotations");
+    assert_eq!(k2.len(), 2);
+    assert_eq!(
+        k2.decode("s", c0.as_bytes(), now, None),
+        Err(CookieError::UnknownKey),
+        "two rotations lose the oldest"
+    );
+    assert!(k2.decode("s", c1.as_bytes(), now, None).is_ok());
+    assert_eq!(
+        k2.rotate_to(b"the-key-after-two-rotations").len(),
+        2,
+        "the same key: no change"
+    );
+}
+
 /// A running rotation: the new key signs, the old ones still verify, the
 /// ring stays bounded.
 #[test]

@@ -3,16 +3,25 @@
 //! In swarm mode without `--cookie-key-file`, the key is HKDF-SHA256 over
 //! the swarm's **manager join token**: a secret only managers can read, the
 //! same on every manager. So every swarm-sticky in the cluster signs and
-//! accepts the same cookies. Rotating the manager token
-//! (`docker swarm join-token --rotate manager`) derives a new key: each
-//! running swarm-sticky keeps accepting cookies signed with the key it had
-//! before (in memory), so sessions survive the rotation on managers that
-//! were running; a manager started after the rotation knows only the new
-//! key, and its clients get a new cookie (and possibly another replica)
-//! once.
+//! accepts the same cookies.
+//!
+//! Rotation (`docker swarm join-token --rotate manager`): [`follow`]
+//! re-reads the token on every resync and, when it changed, signs with the
+//! new key while the previous one still verifies ([`Keyring::rotate_to`]:
+//! exactly those two). A cookie of the previous key is re-signed on its
+//! next response. So one rotation keeps every session; a second rotation
+//! drops the oldest key on every instance alike, and cookies that were not
+//! re-signed in between get a new pick once. An instance started after a
+//! rotation knows only the new key.
+
+use std::{sync::Arc, time::Duration};
 
 use hkdf::Hkdf;
 use sha2::Sha256;
+use tracing::{info, warn};
+
+use super::engine::Engine;
+use crate::{cookie::Keyring, proxy::Proxy};
 
 /// Domain separation: a key for this purpose only, and a version that
 /// changes if the derivation ever does.
@@ -26,6 +35,49 @@ pub fn derive(manager_join_token: &str) -> [u8; 32] {
     hk.expand(INFO, &mut key)
         .expect("32 bytes is below HKDF-SHA256's 255 * 32 byte output limit");
     key
+}
+
+/// Follows the manager join token of the engine at `host`, re-read every
+/// `every`, and rotates the proxy's cookie keys when it changes. `current`
+/// is the key derived at start (`None`: the state directory's key signs,
+/// because the token could not be read then; it is replaced, and still
+/// verifies, once the token can be read). Runs until the task is dropped;
+/// an engine that does not answer is retried on the next tick (the
+/// discovery watcher reports it).
+pub async fn follow(proxy: Arc<Proxy>, host: String, every: Duration, mut current: Option<[u8; 32]>) {
+    let mut engine: Option<Engine> = None;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if engine.is_none() {
+            engine = Engine::connect(&host).await.ok();
+        }
+        let Some(e) = &engine else { continue };
+        let token = match e.manager_join_token().await {
+            Ok(Some(t)) => t,
+            Ok(None) => continue,
+            Err(err) => {
+                tracing::debug!(error = %err, "reading the join token failed; retrying on the next resync");
+                engine = None;
+                continue;
+            }
+        };
+        let key = derive(&token);
+        if current == Some(key) {
+            continue;
+        }
+        let ring: Keyring = proxy.keyring().rotate_to(&key);
+        proxy.set_keyring(ring);
+        if current.is_some() {
+            warn!(
+                "the swarm's manager join token was rotated: cookies are signed with the new derived key; the previous one still verifies (a second rotation drops it)"
+            );
+        } else {
+            info!("cookie key now derived from the swarm's manager join token; the previous key still verifies");
+        }
+        current = Some(key);
+    }
 }
 
 #[cfg(test)]

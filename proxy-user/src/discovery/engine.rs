@@ -4,7 +4,11 @@
 //! docker.io 20.10, and newer) for services, events and the swarm; `/tasks`
 //! is read with our own model (see [`super::tasks`]) over the same socket.
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    time::Duration,
+};
 
 use bollard::{Docker, query_parameters::EventsOptions};
 use bytes::Bytes;
@@ -16,6 +20,23 @@ use super::tasks::Task;
 
 /// Timeout of one API call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The label Docker puts on a swarm task's container: the task ID.
+const TASK_ID_LABEL: &str = "com.docker.swarm.task.id";
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for a
+/// JSON query parameter).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
 
 /// A Docker API problem.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +67,8 @@ pub struct ServiceInfo {
     pub name: String,
     /// Service labels (`Spec.Labels`).
     pub labels: BTreeMap<String, String>,
+    /// IDs of the networks its tasks attach to (`TaskTemplate.Networks`).
+    pub networks: Vec<String>,
 }
 
 /// A connection to the engine.
@@ -74,6 +97,11 @@ impl Engine {
         })
     }
 
+    /// The bollard client (for the anchors).
+    pub(super) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
     /// The negotiated API version, e.g. `1.41`.
     pub fn api_version(&self) -> String {
         let v = self.docker.client_version();
@@ -90,10 +118,17 @@ impl Engine {
             .into_iter()
             .filter_map(|s| {
                 let spec = s.spec?;
+                let networks = spec
+                    .task_template
+                    .as_ref()
+                    .and_then(|t| t.networks.as_ref())
+                    .map(|n| n.iter().filter_map(|a| a.target.clone()).collect())
+                    .unwrap_or_default();
                 Some(ServiceInfo {
                     id: s.id?,
                     name: spec.name.unwrap_or_default(),
                     labels: spec.labels.unwrap_or_default().into_iter().collect(),
+                    networks,
                 })
             })
             .collect())
@@ -113,6 +148,42 @@ impl Engine {
             path,
             source: Box::new(e),
         })
+    }
+
+    /// IDs of the swarm tasks whose container runs on this node and has a
+    /// HEALTHCHECK that does not report `healthy` (yet): `unhealthy` or
+    /// `starting`. Containers without a HEALTHCHECK are not listed.
+    ///
+    /// # Errors
+    /// When the call fails or the answer does not parse.
+    pub async fn unhealthy_local_tasks(&self) -> Result<BTreeSet<String>, EngineError> {
+        /// The fields of a `/containers/json` entry read here.
+        #[derive(serde::Deserialize)]
+        struct Summary {
+            #[serde(rename = "Labels", default)]
+            labels: BTreeMap<String, String>,
+        }
+        let filters = serde_json::json!({
+            "label": [TASK_ID_LABEL],
+            "health": ["unhealthy", "starting"],
+        });
+        let path = format!(
+            "/v{}/containers/json?filters={}",
+            self.api_version(),
+            percent_encode(&filters.to_string())
+        );
+        let body = self.raw_get(&path).await.map_err(|source| EngineError::Raw {
+            path: path.clone(),
+            source,
+        })?;
+        let list: Vec<Summary> = serde_json::from_slice(&body).map_err(|e| EngineError::Raw {
+            path,
+            source: Box::new(e),
+        })?;
+        Ok(list
+            .into_iter()
+            .filter_map(|mut c| c.labels.remove(TASK_ID_LABEL))
+            .collect())
     }
 
     async fn raw_get(&self, path: &str) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
@@ -157,7 +228,9 @@ impl Engine {
     }
 
     /// A stream of "something changed" signals from `/events` (service,
-    /// container, network and node events). It ends when the engine goes.
+    /// container, network and node events, container health changes
+    /// included; not the execs of health checks). It ends when the engine
+    /// goes.
     pub fn changes(&self) -> impl Stream<Item = Result<(), EngineError>> + use<> {
         let filters = [(
             "type".to_string(),
@@ -169,8 +242,15 @@ impl Engine {
             filters: Some(filters),
             ..Default::default()
         };
-        self.docker
-            .events(Some(opts))
-            .map(|e| e.map(|_| ()).map_err(EngineError::from))
+        self.docker.events(Some(opts)).filter_map(|e| {
+            std::future::ready(match e {
+                // A HEALTHCHECK runs as an exec every interval: its
+                // exec_create/exec_start/exec_die events change nothing
+                // (the `health_status: …` event that may follow does).
+                Ok(m) if m.action.as_deref().is_some_and(|a| a.starts_with("exec_")) => None,
+                Ok(_) => Some(Ok(())),
+                Err(err) => Some(Err(EngineError::from(err))),
+            })
+        })
     }
 }

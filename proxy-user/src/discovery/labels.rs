@@ -14,7 +14,9 @@
 //! 3. Traefik v1 (the classic tutorial): `traefik.enable`, `traefik.port`,
 //!    `traefik.docker.network`, `traefik.frontend.rule` (`PathPrefix:/x`,
 //!    `Host:a.example`, several joined by `;`, alternatives by `,`),
-//!    `traefik.backend.loadbalancer.stickiness[.cookieName]`, `traefik.backend.weight`.
+//!    `traefik.backend.loadbalancer.stickiness[.cookieName]`, `traefik.backend.weight`,
+//!    `traefik.backend` (it only names the cookie: a service with v1 labels
+//!    keeps the cookie name Traefik v1 gave it, see [`super::traefik_v1`]).
 //!
 //! A label that is recognised but not supported, a misspelled
 //! `swarm-sticky.*` key, and contradictory values each give one warning for
@@ -23,7 +25,10 @@
 
 use std::collections::BTreeMap;
 
-use self::rules::{parse_v1_rule, parse_v2_rule};
+use self::{
+    pick::{closest, parse_bool, pick},
+    rules::{parse_v1_rule, parse_v2_rule},
+};
 
 /// How a pinned client moves after a rolling update replaced its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,8 +87,18 @@ pub struct ServiceLabels {
     pub weight: u32,
     /// What a pinned session does after its task was replaced.
     pub affinity: Affinity,
+    /// Set when Traefik v1 labels select the service: without a cookie name
+    /// in the labels, the cookie keeps the name Traefik v1 gave it.
+    pub traefik_v1: Option<TraefikV1>,
     /// One line per problem found.
     pub warnings: Vec<String>,
+}
+
+/// What the Traefik v1 labels say beyond routing (for its cookie name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraefikV1 {
+    /// The `traefik.backend` label (default: the service name).
+    pub backend: Option<String>,
 }
 
 /// Why a service is not served.
@@ -97,7 +112,7 @@ pub enum Skip {
     Invalid(String),
 }
 
-const V1_KNOWN: [&str; 7] = [
+const V1_KNOWN: [&str; 8] = [
     "traefik.enable",
     "traefik.port",
     "traefik.docker.network",
@@ -105,6 +120,7 @@ const V1_KNOWN: [&str; 7] = [
     "traefik.backend.loadbalancer.stickiness",
     "traefik.backend.loadbalancer.stickiness.cookieName",
     "traefik.backend.weight",
+    "traefik.backend",
 ];
 
 const OWN_KEYS: [&str; 16] = [
@@ -125,58 +141,6 @@ const OWN_KEYS: [&str; 16] = [
     "cookie.max-age",
     "backend",
 ];
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// The closest own key, for "did you mean" hints (edit distance ≤ 2).
-fn closest(key: &str) -> Option<&'static str> {
-    fn distance(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, cb) in b.iter().enumerate() {
-                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    }
-    OWN_KEYS
-        .iter()
-        .map(|k| (distance(key, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k)
-}
-
-/// Takes the first of `(source, value)` candidates and warns when a
-/// later one disagrees.
-fn pick<T: PartialEq + std::fmt::Debug + Clone>(
-    what: &str,
-    candidates: &[(&str, Option<T>)],
-    warnings: &mut Vec<String>,
-) -> Option<T> {
-    let set: Vec<(&str, T)> = candidates
-        .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (*k, v)))
-        .collect();
-    let (first_key, first) = set.first()?.clone();
-    for (k, v) in &set[1..] {
-        if *v != first {
-            warnings.push(format!(
-                "{what}: {first_key}={first:?} and {k}={v:?} disagree; using {first_key}"
-            ));
-        }
-    }
-    Some(first)
-}
 
 /// Reads the labels of one service.
 ///
@@ -376,9 +340,11 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
                 ),
                 (
                     "traefik.backend.loadbalancer.stickiness.cookieName",
+                    // Traefik v1 replaced non-token characters by `_`; the
+                    // browser holds the cookie under that name.
                     traefik
                         .get("traefik.backend.loadbalancer.stickiness.cookieName")
-                        .map(|v| (*v).to_string()),
+                        .map(|v| super::traefik_v1::sanitize_cookie_name(v)),
                 ),
             ],
             &mut warnings,
@@ -427,6 +393,14 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
             Affinity::SameSlot
         }
     };
+    // The v1 spelling is in use when a v1-only key is set (enable and
+    // docker.network are shared with v2).
+    let traefik_v1 = traefik
+        .keys()
+        .any(|k| V1_KNOWN.contains(k) && !matches!(*k, "traefik.enable" | "traefik.docker.network"))
+        .then(|| TraefikV1 {
+            backend: traefik.get("traefik.backend").map(|v| v.trim().to_string()),
+        });
     Ok(ServiceLabels {
         network,
         port,
@@ -435,10 +409,12 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
         cookie,
         weight,
         affinity,
+        traefik_v1,
         warnings,
     })
 }
 
+mod pick;
 mod rules;
 
 #[cfg(test)]

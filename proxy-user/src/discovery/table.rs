@@ -4,23 +4,29 @@
 //! settings from the labels, its tasks as backends named by their identity
 //! (`<task id>.<slot>`), reached from the overlay network's namespace on
 //! this node. A task that is being shut down gets weight 0: no new
-//! sessions, while the sessions pinned to it are still served.
+//! sessions, while the sessions pinned to it are still served. A task whose
+//! container fails its Docker HEALTHCHECK is left out (with a warning): its
+//! clients fail over as if it were down.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use super::{labels::Affinity, tasks::TaskState, watch::Snapshot};
+use super::{labels::Affinity, tasks::TaskState, traefik_v1, watch::Snapshot};
 use crate::services::{BackendConfig, CookieConfig, PassiveHealthConfig, Rule, SameSite, SecureMode, ServiceConfig};
 
-/// Where Docker keeps network namespaces.
-const DOCKER_NETNS: &str = "/var/run/docker/netns";
+/// Where Docker keeps network namespaces (`<exec-root>/netns`).
+pub const DOCKER_NETNS: &str = "/var/run/docker/netns";
 
-/// The namespace of overlay network `network_id` on this node: its
-/// load-balancer namespace `lb_<id[:9]>`, which has an address of its own
-/// on the overlay (so replies from tasks on other nodes come back). It
-/// exists while this node has an endpoint on the network.
-pub fn overlay_netns(network_id: &str) -> Option<PathBuf> {
+/// The namespace of overlay network `network_id` on this node, in Docker's
+/// namespace directory `dir`: its load-balancer namespace `lb_<id[:9]>`,
+/// which has an address of its own on the overlay (so replies from tasks
+/// on other nodes come back). It exists while this node has an endpoint
+/// on the network.
+pub fn overlay_netns(dir: &Path, network_id: &str) -> Option<PathBuf> {
     let short = network_id.get(..9)?;
-    let path = PathBuf::from(format!("{DOCKER_NETNS}/lb_{short}"));
+    let path = dir.join(format!("lb_{short}"));
     path.exists().then_some(path)
 }
 
@@ -57,6 +63,10 @@ pub fn services(
         let mut cookie = CookieConfig::for_service(&svc.name);
         if let Some(n) = &l.cookie.name {
             cookie.name.clone_from(n);
+        } else if let Some(v1) = &l.traefik_v1 {
+            // Migration: the browser holds Traefik v1's cookie under this
+            // name; reading it keeps the session.
+            cookie.name = traefik_v1::cookie_name(&svc.name, v1.backend.as_deref());
         }
         if let Some(p) = &l.cookie.path {
             cookie.path.clone_from(p);
@@ -80,6 +90,16 @@ pub fn services(
 
         let mut backends = Vec::new();
         for b in &svc.backends {
+            if b.state == TaskState::Unhealthy {
+                // Left out: no new sessions, and a cookie naming it fails
+                // over (to its slot's successor or a new pick), as if the
+                // task were down. It returns when its container is healthy.
+                warn(format!(
+                    "task {} is not served: its container's HEALTHCHECK is not healthy",
+                    b.task_id
+                ));
+                continue;
+            }
             let Some(via) = netns_of(&b.network_id) else {
                 warn(format!(
                     "task {} is not reachable yet: the overlay network {} has no namespace on this node",
@@ -153,6 +173,7 @@ mod tests {
                     backend("t1", "10.0.1.3", TaskState::Serving),
                     backend("t2", "10.0.1.4", TaskState::Draining),
                 ],
+                networks: vec!["abcdefghijklmnop".into()],
             }],
             warnings: BTreeMap::new(),
         }
@@ -180,6 +201,66 @@ mod tests {
         assert_eq!(s.backends[0].weight, 1);
         assert_eq!(s.backends[0].via.as_deref(), Some(ns.as_path()));
         assert_eq!(s.backends[1].weight, 0, "draining: no new sessions");
+    }
+
+    /// The cookie name of a service without one in its labels: Traefik
+    /// v1's when v1 labels select it (so a migrating client's cookie is
+    /// read), swarm-sticky's default otherwise; a v1 `cookieName` is
+    /// sanitized as Traefik v1 did.
+    #[test]
+    fn traefik_v1_services_keep_traefik_v1_cookie_names() {
+        let name_of = |service: &str, pairs: &[(&str, &str)]| {
+            let l: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect();
+            let snap = Snapshot {
+                services: vec![DiscoveredService {
+                    id: "s".into(),
+                    name: service.into(),
+                    labels: labels::parse(&l).expect("labels"),
+                    backends: Vec::new(),
+                    networks: Vec::new(),
+                }],
+                warnings: BTreeMap::new(),
+            };
+            services(&snap, |_| None).0[0].cookie.name.clone()
+        };
+        let tutorial = [
+            ("traefik.docker.network", "whoaminet"),
+            ("traefik.port", "8000"),
+            ("traefik.frontend.rule", "PathPrefix:/"),
+            ("traefik.backend.loadbalancer.stickiness", "true"),
+        ];
+        assert_eq!(name_of("whoami-service", &tutorial), "_a49bc");
+        let mut named = tutorial.to_vec();
+        named.push(("traefik.backend", "web"));
+        assert_eq!(name_of("whoami-service", &named), "_40e28");
+        named.push(("traefik.backend.loadbalancer.stickiness.cookieName", "my cookie"));
+        assert_eq!(name_of("whoami-service", &named), "my_cookie");
+        let v2 = [("traefik.http.services.w.loadbalancer.server.port", "8000")];
+        assert_eq!(
+            name_of("whoami-service", &v2),
+            CookieConfig::for_service("whoami-service").name
+        );
+        let own = [("swarm-sticky.port", "8000"), ("traefik.enable", "true")];
+        assert_eq!(
+            name_of("whoami-service", &own),
+            CookieConfig::for_service("whoami-service").name
+        );
+    }
+
+    /// A task whose container fails its HEALTHCHECK is not a backend at
+    /// all (a cookie naming it fails over), and the reason is shown.
+    #[test]
+    fn unhealthy_tasks_are_left_out() {
+        let mut snap = snapshot();
+        snap.services[0].backends[0].state = TaskState::Unhealthy;
+        let (services, warnings) = services(&snap, |_| Some(PathBuf::from("/ns")));
+        let names: Vec<&str> = services[0].backends.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, vec!["t2.1"]);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].1.contains("HEALTHCHECK"), "{warnings:?}");
     }
 
     /// Without the overlay's namespace on this node a task cannot be

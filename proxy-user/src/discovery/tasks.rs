@@ -104,6 +104,10 @@ pub enum TaskState {
     /// Still running, but the orchestrator is shutting it down (a rolling
     /// update or scale-down): pinned sessions only, no new ones.
     Draining,
+    /// Running, but its container's Docker HEALTHCHECK says `unhealthy`
+    /// (or still `starting`): no sessions at all; pinned ones fail over.
+    /// Known only for containers on this node (see [`super::watch::build`]).
+    Unhealthy,
 }
 
 /// A task that serves, as a backend.

@@ -9,7 +9,7 @@
 //! the table's age is exported in [`DiscoveryStatus`].
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use super::{
     engine::{Engine, EngineError, ServiceInfo},
     labels::{self, ServiceLabels, Skip},
-    tasks::{self, Task, TaskBackend},
+    tasks::{self, Task, TaskBackend, TaskState},
 };
 
 /// Events that arrive within this window are served by one re-list.
@@ -41,6 +41,8 @@ pub struct DiscoveredService {
     pub labels: ServiceLabels,
     /// Its serving and draining tasks.
     pub backends: Vec<TaskBackend>,
+    /// IDs of the networks its tasks attach to.
+    pub networks: Vec<String>,
 }
 
 /// One discovered table.
@@ -52,8 +54,13 @@ pub struct Snapshot {
     pub warnings: BTreeMap<String, Vec<String>>,
 }
 
-/// Builds the table from one listing (pure).
-pub fn build(services: &[ServiceInfo], all_tasks: &[Task]) -> Snapshot {
+/// Builds the table from one listing (pure). `unhealthy` holds the tasks
+/// whose container on this node fails (or has not yet passed) its Docker
+/// HEALTHCHECK: they become [`TaskState::Unhealthy`]. Swarm itself keeps a
+/// task with a HEALTHCHECK in `starting` until its first healthy report,
+/// and fails it about 2 s after it turns unhealthy (the gossip delay before
+/// the container is stopped); this closes that window for local tasks.
+pub fn build(services: &[ServiceInfo], all_tasks: &[Task], unhealthy: &BTreeSet<String>) -> Snapshot {
     let mut out = Snapshot::default();
     for s in services {
         let parsed = match labels::parse(&s.labels) {
@@ -74,12 +81,18 @@ pub fn build(services: &[ServiceInfo], all_tasks: &[Task]) -> Snapshot {
                 .extend(parsed.warnings.iter().cloned());
         }
         match tasks::backends(all_tasks, &s.id, &parsed) {
-            Ok(backends) => out.services.push(DiscoveredService {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                labels: parsed,
-                backends,
-            }),
+            Ok(mut backends) => {
+                for b in backends.iter_mut().filter(|b| unhealthy.contains(&b.task_id)) {
+                    b.state = TaskState::Unhealthy;
+                }
+                out.services.push(DiscoveredService {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    labels: parsed,
+                    backends,
+                    networks: s.networks.clone(),
+                });
+            }
             Err(err) => out
                 .warnings
                 .entry(s.name.clone())
@@ -121,8 +134,9 @@ async fn refresh(
     tx: &watch::Sender<Arc<Snapshot>>,
     status: &Mutex<DiscoveryStatus>,
 ) -> Result<(), EngineError> {
-    let (services, tasks) = tokio::try_join!(engine.services(), engine.tasks())?;
-    let table = build(&services, &tasks);
+    let (services, tasks, unhealthy) =
+        tokio::try_join!(engine.services(), engine.tasks(), engine.unhealthy_local_tasks())?;
+    let table = build(&services, &tasks, &unhealthy);
     let changed = tx.send_if_modified(|current| {
         if **current == table {
             return false;
@@ -226,6 +240,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
+            networks: vec!["net1".into()],
         }
     }
 
@@ -261,7 +276,7 @@ mod tests {
             task("t2", "s1", 2, "10.0.1.4"),
             task("t3", "s4", 1, "10.0.1.9"),
         ];
-        let snap = build(&services, &tasks);
+        let snap = build(&services, &tasks, &BTreeSet::new());
         let names: Vec<&str> = snap.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["other", "whoami"]);
         assert_eq!(snap.services[1].backends.len(), 2);
@@ -269,6 +284,10 @@ mod tests {
         assert!(snap.warnings["other"][0].contains("swarm-sticky.colour"));
         assert!(!snap.warnings.contains_key("whoami"));
         // Same input, same table: nothing would be republished.
-        assert_eq!(build(&services, &tasks), snap);
+        assert_eq!(build(&services, &tasks, &BTreeSet::new()), snap);
+        // A local container failing its HEALTHCHECK: that task only.
+        let sick = build(&services, &tasks, &["t2".to_string()].into());
+        let states: Vec<TaskState> = sick.services[1].backends.iter().map(|b| b.state).collect();
+        assert_eq!(states, vec![TaskState::Serving, TaskState::Unhealthy]);
     }
 }

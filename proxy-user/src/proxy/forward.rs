@@ -181,10 +181,11 @@ pub(super) async fn forward(
         attempts = attempt,
         "proxied"
     );
-    if need_cookie {
-        backend.state.stats.sessions.fetch_add(1, Ordering::Relaxed);
-    } else if out.decision == Some(Decision::Hit) {
+    // A renewed or re-signed cookie is still a hit, not a new session.
+    if out.decision == Some(Decision::Hit) {
         backend.state.stats.sticky_hits.fetch_add(1, Ordering::Relaxed);
+    } else if need_cookie {
+        backend.state.stats.sessions.fetch_add(1, Ordering::Relaxed);
     }
     out.backend = Some(backend.clone());
     respond(
@@ -251,13 +252,19 @@ fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<
     match inner
         .keyring
         .load()
-        .decode_in(&svc.config.name, value, now, max_age, &mut buf)
+        .verify_in(&svc.config.name, value, now, max_age, &mut buf)
     {
-        Ok((backend, issued_at)) => match svc.backend(backend) {
+        Ok(cookie::Verified {
+            identity: backend,
+            issued_at,
+            current_key,
+        }) => match svc.backend(backend) {
             // With a Max-Age, a cookie past half its life is renewed so
-            // that an active session does not expire in the browser.
+            // that an active session does not expire in the browser; one
+            // signed by the previous key is re-signed, so that it survives
+            // the next key rotation too.
             Some(b) if inner.balancer.is_up(b) => {
-                let renew = max_age.is_some_and(|max| now.saturating_sub(issued_at) > max / 2);
+                let renew = !current_key || max_age.is_some_and(|max| now.saturating_sub(issued_at) > max / 2);
                 (Some(b.clone()), Decision::Hit, renew)
             }
             Some(b) => {
@@ -319,31 +326,40 @@ impl ConnCtx {
 
 /// (backend pointer, secure).
 type CookieCacheKey = (usize, bool);
-/// (second, the backend it was built for, the value).
-type CookieCacheEntry = (u64, Weak<Backend>, HeaderValue);
+/// (second, the backend and the keyring it was built with, the value).
+type CookieCacheEntry = (u64, Weak<Backend>, Weak<crate::cookie::Keyring>, HeaderValue);
 
 thread_local! {
-    /// Signed Set-Cookie values per (backend, secure), rebuilt each second.
+    /// Signed Set-Cookie values per (backend, secure), rebuilt each second
+    /// and whenever the keyring is replaced (a rotation signs at once).
     static SET_COOKIE_CACHE: RefCell<HashMap<CookieCacheKey, CookieCacheEntry>> = RefCell::new(HashMap::new());
 }
 
 fn set_cookie_cached(svc: &Service, backend: &Arc<Backend>, secure: bool, inner: &Inner) -> Option<HeaderValue> {
     let now = cookie::unix_now();
     let key = (Arc::as_ptr(backend) as usize, secure);
+    let keyring = inner.keyring.load_full();
     let hit = SET_COOKIE_CACHE.with_borrow(|c| {
         c.get(&key)
-            .filter(|(t, w, _)| *t == now && w.upgrade().is_some_and(|b| Arc::ptr_eq(&b, backend)))
-            .map(|(_, _, v)| v.clone())
+            .filter(|(t, w, k, _)| {
+                *t == now
+                    && w.upgrade().is_some_and(|b| Arc::ptr_eq(&b, backend))
+                    && k.upgrade().is_some_and(|k| Arc::ptr_eq(&k, &keyring))
+            })
+            .map(|(_, _, _, v)| v.clone())
     });
     if hit.is_some() {
         return hit;
     }
-    let value = build_set_cookie(&svc.config.cookie, &svc.config.name, backend, secure, now, inner)?;
+    let value = build_set_cookie(&svc.config.cookie, &svc.config.name, backend, secure, now, &keyring)?;
     SET_COOKIE_CACHE.with_borrow_mut(|c| {
         if c.len() > 4096 {
-            c.retain(|_, (t, w, _)| *t == now && w.strong_count() > 0);
+            c.retain(|_, (t, w, _, _)| *t == now && w.strong_count() > 0);
         }
-        c.insert(key, (now, Arc::downgrade(backend), value.clone()));
+        c.insert(
+            key,
+            (now, Arc::downgrade(backend), Arc::downgrade(&keyring), value.clone()),
+        );
     });
     Some(value)
 }
@@ -354,9 +370,9 @@ fn build_set_cookie(
     backend: &Backend,
     secure: bool,
     now: u64,
-    inner: &Inner,
+    keyring: &crate::cookie::Keyring,
 ) -> Option<HeaderValue> {
-    match inner.keyring.load().encode(
+    match keyring.encode(
         service,
         &Sticky {
             backend: backend.name.clone(),

@@ -104,6 +104,26 @@ impl Proxy {
         }
     }
 
+    /// Waits until `n` stderr lines contain `needle`; panics after
+    /// `timeout` with everything the process said.
+    pub fn wait_for_lines(&mut self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.lines;
+        let mut lines = m.lock().expect("lines lock");
+        loop {
+            if lines.iter().filter(|l| l.contains(needle)).count() >= n {
+                return;
+            }
+            let now = Instant::now();
+            assert!(
+                now < deadline,
+                "not {n} lines containing {needle:?} within {timeout:?}; stderr:\n{}",
+                lines.join("\n")
+            );
+            lines = cv.wait_timeout(lines, deadline - now).expect("lines lock").0;
+        }
+    }
+
     /// Waits for the `ready` log line.
     pub fn wait_ready(&mut self) {
         self.wait_for_line(" ready ", Duration::from_secs(20));

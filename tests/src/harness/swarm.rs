@@ -23,6 +23,8 @@ use std::{
 
 /// The test image.
 pub const IMAGE: &str = "swarm-sticky-test:local";
+/// The test image with a HEALTHCHECK.
+pub const HEALTH_IMAGE: &str = "swarm-sticky-test-health:local";
 
 /// Runs the docker CLI and returns stdout; panics with stderr on failure.
 pub fn docker(args: &[&str]) -> String {
@@ -95,33 +97,60 @@ fn static_binary() -> PathBuf {
     bin
 }
 
+/// `docker build -t tag` of a context holding `dockerfile` (and the static
+/// binary when `with_binary`), without BuildKit (no buildx here).
+fn build_image(tag: &str, dockerfile: &str, with_binary: bool) {
+    let ctx = std::env::temp_dir().join(format!("ss-image-{}-{}", std::process::id(), tag.replace(':', "-")));
+    std::fs::create_dir_all(&ctx).expect("image context");
+    if with_binary {
+        std::fs::copy(static_binary(), ctx.join("swarm-sticky")).expect("copy the static binary");
+    }
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).expect("Dockerfile");
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(&ctx)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build");
+    assert!(
+        out.status.success(),
+        "docker build {tag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&ctx);
+}
+
 /// Builds the `FROM scratch` whoami test image once per test run.
 pub fn test_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let ctx = std::env::temp_dir().join(format!("ss-image-{}", std::process::id()));
-        std::fs::create_dir_all(&ctx).expect("image context");
-        std::fs::copy(static_binary(), ctx.join("swarm-sticky")).expect("copy the static binary");
-        std::fs::write(
-            ctx.join("Dockerfile"),
+        build_image(
+            IMAGE,
             "FROM scratch\nCOPY swarm-sticky /swarm-sticky\nEXPOSE 8000\n\
              ENTRYPOINT [\"/swarm-sticky\", \"whoami\", \"--listen\", \"0.0.0.0:8000\"]\n",
-        )
-        .expect("Dockerfile");
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", IMAGE])
-            .arg(&ctx)
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .expect("docker build");
-        assert!(
-            out.status.success(),
-            "docker build: {}",
-            String::from_utf8_lossy(&out.stderr)
+            true,
         );
-        let _ = std::fs::remove_dir_all(&ctx);
     });
     IMAGE
+}
+
+/// The test image with a Docker HEALTHCHECK: `swarm-sticky probe` of the
+/// whoami's `/healthz` every second, unhealthy after one failure. Flip it
+/// with [`Service::set_health`].
+pub fn health_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let base = test_image();
+        build_image(
+            HEALTH_IMAGE,
+            &format!(
+                "FROM {base}\nHEALTHCHECK --interval=1s --timeout=2s --retries=1 \
+                 CMD [\"/swarm-sticky\", \"probe\", \"http://127.0.0.1:8000/healthz\"]\n"
+            ),
+            false,
+        );
+    });
+    HEALTH_IMAGE
 }
 
 /// An overlay network, fenced off in the host namespace; removed (with
@@ -186,6 +215,11 @@ pub struct Service {
 impl Service {
     /// `docker service create --detach` with `args` before the image.
     pub fn create(tag: &str, args: &[&str]) -> Self {
+        Self::create_from(tag, args, test_image())
+    }
+
+    /// [`Service::create`] of another `image`.
+    pub fn create_from(tag: &str, args: &[&str], image: &str) -> Self {
         let name = format!("ss-{tag}-{}", std::process::id());
         let mut all = vec![
             "service",
@@ -198,7 +232,6 @@ impl Service {
             &name,
         ];
         all.extend_from_slice(args);
-        let image = test_image();
         all.push(image);
         docker(&all);
         Self { name }
@@ -206,19 +239,37 @@ impl Service {
 
     /// Container hostnames of the running tasks on this node.
     pub fn hostnames(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.containers().into_iter().map(|(_, h)| h).collect();
+        names.sort();
+        names
+    }
+
+    /// `(container ID, hostname)` of the running tasks on this node.
+    pub fn containers(&self) -> Vec<(String, String)> {
         let ids = docker(&[
             "ps",
             "-q",
             "--filter",
             &format!("label=com.docker.swarm.service.name={}", self.name),
         ]);
-        let mut names: Vec<String> = ids
-            .lines()
+        ids.lines()
             .filter(|l| !l.is_empty())
-            .map(|id| docker(&["inspect", "-f", "{{.Config.Hostname}}", id]))
-            .collect();
-        names.sort();
-        names
+            .map(|id| (id.to_string(), docker(&["inspect", "-f", "{{.Config.Hostname}}", id])))
+            .collect()
+    }
+
+    /// Flips the whoami health switch of `container` (a [`health_image`]
+    /// task) from inside it: its HEALTHCHECK fails from then on, or passes
+    /// again.
+    pub fn set_health(container: &str, healthy: bool) {
+        let path = if healthy { "recover" } else { "fail" };
+        docker(&[
+            "exec",
+            container,
+            "/swarm-sticky",
+            "probe",
+            &format!("http://127.0.0.1:8000/healthz/{path}"),
+        ]);
     }
 }
 

@@ -48,3 +48,66 @@ fn sockets_are_created_inside_the_namespace() {
         "the caller's namespace changed"
     );
 }
+
+/// Answers one connection with `text` from a listener on 127.0.0.1 inside
+/// `ns`; returns its address.
+fn answer_once(ns: &crate::harness::netns::Netns, text: &'static str) -> std::net::SocketAddr {
+    let listener = ns.run(|| std::net::TcpListener::bind("127.0.0.1:0").expect("bind inside the namespace"));
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let _ = std::io::Write::write_all(&mut s, text.as_bytes());
+        }
+    });
+    addr
+}
+
+fn mount(args: &[&str]) {
+    let out = std::process::Command::new("mount").args(args).output().expect("mount");
+    assert!(
+        out.status.success(),
+        "mount {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A namespace path re-bound to another namespace (what Docker does with
+/// `lb_<id>` when the daemon restarts): the factory's next socket is made
+/// in the namespace now at the path, not in the one it entered before.
+#[test]
+#[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
+fn a_rebound_namespace_path_gets_a_fresh_thread() {
+    let net = TestNet::new();
+    let path = std::path::PathBuf::from(format!("/run/ss-rebind-{}", std::process::id()));
+    std::fs::write(&path, b"").expect("mount point");
+    let p = path.display().to_string();
+    mount(&["--bind", &net.server.path().display().to_string(), &p]);
+    let (first, second) = (
+        answer_once(&net.server, "first\n"),
+        answer_once(&net.client, "second\n"),
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let read = |addr| {
+        rt.block_on(async {
+            let factory = proxy_user::netns::shared();
+            let mut s = tokio::time::timeout(Duration::from_secs(5), factory.connect(&path, addr))
+                .await
+                .expect("connect in time")
+                .expect("connect");
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).await.expect("read");
+            buf
+        })
+    };
+    assert_eq!(read(first), "first\n");
+    let out = std::process::Command::new("umount").arg(&p).output().expect("umount");
+    assert!(out.status.success(), "umount: {}", String::from_utf8_lossy(&out.stderr));
+    mount(&["--bind", &net.client.path().display().to_string(), &p]);
+    assert_eq!(read(second), "second\n", "the socket was made in the old namespace");
+    let _ = std::process::Command::new("umount").arg(&p).output();
+    let _ = std::fs::remove_file(&path);
+}

@@ -13,7 +13,7 @@ use crate::harness::{
     swarm::{Network, Service, docker, ensure_swarm},
 };
 
-fn labelled(net: &Network, replicas: &str, extra: &[String]) -> Vec<String> {
+pub(super) fn labelled(net: &Network, replicas: &str, extra: &[String]) -> Vec<String> {
     let mut args: Vec<String> = ["--replicas", replicas, "--network", &net.name]
         .iter()
         .map(ToString::to_string)
@@ -30,13 +30,13 @@ fn labelled(net: &Network, replicas: &str, extra: &[String]) -> Vec<String> {
     args
 }
 
-fn create(tag: &str, args: &[String]) -> Service {
+pub(super) fn create(tag: &str, args: &[String]) -> Service {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     Service::create(tag, &refs)
 }
 
 /// Distinct whoami names seen over `n` cookie-less requests to `path`.
-fn spread(addr: SocketAddr, path: &str, n: usize) -> BTreeSet<String> {
+pub(super) fn spread(addr: SocketAddr, path: &str, n: usize) -> BTreeSet<String> {
     (0..n)
         .filter_map(|_| get_with(addr, path, None).ok()?.whoami())
         .collect()
@@ -44,7 +44,7 @@ fn spread(addr: SocketAddr, path: &str, n: usize) -> BTreeSet<String> {
 
 /// Starts swarm-sticky on `listen` and waits (bounded) until `tasks`
 /// different tasks answer through it.
-fn serving(listen: &str, admin: &str, tasks: usize) -> (crate::harness::process::Proxy, SocketAddr) {
+pub(super) fn serving(listen: &str, admin: &str, tasks: usize) -> (crate::harness::process::Proxy, SocketAddr) {
     let proxy = start_proxy_on(listen, admin);
     let addr: SocketAddr = listen.parse().expect("addr");
     first_answer(addr, &proxy);

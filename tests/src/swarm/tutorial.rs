@@ -121,6 +121,30 @@ fn tutorial_case(tag: &str, mode: &[&str], tasks: usize) {
         );
         assert!(r.set_cookie().is_none(), "a valid cookie is not re-issued");
     }
+    // Migration from Traefik v1: the cookie has the name Traefik v1 gave
+    // it, and a Traefik v1 cookie (a task's URL) lands on that task once
+    // and is replaced by a signed one under the same name.
+    let v1_name = proxy_user::discovery::traefik_v1::cookie_name(&svc.name, None);
+    assert!(
+        cookie.starts_with(&format!("{v1_name}=")),
+        "{cookie} is not named like Traefik v1's {v1_name}"
+    );
+    let format = format!("{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}", net.name);
+    for (id, host) in svc.containers() {
+        let ip = crate::harness::swarm::docker(&["inspect", "-f", &format, &id]);
+        let r = get_with(addr, "/", Some(&format!("{v1_name}=http://{ip}:8000"))).expect("Traefik v1 cookie");
+        assert_eq!(
+            r.whoami().as_deref(),
+            Some(host.as_str()),
+            "the Traefik v1 cookie for {ip} moved"
+        );
+        let signed = r.set_cookie().expect("a Traefik v1 cookie is replaced");
+        assert!(signed.starts_with(&format!("{v1_name}=")), "{signed}");
+        let again = get_with(addr, "/", Some(&signed)).expect("signed replacement");
+        assert_eq!(again.whoami().as_deref(), Some(host.as_str()));
+        assert!(again.set_cookie().is_none());
+    }
+
     // Cookie-less requests spread over every task.
     let spread: BTreeSet<String> = (0..tasks * 4)
         .filter_map(|_| get_with(addr, "/", None).ok()?.whoami())

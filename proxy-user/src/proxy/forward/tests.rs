@@ -110,6 +110,29 @@ fn sticky_decision() {
     );
 }
 
+/// A cookie signed by the previous key still pins its backend and is
+/// re-signed (a new cookie), so it outlives the next rotation as well.
+#[test]
+fn a_cookie_of_the_previous_key_is_re_signed() {
+    let inner = inner();
+    let table = inner.balancer.table();
+    let svc = &table.services[0];
+    let name = svc.config.cookie.name.clone();
+    let sticky = Sticky {
+        backend: "b".into(),
+        issued_at: cookie::unix_now(),
+    };
+    let old = inner.keyring.load().encode("web", &sticky).unwrap();
+    let rotated = inner.keyring.load().rotate_to(b"the-next-cluster-key-0123456789");
+    inner.keyring.store(Arc::new(rotated));
+    let (b, decision, new) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &old));
+    assert_eq!((b.map(|b| b.name.clone()), new), (Some("b".into()), true));
+    assert_eq!(decision, Decision::Hit, "a re-signed cookie is still a hit");
+    let current = inner.keyring.load().encode("web", &sticky).unwrap();
+    let (b, _, new) = sticky_backend(&inner, svc, &headers_with_cookie(&name, &current));
+    assert_eq!((b.map(|b| b.name.clone()), new), (Some("b".into()), false));
+}
+
 /// With a Max-Age, a valid cookie past half its life is renewed in place.
 #[test]
 fn cookie_renewal() {

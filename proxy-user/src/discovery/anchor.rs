@@ -1,0 +1,295 @@
+//! Anchors: making an overlay network's namespace exist on this node.
+//!
+//! Upstream sockets are opened in the network's `lb_<id>` namespace, which
+//! Docker creates on a node only while the node has an endpoint on the
+//! network. A manager that runs no task of a served service (its tasks all
+//! run on workers) would have nothing to connect from. For each network of
+//! a served service that has no namespace here, swarm-sticky creates an
+//! *anchor*: a one-replica Swarm service, constrained to this node,
+//! attached to the network, running `swarm-sticky anchor` (it only waits
+//! for SIGTERM) from an image built here from swarm-sticky's own binary
+//! ([`image`]; no registry). A service rather than a plain container,
+//! because a plain container can only join `--attachable` overlays and the
+//! tutorial's network is not one. Anchors carry the labels
+//! `com.swarm-sticky.anchor.node` and `.network` (outside the label
+//! namespaces discovery reads, so they are never served). An anchor is
+//! made only for a network whose served tasks all run on other nodes (a
+//! local task brings the namespace itself, so a service that is still
+//! starting makes none); it stays while a served service uses the network
+//! and is removed after. Only anchors for this node are touched.
+
+pub mod image;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
+
+use bollard::{
+    models::{
+        NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
+        TaskSpecContainerSpec, TaskSpecPlacement,
+    },
+    query_parameters::{BuildImageOptions, ListServicesOptions},
+};
+use futures_util::StreamExt as _;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{engine::Engine, table, watch::Snapshot};
+
+/// Label with the node an anchor is for.
+pub const LABEL_NODE: &str = "com.swarm-sticky.anchor.node";
+/// Label with the network an anchor attaches to.
+pub const LABEL_NETWORK: &str = "com.swarm-sticky.anchor.network";
+
+/// Why an anchor could not be made or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorError {
+    /// The Docker API failed.
+    #[error("docker API")]
+    Docker(#[from] bollard::errors::Error),
+    /// The image context could not be made.
+    #[error("anchor image")]
+    Image(#[from] image::ImageError),
+    /// The image build reported an error.
+    #[error("building the anchor image: {0}")]
+    Build(String),
+    /// This node has no swarm node ID.
+    #[error("this node is not in a swarm")]
+    NoNode,
+    /// Connecting to the engine failed.
+    #[error(transparent)]
+    Engine(#[from] super::engine::EngineError),
+}
+
+/// The networks the served services of `snapshot` attach to: where an
+/// anchor may stay.
+pub fn used(snapshot: &Snapshot) -> BTreeSet<String> {
+    snapshot
+        .services
+        .iter()
+        .flat_map(|s| s.networks.iter().cloned())
+        .collect()
+}
+
+/// The networks with served tasks, none of them on `node`: where an anchor
+/// is needed (when the namespace is missing).
+pub fn remote_only(snapshot: &Snapshot, node: &str) -> BTreeSet<String> {
+    let backends = || snapshot.services.iter().flat_map(|s| s.backends.iter());
+    let local: BTreeSet<&str> = backends()
+        .filter(|b| b.node_id.as_deref() == Some(node))
+        .map(|b| b.network_id.as_str())
+        .collect();
+    backends()
+        .map(|b| b.network_id.as_str())
+        .filter(|n| !local.contains(n))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The anchors of `node`: network ID → service ID.
+async fn anchors(engine: &Engine, node: &str) -> Result<BTreeMap<String, String>, AnchorError> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_NODE}={node}")])]);
+    let opts = ListServicesOptions {
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let list = engine.docker().list_services(Some(opts)).await?;
+    Ok(list
+        .into_iter()
+        .filter_map(|s| {
+            let net = s.spec?.labels?.get(LABEL_NETWORK)?.clone();
+            Some((net, s.id?))
+        })
+        .collect())
+}
+
+/// Builds the anchor image unless the engine has it.
+async fn ensure_image(engine: &Engine) -> Result<String, AnchorError> {
+    let tag = image::tag();
+    if engine.docker().inspect_image(&tag).await.is_ok() {
+        return Ok(tag);
+    }
+    let context = image::context()?;
+    let opts = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        t: Some(tag.clone()),
+        rm: true,
+        ..Default::default()
+    };
+    let mut build = engine
+        .docker()
+        .build_image(opts, None, Some(bollard::body_full(context.into())));
+    while let Some(step) = build.next().await {
+        if let Some(err) = step?.error_detail.and_then(|d| d.message) {
+            return Err(AnchorError::Build(err));
+        }
+    }
+    info!(image = %tag, "built the anchor image from this binary");
+    Ok(tag)
+}
+
+async fn create(engine: &Engine, node: &str, network: &str) -> Result<(), AnchorError> {
+    let image = ensure_image(engine).await?;
+    let short = |s: &str| s.get(..10).unwrap_or(s).to_owned();
+    let spec = ServiceSpec {
+        name: Some(format!("swarm-sticky-anchor-{}-{}", short(network), short(node))),
+        labels: Some(HashMap::from([
+            (LABEL_NODE.to_string(), node.to_string()),
+            (LABEL_NETWORK.to_string(), network.to_string()),
+        ])),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(image),
+                ..Default::default()
+            }),
+            placement: Some(TaskSpecPlacement {
+                constraints: Some(vec![format!("node.id=={node}")]),
+                ..Default::default()
+            }),
+            networks: Some(vec![NetworkAttachmentConfig {
+                target: Some(network.to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    engine.docker().create_service(spec, None).await?;
+    info!(
+        network,
+        node, "created an anchor: this node had no namespace on the network"
+    );
+    Ok(())
+}
+
+/// One pass: an anchor for each needed network without a namespace on
+/// this node, none for networks no longer needed.
+async fn reconcile(
+    engine: &Engine,
+    node: &str,
+    netns_dir: &std::path::Path,
+    snapshot: &Snapshot,
+) -> Result<(), AnchorError> {
+    let existing = anchors(engine, node).await?;
+    for net in remote_only(snapshot, node) {
+        if !existing.contains_key(&net) && table::overlay_netns(netns_dir, &net).is_none() {
+            create(engine, node, &net).await?;
+        }
+    }
+    let used = used(snapshot);
+    for (net, id) in &existing {
+        if !used.contains(net) {
+            engine.docker().delete_service(id).await?;
+            info!(network = %net, "removed the anchor of a network no served service uses");
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the anchors of this node in line with the tables on `rx`, also
+/// every `every`; runs until dropped. Failures are logged once per kind
+/// and retried on the next pass.
+pub async fn maintain(host: String, netns_dir: PathBuf, mut rx: watch::Receiver<Arc<Snapshot>>, every: Duration) {
+    let mut engine: Option<(Engine, String)> = None;
+    let mut last_error: Option<String> = None;
+    // Nothing is decided before the first table: an empty default would
+    // remove every anchor.
+    if rx.changed().await.is_err() {
+        return;
+    }
+    loop {
+        let snapshot = rx.borrow_and_update().clone();
+        let result = async {
+            if engine.is_none() {
+                let e = Engine::connect(&host).await?;
+                let node = e
+                    .node_id()
+                    .await?
+                    .filter(|n| !n.is_empty())
+                    .ok_or(AnchorError::NoNode)?;
+                engine = Some((e, node));
+            }
+            let Some((e, node)) = &engine else { return Ok(()) };
+            reconcile(e, node, &netns_dir, &snapshot).await
+        }
+        .await;
+        match result {
+            Ok(()) => last_error = None,
+            Err(err) => {
+                let text = format!("{:#}", crate::dataplane::anyhow_like(&err));
+                if last_error.as_deref() != Some(text.as_str()) {
+                    warn!(error = %text, "anchors: retrying on the next pass");
+                }
+                last_error = Some(text);
+                engine = None;
+            }
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::discovery::{
+        labels,
+        tasks::{TaskBackend, TaskState},
+        watch::DiscoveredService,
+    };
+
+    fn service(name: &str, networks: &[&str], tasks: &[(&str, &str)]) -> DiscoveredService {
+        let l: BTreeMap<String, String> = [("swarm-sticky.port".to_string(), "80".to_string())].into();
+        DiscoveredService {
+            id: name.into(),
+            name: name.into(),
+            labels: labels::parse(&l).expect("labels"),
+            backends: tasks
+                .iter()
+                .enumerate()
+                .map(|(i, (net, node))| TaskBackend {
+                    identity: format!("{name}{i}.1"),
+                    task_id: format!("{name}{i}"),
+                    slot: "1".into(),
+                    addr: "192.0.2.1:80".parse().expect("addr"),
+                    network_id: (*net).into(),
+                    container_id: None,
+                    node_id: Some((*node).into()),
+                    state: TaskState::Serving,
+                })
+                .collect(),
+            networks: networks.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// An anchor is needed only where every served task is on another
+    /// node; it may stay on any network a served service uses.
+    #[test]
+    fn which_networks_need_an_anchor() {
+        let snap = Snapshot {
+            services: vec![
+                service("remote", &["n1"], &[("n1", "other"), ("n1", "third")]),
+                service("mixed", &["n2"], &[("n2", "other"), ("n2", "me")]),
+                service("starting", &["n3"], &[]),
+            ],
+            warnings: BTreeMap::new(),
+        };
+        assert_eq!(remote_only(&snap, "me"), BTreeSet::from(["n1".to_string()]));
+        assert_eq!(
+            used(&snap),
+            BTreeSet::from(["n1".to_string(), "n2".to_string(), "n3".to_string()])
+        );
+    }
+}

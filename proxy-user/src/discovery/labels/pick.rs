@@ -1,0 +1,55 @@
+//! Helpers of label parsing: booleans, "did you mean" hints, and picking
+//! one value among the spellings (with a warning when they disagree).
+
+/// `true/1/yes/on` or `false/0/no/off`, any case.
+pub(super) fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The closest own key, for "did you mean" hints (edit distance ≤ 2).
+pub(super) fn closest(key: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    super::OWN_KEYS
+        .iter()
+        .map(|k| (distance(key, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Takes the first of `(source, value)` candidates and warns when a
+/// later one disagrees.
+pub(super) fn pick<T: PartialEq + std::fmt::Debug + Clone>(
+    what: &str,
+    candidates: &[(&str, Option<T>)],
+    warnings: &mut Vec<String>,
+) -> Option<T> {
+    let set: Vec<(&str, T)> = candidates
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (*k, v)))
+        .collect();
+    let (first_key, first) = set.first()?.clone();
+    for (k, v) in &set[1..] {
+        if *v != first {
+            warnings.push(format!(
+                "{what}: {first_key}={first:?} and {k}={v:?} disagree; using {first_key}"
+            ));
+        }
+    }
+    Some(first)
+}

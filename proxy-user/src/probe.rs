@@ -1,0 +1,120 @@
+//! `swarm-sticky probe URL`: one HTTP GET, exit status 0 on a 2xx answer
+//! and 1 otherwise. Made for a Docker `HEALTHCHECK CMD` in images that have
+//! no shell or curl (the `FROM scratch` test image, or swarm-sticky's own
+//! image probing its admin listener).
+//!
+//! Plain `http://` only, to an IP address or `localhost`: a health check
+//! probes its own container, so there is no DNS or TLS to do.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{Request, Uri, header};
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+
+/// Why a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The URL is not `http://IP[:port]/path` (or `localhost`).
+    #[error("{0}: need http://IP[:PORT]/PATH (or localhost)")]
+    Url(String),
+    /// No answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// Connecting or the HTTP exchange failed.
+    #[error("{0}")]
+    Http(#[from] Box<dyn std::error::Error + Send + Sync>),
+    /// An answer that is not 2xx.
+    #[error("HTTP {0}")]
+    Status(http::StatusCode),
+}
+
+/// Where `url` points: the socket address and the request path.
+///
+/// # Errors
+/// [`ProbeError::Url`] for anything but `http://` to an IP or `localhost`.
+pub fn target(url: &str) -> Result<(SocketAddr, String), ProbeError> {
+    let bad = || ProbeError::Url(url.to_owned());
+    let uri: Uri = url.parse().map_err(|_| bad())?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad());
+    }
+    let host = uri.host().ok_or_else(bad)?;
+    let ip: IpAddr = match host.trim_start_matches('[').trim_end_matches(']') {
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        h => h.parse().map_err(|_| bad())?,
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    Ok((SocketAddr::new(ip, uri.port_u16().unwrap_or(80)), path))
+}
+
+/// GETs `url`; `Ok` with the status when it is 2xx.
+///
+/// # Errors
+/// A bad URL, no answer within `timeout`, or a status that is not 2xx.
+pub async fn probe(url: &str, timeout: Duration) -> Result<http::StatusCode, ProbeError> {
+    let (addr, path) = target(url)?;
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            // Ends with the response; an error shows up in send_request.
+            let _ = conn.await;
+        });
+        let req = Request::get(path)
+            .header(header::HOST, addr.to_string())
+            .header(header::USER_AGENT, "swarm-sticky-probe")
+            .body(Empty::<Bytes>::new())?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(send.send_request(req).await?.status())
+    };
+    let status = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))??;
+    if status.is_success() {
+        Ok(status)
+    } else {
+        Err(ProbeError::Status(status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IPs, localhost and default ports are understood; anything needing
+    /// DNS or TLS is refused up front.
+    #[test]
+    fn targets() {
+        let t = |u: &str| target(u).ok().map(|(a, p)| (a.to_string(), p));
+        assert_eq!(
+            t("http://127.0.0.1:8000/healthz"),
+            Some(("127.0.0.1:8000".into(), "/healthz".into()))
+        );
+        assert_eq!(t("http://localhost/"), Some(("127.0.0.1:80".into(), "/".into())));
+        assert_eq!(t("http://[::1]:9/x?y=1"), Some(("[::1]:9".into(), "/x?y=1".into())));
+        assert_eq!(t("https://127.0.0.1/"), None);
+        assert_eq!(t("http://example.com/"), None);
+        assert_eq!(t("not a url"), None);
+    }
+
+    /// Against the whoami backend's health switch: 200 passes, 503 fails.
+    #[tokio::test]
+    async fn follows_the_whoami_health_switch() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(crate::demo::serve_whoami(listener, "w".into()));
+        let t = Duration::from_secs(5);
+        assert!(probe(&format!("{base}/healthz"), t).await.is_ok());
+        probe(&format!("{base}/healthz/fail"), t).await.unwrap();
+        assert!(matches!(
+            probe(&format!("{base}/healthz"), t).await,
+            Err(ProbeError::Status(s)) if s == 503
+        ));
+        probe(&format!("{base}/healthz/recover"), t).await.unwrap();
+        assert!(probe(&format!("{base}/healthz"), t).await.is_ok());
+    }
+}
