@@ -150,6 +150,31 @@ fn tutorial_case(tag: &str, mode: &[&str], tasks: usize) {
         .filter_map(|_| get_with(addr, "/", None).ok()?.whoami())
         .collect();
     assert_eq!(spread.len(), tasks, "cookie-less requests reached {spread:?}");
+
+    // The admin API names each backend's task and container.
+    let admin: SocketAddr = "127.0.0.1:19191".parse().expect("addr");
+    let body = get_with(admin, "/api/services", None).expect("admin API").body;
+    let services: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let ours = services
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == svc.name.as_str()))
+        .unwrap_or_else(|| panic!("no service {} in {body}", svc.name));
+    let containers: Vec<String> = svc.containers().into_iter().map(|(id, _)| id).collect();
+    let backends = ours["backends"].as_array().expect("backends");
+    assert_eq!(backends.len(), tasks, "{ours}");
+    for b in backends {
+        let task = &b["task"];
+        assert!(
+            task["task"].as_str().is_some_and(|t| b["name"].as_str().is_some_and(|n| n.starts_with(t))),
+            "the identity is the task plus its slot: {b}"
+        );
+        let container = task["container"].as_str().unwrap_or_default();
+        assert!(
+            !container.is_empty() && containers.iter().any(|c| container.starts_with(c.as_str()) || c.starts_with(container)),
+            "container {container:?} is not one of {containers:?}"
+        );
+        assert!(task["node"].as_str().is_some_and(|n| !n.is_empty()), "{b}");
+    }
 }
 
 /// `--replicas 3`: sticky with the cookie, spread over the 3 tasks without.
