@@ -165,12 +165,17 @@ fn tutorial_case(tag: &str, mode: &[&str], tasks: usize) {
     for b in backends {
         let task = &b["task"];
         assert!(
-            task["task"].as_str().is_some_and(|t| b["name"].as_str().is_some_and(|n| n.starts_with(t))),
+            task["task"]
+                .as_str()
+                .is_some_and(|t| b["name"].as_str().is_some_and(|n| n.starts_with(t))),
             "the identity is the task plus its slot: {b}"
         );
         let container = task["container"].as_str().unwrap_or_default();
         assert!(
-            !container.is_empty() && containers.iter().any(|c| container.starts_with(c.as_str()) || c.starts_with(container)),
+            !container.is_empty()
+                && containers
+                    .iter()
+                    .any(|c| container.starts_with(c.as_str()) || c.starts_with(container)),
             "container {container:?} is not one of {containers:?}"
         );
         assert!(task["node"].as_str().is_some_and(|n| !n.is_empty()), "{b}");
