@@ -245,6 +245,7 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         if !(result.is_ok() && shared.hibernated()) {
             break result;
         }
+        release_freed_memory();
         let idle_left = limits.header_read_timeout.saturating_sub(io::HIBERNATE_AFTER);
         let next = tokio::select! {
             r = tokio::time::timeout(idle_left, shared.wait_for_request()) => r,
@@ -265,6 +266,33 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         }
     } else {
         tracing::debug!(peer = %conn.peer, error = %err, "client connection ended with an error");
+    }
+}
+
+/// Hands memory freed by hibernating connections back to the system, at
+/// most once a second per worker: glibc keeps freed chunks in its arenas,
+/// so without this the buffers of idle connections would leave the heap
+/// but not the process's resident set.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    {
+        thread_local! {
+            static LAST: std::cell::Cell<Option<tokio::time::Instant>> = const { std::cell::Cell::new(None) };
+        }
+        let now = tokio::time::Instant::now();
+        if LAST
+            .get()
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        LAST.set(Some(now));
+        // SAFETY: malloc_trim only returns free memory of the allocator's
+        // arenas to the system; it touches no live allocation.
+        #[expect(unsafe_code, reason = "malloc_trim has no safe wrapper")]
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 
