@@ -30,6 +30,7 @@ use hyper_util::{
 };
 use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
+pub use self::io::HIBERNATE_AFTER;
 use crate::{
     access_log::{AccessLog, AccessLogError},
     balance::{BalanceError, Balancer},
@@ -216,24 +217,13 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
             return;
         }
     };
-    let (io, shared) = io::ClientIo::new(stream);
+    let (mut io, shared) = io::ClientIo::new(stream, !is_h2);
     let ctx = Rc::new(ConnCtx {
         peer: conn.peer,
         peer_headers: headers::PeerHeaders::new(conn.peer.ip()),
         pins: std::cell::RefCell::new(Vec::new()),
         active: std::cell::Cell::new(0),
         idle_since: std::cell::Cell::new(tokio::time::Instant::now()),
-    });
-    let watchdog = ctx.clone();
-    let service = service_fn(move |req| {
-        let (inner, ctx) = (inner.clone(), ctx.clone());
-        async move {
-            ctx.active.set(ctx.active.get() + 1);
-            let resp = observe::handle(&inner, &ctx, req).await;
-            ctx.active.set(ctx.active.get().saturating_sub(1));
-            ctx.idle_since.set(tokio::time::Instant::now());
-            Ok::<_, Infallible>(resp)
-        }
     });
     let mut builder = auto::Builder::new(LocalExec);
     builder
@@ -247,29 +237,26 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let mut served = Box::pin(builder.serve_connection_with_upgrades(io, service));
-    let idle = async {
-        if is_h2 {
-            watchdog.idle_for(limits.idle_timeout).await;
-        } else {
-            std::future::pending::<()>().await;
+    // One hyper connection per waking period: an HTTP/1 connection that
+    // hibernated (see `proxy/io.rs`) waits here without buffers and gets a
+    // new hyper connection when the next request arrives.
+    let result = loop {
+        let result = serve_awake(&inner, &ctx, &builder, io, &shared, is_h2, &limits, &mut shutdown).await;
+        if !(result.is_ok() && shared.hibernated()) {
+            break result;
+        }
+        release_freed_memory();
+        let idle_left = limits.header_read_timeout.saturating_sub(io::HIBERNATE_AFTER);
+        let next = tokio::select! {
+            r = tokio::time::timeout(idle_left, shared.wait_for_request()) => r,
+            () = shutdown.wait() => return,
+        };
+        match next {
+            Ok(Ok(true)) => io = shared.reopen(),
+            // Closed, failed, or idle for the whole keep-alive timeout.
+            Ok(Ok(false) | Err(_)) | Err(_) => return,
         }
     };
-    // Graceful shutdown lets requests in flight (and their bodies) finish.
-    let result = tokio::select! {
-        r = served.as_mut() => r,
-        () = shutdown.wait() => {
-            served.as_mut().graceful_shutdown();
-            served.as_mut().await
-        }
-        () = idle => {
-            tracing::debug!(peer = %conn.peer, "idle HTTP/2 connection closed");
-            served.as_mut().graceful_shutdown();
-            served.as_mut().await
-        }
-    };
-    // hyper's side of the socket must be gone before the 408 is written.
-    drop(served);
     let Err(err) = result else { return };
     let timed_out = err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
     if timed_out && shared.is_mid_request() {
@@ -280,6 +267,90 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
     } else {
         tracing::debug!(peer = %conn.peer, error = %err, "client connection ended with an error");
     }
+}
+
+/// Hands memory freed by hibernating connections back to the system, at
+/// most once a second per worker: glibc keeps freed chunks in its arenas,
+/// so without this the buffers of idle connections would leave the heap
+/// but not the process's resident set.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    {
+        thread_local! {
+            static LAST: std::cell::Cell<Option<tokio::time::Instant>> = const { std::cell::Cell::new(None) };
+        }
+        let now = tokio::time::Instant::now();
+        if LAST
+            .get()
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        LAST.set(Some(now));
+        // SAFETY: malloc_trim only returns free memory of the allocator's
+        // arenas to the system; it touches no live allocation.
+        #[expect(unsafe_code, reason = "malloc_trim has no safe wrapper")]
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
+/// Serves a connection with one hyper connection until hyper is done: the
+/// client closed, an error, a drain, or (HTTP/1) hibernation.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the connection's parts, passed once per waking period"
+)]
+async fn serve_awake(
+    inner: &Arc<Inner>,
+    ctx: &Rc<ConnCtx>,
+    builder: &auto::Builder<LocalExec>,
+    io: io::ClientIo,
+    shared: &io::ClientHandle,
+    is_h2: bool,
+    limits: &crate::services::Limits,
+    shutdown: &mut Shutdown,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (svc_inner, svc_ctx, handle) = (inner.clone(), ctx.clone(), shared.clone_handle());
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (inner, ctx) = (svc_inner.clone(), svc_ctx.clone());
+        // Held by the response body: no hibernation while it runs.
+        let busy = handle.busy();
+        if req.headers().contains_key(http::header::UPGRADE) {
+            handle.keep_awake();
+        }
+        async move {
+            ctx.active.set(ctx.active.get() + 1);
+            let resp = observe::handle(&inner, &ctx, req).await;
+            ctx.active.set(ctx.active.get().saturating_sub(1));
+            ctx.idle_since.set(tokio::time::Instant::now());
+            Ok::<_, Infallible>(resp.map(|body| io::Tracked::new(body, busy)))
+        }
+    });
+    let mut served = Box::pin(builder.serve_connection_with_upgrades(io, service));
+    let idle = async {
+        if is_h2 {
+            ctx.idle_for(limits.idle_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    // Graceful shutdown lets requests in flight (and their bodies) finish.
+    tokio::select! {
+        r = served.as_mut() => r,
+        () = shutdown.wait() => {
+            served.as_mut().graceful_shutdown();
+            served.as_mut().await
+        }
+        () = idle => {
+            tracing::debug!(peer = %ctx.peer, "idle HTTP/2 connection closed");
+            served.as_mut().graceful_shutdown();
+            served.as_mut().await
+        }
+    }
+    // Dropping `served` here releases hyper's side of the socket, which the
+    // 408 path needs.
 }
 
 /// Writes a final answer, then closes gracefully: FIN first, then unread

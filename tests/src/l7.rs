@@ -4,6 +4,7 @@
 mod admin;
 mod demo;
 mod failover;
+mod hibernate;
 mod http;
 mod sticky;
 mod support;

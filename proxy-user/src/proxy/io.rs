@@ -3,30 +3,66 @@
 //! without answering, so the proxy writes the 408 itself afterwards. The
 //! handle also tracks whether part of a request has arrived since the last
 //! response (a slow head gets 408, an idle keep-alive connection just closes).
+//!
+//! Hibernation: hyper keeps a read and a write buffer (8 KiB each) for as
+//! long as an HTTP/1 connection lives. An idle keep-alive connection does
+//! not need them, so once one has been idle for [`HIBERNATE_AFTER`] at a
+//! message boundary (no request or response body in flight, nothing of a
+//! next request received), the socket reports end-of-file to hyper, which
+//! then ends its connection cleanly and frees its state; the shutdown that
+//! follows is not passed on. The proxy waits for the next request without
+//! any buffer and serves it with a new hyper connection on the same socket.
 
 use std::{
+    future::Future as _,
     pin::Pin,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// How long an HTTP/1 connection idles with hyper's buffers before it
+/// hibernates. Long enough that busy keep-alive clients never pay for a new
+/// hyper connection, short enough that idle ones cost little.
+pub const HIBERNATE_AFTER: Duration = Duration::from_secs(1);
+
 // hyper's upgrades need a `Send` socket, hence Arc and an (uncontended)
 // Mutex instead of Rc and RefCell.
 struct Shared {
-    stream: Mutex<TokioIo<TcpStream>>,
+    stream: Mutex<Stream>,
     mid_request: AtomicBool,
+    /// Hibernation allowed (HTTP/1, no upgrade requested).
+    may_hibernate: AtomicBool,
+    /// Set when the fake end-of-file was reported.
+    hibernated: AtomicBool,
+    /// Requests whose handler or response body is still running.
+    busy: AtomicUsize,
+}
+
+struct Stream {
+    io: TokioIo<TcpStream>,
+    /// Running while hyper waits for a next request at a boundary.
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Shared {
-    fn stream(&self) -> MutexGuard<'_, TokioIo<TcpStream>> {
+    fn stream(&self) -> MutexGuard<'_, Stream> {
         self.stream.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn at_boundary(&self) -> bool {
+        self.may_hibernate.load(Ordering::Relaxed)
+            && !self.mid_request.load(Ordering::Relaxed)
+            && self.busy.load(Ordering::Relaxed) == 0
     }
 
     fn set_mid_request(&self, v: bool) {
@@ -41,10 +77,17 @@ pub(super) struct ClientIo(Arc<Shared>);
 pub(super) struct ClientHandle(Arc<Shared>);
 
 impl ClientIo {
-    pub(super) fn new(stream: TcpStream) -> (Self, ClientHandle) {
+    /// Wraps the client socket; `http1` allows hibernation.
+    pub(super) fn new(stream: TcpStream, http1: bool) -> (Self, ClientHandle) {
         let shared = Arc::new(Shared {
-            stream: Mutex::new(TokioIo::new(stream)),
+            stream: Mutex::new(Stream {
+                io: TokioIo::new(stream),
+                idle: None,
+            }),
             mid_request: AtomicBool::new(false),
+            may_hibernate: AtomicBool::new(http1),
+            hibernated: AtomicBool::new(false),
+            busy: AtomicUsize::new(0),
         });
         (Self(shared.clone()), ClientHandle(shared))
     }
@@ -56,6 +99,47 @@ impl ClientHandle {
         self.0.mid_request.load(Ordering::Relaxed)
     }
 
+    /// Another handle on the same socket (for the request handlers).
+    pub(super) fn clone_handle(&self) -> Self {
+        Self(self.0.clone())
+    }
+
+    /// The socket for a new hyper connection after hibernation.
+    pub(super) fn reopen(&self) -> ClientIo {
+        self.0.hibernated.store(false, Ordering::Relaxed);
+        ClientIo(self.0.clone())
+    }
+
+    /// Whether hyper's connection ended because it hibernated.
+    pub(super) fn hibernated(&self) -> bool {
+        self.0.hibernated.load(Ordering::Relaxed)
+    }
+
+    /// No hibernation from now on (an upgrade takes the socket over).
+    pub(super) fn keep_awake(&self) {
+        self.0.may_hibernate.store(false, Ordering::Relaxed);
+    }
+
+    /// Marks a request in flight until the guard (held by its response
+    /// body) is dropped.
+    pub(super) fn busy(&self) -> BusyGuard {
+        self.0.busy.fetch_add(1, Ordering::Relaxed);
+        BusyGuard(self.0.clone())
+    }
+
+    /// Waits until the client sends more (`Ok(true)`) or closes
+    /// (`Ok(false)`), holding no buffer meanwhile.
+    pub(super) async fn wait_for_request(&self) -> std::io::Result<bool> {
+        let mut probe = [0u8; 1];
+        std::future::poll_fn(|cx| {
+            let stream = self.0.stream();
+            let mut buf = tokio::io::ReadBuf::new(&mut probe);
+            stream.io.inner().poll_peek(cx, &mut buf)
+        })
+        .await
+        .map(|n| n > 0)
+    }
+
     /// The socket, once hyper has dropped its side (`None` if an upgrade
     /// still holds it).
     pub(super) fn into_stream(self) -> Option<TcpStream> {
@@ -63,19 +147,84 @@ impl ClientHandle {
             s.stream
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner)
+                .io
                 .into_inner()
         })
     }
 }
 
+/// Keeps a connection awake while a request or its response body runs.
+pub(super) struct BusyGuard(Arc<Shared>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that holds its connection's [`BusyGuard`] until it
+/// ends or is dropped.
+pub(super) struct Tracked<B> {
+    body: B,
+    guard: Option<BusyGuard>,
+}
+
+impl<B> Tracked<B> {
+    pub(super) fn new(body: B, guard: BusyGuard) -> Self {
+        Self {
+            body,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let r = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(r, Poll::Ready(None | Some(Err(_)))) {
+            self.guard = None;
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 impl Read for ClientIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: ReadBufCursor<'_>) -> Poll<std::io::Result<()>> {
-        let mut stream = self.0.stream();
-        let r = Pin::new(&mut *stream).poll_read(cx, buf);
-        // Ready means bytes or EOF; after EOF hyper ends the connection
-        // without a timeout, so both can count as "part of a request".
-        if matches!(r, Poll::Ready(Ok(()))) {
-            self.0.set_mid_request(true);
+        let shared = &self.0;
+        let mut stream = shared.stream();
+        let r = Pin::new(&mut stream.io).poll_read(cx, buf);
+        if r.is_ready() {
+            stream.idle = None;
+            // Ready means bytes or EOF; after EOF hyper ends the connection
+            // without a timeout, so both can count as "part of a request".
+            if matches!(r, Poll::Ready(Ok(()))) {
+                shared.set_mid_request(true);
+            }
+            return r;
+        }
+        if !shared.at_boundary() {
+            stream.idle = None;
+            return r;
+        }
+        let idle = stream
+            .idle
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(HIBERNATE_AFTER)));
+        if idle.as_mut().poll(cx).is_ready() {
+            stream.idle = None;
+            shared.hibernated.store(true, Ordering::Relaxed);
+            // Nothing written into `buf`: end-of-file for hyper.
+            return Poll::Ready(Ok(()));
         }
         r
     }
@@ -83,7 +232,7 @@ impl Read for ClientIo {
 
 impl Write for ClientIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut *self.0.stream()).poll_write(cx, data);
+        let r = Pin::new(&mut self.0.stream().io).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.0.set_mid_request(false);
         }
@@ -95,7 +244,7 @@ impl Write for ClientIo {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut *self.0.stream()).poll_write_vectored(cx, bufs);
+        let r = Pin::new(&mut self.0.stream().io).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.0.set_mid_request(false);
         }
@@ -107,10 +256,14 @@ impl Write for ClientIo {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0.stream()).poll_flush(cx)
+        Pin::new(&mut self.0.stream().io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut *self.0.stream()).poll_shutdown(cx)
+        // Hibernating: hyper closes its connection, not the client's.
+        if self.0.hibernated.load(Ordering::Relaxed) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.0.stream().io).poll_shutdown(cx)
     }
 }
