@@ -204,17 +204,10 @@ fn keyring(args: &CookieDecodeArgs) -> Result<Keyring, InspectError> {
         return Ok(Keyring::from_file(path)?);
     }
     if args.docker {
-        let token = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| InspectError::ClusterKey(e.to_string()))?
-            .block_on(async {
-                let engine = crate::discovery::engine::Engine::connect(&args.docker_host).await?;
-                engine.manager_join_token().await
-            })
-            .map_err(|e| InspectError::ClusterKey(e.to_string()))?
+        let key = crate::discovery::cluster_key::read_blocking(&args.docker_host)
+            .map_err(|e| InspectError::ClusterKey(crate::dataplane::anyhow_like(&e).to_string()))?
             .ok_or_else(|| InspectError::ClusterKey("no manager join token: not a swarm manager".into()))?;
-        return Ok(Keyring::from_secrets(&[crate::discovery::cluster_key::derive(&token)]));
+        return Ok(Keyring::from_secrets(&[key]));
     }
     Ok(Keyring::from_file(&args.state_dir.join(KEY_FILE_NAME))?)
 }

@@ -157,19 +157,8 @@ fn run(args: Box<RunArgs>) -> ExitCode {
 /// when the engine does not answer or this node is not a manager. Returns
 /// the derived key, if any.
 fn use_cluster_key(proxy: &Proxy, docker_host: &str) -> Option<[u8; 32]> {
-    let token = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| {
-            rt.block_on(async {
-                let engine = proxy_user::discovery::engine::Engine::connect(docker_host).await?;
-                Ok(engine.manager_join_token().await?)
-            })
-        });
-    match token {
-        Ok(Some(token)) => {
-            let key = cluster_key::derive(&token);
+    match cluster_key::read_blocking(docker_host) {
+        Ok(Some(key)) => {
             proxy.set_keyring(Keyring::from_secrets(&[key]));
             tracing::info!("cookie key derived from the swarm's manager join token (the same on every manager)");
             Some(key)
@@ -181,6 +170,7 @@ fn use_cluster_key(proxy: &Proxy, docker_host: &str) -> Option<[u8; 32]> {
             None
         }
         Err(err) => {
+            let err = anyhow::Error::from(err);
             tracing::warn!(
                 "cannot read the swarm's join token ({err:#}): cookies are signed with the state directory's key"
             );

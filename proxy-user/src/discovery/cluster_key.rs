@@ -37,6 +37,36 @@ pub fn derive(manager_join_token: &str) -> [u8; 32] {
     key
 }
 
+/// Why the derived key could not be read at start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadKeyError {
+    /// No runtime to talk to the engine with.
+    #[error("cannot start a runtime")]
+    Runtime(#[source] std::io::Error),
+    /// The engine did not answer or refused.
+    #[error(transparent)]
+    Engine(#[from] super::engine::EngineError),
+}
+
+/// Reads the manager join token of the engine at `host` once and derives
+/// the key; `Ok(None)` when the node is not a manager. Blocking, on a
+/// runtime of its own: for start-up and the command-line tools, which run
+/// before (or without) the main runtime.
+///
+/// # Errors
+/// When the engine does not answer.
+pub fn read_blocking(host: &str) -> Result<Option<[u8; 32]>, ReadKeyError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ReadKeyError::Runtime)?;
+    let token = rt.block_on(async {
+        let engine = Engine::connect(host).await?;
+        engine.manager_join_token().await
+    })?;
+    Ok(token.as_deref().map(derive))
+}
+
 /// Follows the manager join token of the engine at `host`, re-read every
 /// `every`, and rotates the proxy's cookie keys when it changes. `current`
 /// is the key derived at start (`None`: the state directory's key signs,
