@@ -52,15 +52,16 @@ fn routing(c: &mut Criterion) {
                 .route(Some("example.com"), black_box("/api/v2/users"))
                 .expect("routed");
             let mut buf = [0u8; MAX_VALUE_LEN];
-            let (identity, _) = ring
-                .decode_in(
+            let identity = ring
+                .verify_in(
                     &svc.config.name,
                     black_box(value.as_bytes()),
                     unix_now(),
                     None,
                     &mut buf,
                 )
-                .ok()?;
+                .ok()?
+                .identity;
             let backend = svc.backend(identity)?;
             balancer.is_up(backend).then_some(backend.addr)
         })

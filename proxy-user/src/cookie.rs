@@ -106,31 +106,20 @@ impl Keyring {
     /// Any [`CookieError`]: the value must not be trusted.
     pub fn decode(&self, service: &str, value: &[u8], now: u64, max_age: Option<u64>) -> Result<Sticky, CookieError> {
         let mut buf = [0u8; MAX_VALUE_LEN];
-        let (backend, issued_at) = self.decode_in(service, value, now, max_age, &mut buf)?;
+        let Verified {
+            identity: backend,
+            issued_at,
+            ..
+        } = self.verify_in(service, value, now, max_age, &mut buf)?;
         Ok(Sticky {
             backend: backend.to_owned(),
             issued_at,
         })
     }
 
-    /// [`Keyring::decode`] without allocating: the identity borrows `buf`.
-    ///
-    /// # Errors
-    /// Any [`CookieError`]: the value must not be trusted.
-    pub fn decode_in<'b>(
-        &self,
-        service: &str,
-        value: &[u8],
-        now: u64,
-        max_age: Option<u64>,
-        buf: &'b mut [u8; MAX_VALUE_LEN],
-    ) -> Result<(&'b str, u64), CookieError> {
-        self.verify_in(service, value, now, max_age, buf)
-            .map(|v| (v.identity, v.issued_at))
-    }
-
-    /// [`Keyring::decode_in`], also saying whether the signing key signed
-    /// it (a cookie signed by an older key is worth re-signing).
+    /// [`Keyring::decode`] without allocating (the identity borrows `buf`),
+    /// also saying whether the signing key signed it (a cookie signed by an
+    /// older key is worth re-signing).
     ///
     /// # Errors
     /// Any [`CookieError`]: the value must not be trusted.
