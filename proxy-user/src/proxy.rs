@@ -312,7 +312,7 @@ async fn serve_awake(
     limits: &crate::services::Limits,
     shutdown: &mut Shutdown,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (svc_inner, svc_ctx, handle) = (inner.clone(), ctx.clone(), shared.clone_handle());
+    let (svc_inner, svc_ctx, handle) = (inner.clone(), ctx.clone(), shared.clone());
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let (inner, ctx) = (svc_inner.clone(), svc_ctx.clone());
         // Held by the response body: no hibernation while it runs.

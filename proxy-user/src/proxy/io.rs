@@ -73,7 +73,9 @@ impl Shared {
 /// The socket handed to hyper.
 pub(super) struct ClientIo(Arc<Shared>);
 
-/// What the proxy keeps after hyper is done.
+/// What the proxy keeps after hyper is done (and the request handlers
+/// share).
+#[derive(Clone)]
 pub(super) struct ClientHandle(Arc<Shared>);
 
 impl ClientIo {
@@ -97,11 +99,6 @@ impl ClientHandle {
     /// Whether bytes arrived since the last write to the client.
     pub(super) fn is_mid_request(&self) -> bool {
         self.0.mid_request.load(Ordering::Relaxed)
-    }
-
-    /// Another handle on the same socket (for the request handlers).
-    pub(super) fn clone_handle(&self) -> Self {
-        Self(self.0.clone())
     }
 
     /// The socket for a new hyper connection after hibernation.
