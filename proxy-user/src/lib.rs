@@ -14,10 +14,12 @@
 //! * [`proxy`]: the hyper reverse proxy served by the workers.
 //! * [`demo`]: the built-in whoami backend and the demo helpers.
 //! * [`probe`]: `swarm-sticky probe URL`, a HEALTHCHECK without curl.
+//! * [`alloc`]: the allocator, and handing idle connections' memory back.
 //! * [`app`]: wires the parts together and runs until a signal.
 
 pub mod access_log;
 pub mod admin;
+pub mod alloc;
 pub mod app;
 pub mod balance;
 pub mod cli;
