@@ -103,6 +103,29 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
 }
 
+/// The RSS once it stops moving, read after the last idle connection was
+/// opened: swarm-sticky frees an idle connection's buffers 1 s after its
+/// request and returns the memory within another second, so the first
+/// reading is 2 s later, then every 500 ms until two agree within 1 %. All
+/// within 9 s of the first connection, before swarm-sticky's default 10 s
+/// keep-alive limit would start closing them (HAProxy's is 60 s here).
+fn settled_rss_kib(pid: u32, first: Instant) -> anyhow::Result<u64> {
+    const LIMIT: Duration = Duration::from_secs(9);
+    std::thread::sleep(Duration::from_secs(2));
+    let mut last = rss_kib(pid)?;
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = rss_kib(pid)?;
+        if now.abs_diff(last) * 100 <= last {
+            return Ok(now);
+        }
+        if first.elapsed() > LIMIT {
+            bail!("RSS still moving {LIMIT:?} after the first idle connection ({last} → {now} KiB)");
+        }
+        last = now;
+    }
+}
+
 /// wrk's figures.
 struct Wrk {
     rps: f64,
@@ -346,10 +369,9 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
         ("swarm-sticky", ss_addr, &ss_cookie, ss_pid, IDLE_CONNECTIONS),
     ] {
         let before = rss_kib(pid)?;
+        let first = Instant::now();
         let conns = idle_connections(addr, cookie, n)?;
-        // Let both settle (buffers released after the response) before reading.
-        std::thread::sleep(Duration::from_secs(2));
-        let with = rss_kib(pid)?;
+        let with = settled_rss_kib(pid, first).with_context(|| format!("{name} with {n} idle connections"))?;
         idle.push((name, n, before, with));
         drop(conns);
     }
