@@ -21,10 +21,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Returns the free pages of this worker's heap to the system soon: now,
-/// and once more a second after the last call of a burst (connections go
-/// idle in bursts, and mimalloc purges only when asked or when it
-/// allocates, which an idle worker does not). Called by a worker when one
-/// of its connections hibernates; runs on the worker's `LocalSet`.
+/// and once more a second after the last call of a burst. Connections go
+/// idle in bursts, and mimalloc otherwise returns free pages lazily, during
+/// later allocations, which an idle worker does not make. Called by a
+/// worker when one of its connections hibernates; runs on the worker's
+/// `LocalSet`.
 pub fn release_freed_memory() {
     #[cfg(all(target_env = "gnu", not(fuzzing)))]
     {

@@ -50,8 +50,13 @@ struct Shared {
 
 struct Stream {
     io: TokioIo<TcpStream>,
-    /// Running while hyper waits for a next request at a boundary.
+    /// Fires [`HIBERNATE_AFTER`] into an idle period at a boundary. Kept
+    /// for the whole waking period and moved forward at each new idle
+    /// period: a later deadline is an atomic store, where a new timer per
+    /// request would be an allocation and two timer-wheel operations.
     idle: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// `idle` was set for the current idle period.
+    idle_armed: bool,
 }
 
 impl Shared {
@@ -85,6 +90,7 @@ impl ClientIo {
             stream: Mutex::new(Stream {
                 io: TokioIo::new(stream),
                 idle: None,
+                idle_armed: false,
             }),
             mid_request: AtomicBool::new(false),
             may_hibernate: AtomicBool::new(http1),
@@ -199,10 +205,11 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
 impl Read for ClientIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: ReadBufCursor<'_>) -> Poll<std::io::Result<()>> {
         let shared = &self.0;
-        let mut stream = shared.stream();
+        let mut guard = shared.stream();
+        let stream = &mut *guard;
         let r = Pin::new(&mut stream.io).poll_read(cx, buf);
         if r.is_ready() {
-            stream.idle = None;
+            stream.idle_armed = false;
             // Ready means bytes or EOF; after EOF hyper ends the connection
             // without a timeout, so both can count as "part of a request".
             if matches!(r, Poll::Ready(Ok(()))) {
@@ -211,14 +218,24 @@ impl Read for ClientIo {
             return r;
         }
         if !shared.at_boundary() {
-            stream.idle = None;
+            stream.idle_armed = false;
             return r;
         }
-        let idle = stream
-            .idle
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(HIBERNATE_AFTER)));
+        let deadline = || tokio::time::Instant::now() + HIBERNATE_AFTER;
+        let idle = match &mut stream.idle {
+            Some(idle) => {
+                if !stream.idle_armed {
+                    idle.as_mut().reset(deadline());
+                }
+                idle
+            }
+            None => stream.idle.insert(Box::pin(tokio::time::sleep_until(deadline()))),
+        };
+        stream.idle_armed = true;
         if idle.as_mut().poll(cx).is_ready() {
+            // Hibernating holds no timer.
             stream.idle = None;
+            stream.idle_armed = false;
             shared.hibernated.store(true, Ordering::Relaxed);
             // Nothing written into `buf`: end-of-file for hyper.
             return Poll::Ready(Ok(()));
