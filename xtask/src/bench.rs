@@ -31,11 +31,11 @@ pub enum Which {
 ///
 /// # Errors
 /// When the build or a run fails.
-pub fn run(which: Which, seconds: u64) -> anyhow::Result<()> {
+pub fn run(which: Which, seconds: u64, rounds: u32) -> anyhow::Result<()> {
     let tools = setup::run()?;
     let bin = crate::tasks::release_binary(&tools)?;
     match which {
         Which::Steering => steering::run(&bin, seconds),
-        Which::Proxy => proxy::run(&bin, seconds),
+        Which::Proxy => proxy::run(&bin, seconds, rounds),
     }
 }

@@ -61,6 +61,10 @@ enum Task {
         /// Seconds per measured run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Rounds of the wrk rows (`proxy`); a summary gives the median of
+        /// the rounds' ratios to HAProxy.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        rounds: u32,
     },
 }
 
@@ -73,6 +77,6 @@ fn main() -> anyhow::Result<()> {
         Task::Test { filter } => tasks::test(filter.as_deref()),
         Task::Lint => tasks::lint(),
         Task::Install { root } => install::run(&root),
-        Task::Bench { which, seconds } => bench::run(which, seconds),
+        Task::Bench { which, seconds, rounds } => bench::run(which, seconds, rounds),
     }
 }

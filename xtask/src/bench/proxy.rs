@@ -22,11 +22,13 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+mod report;
+mod wrk;
+
+use self::wrk::{measure, wrk};
 use super::Proc;
 use crate::cmd;
 
-const WRK_THREADS: &str = "2";
-const WRK_CONNECTIONS: &str = "64";
 const IDLE_CONNECTIONS: usize = 10_000;
 /// HAProxy needs two fds per connection and cannot raise its limit past
 /// the 20,000-fd hard limit of these machines, so it holds fewer.
@@ -84,19 +86,6 @@ fn sticky_cookie(addr: SocketAddr) -> anyhow::Result<String> {
     Ok(value.split(';').next().unwrap_or_default().to_string())
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').context("stat format")?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Fields 14 and 15 of the whole line are 12 and 13 after the comm.
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-    // SAFETY: sysconf has no preconditions.
-    #[expect(unsafe_code, reason = "sysconf has no safe wrapper in std")]
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok(ticks / hz)
-}
-
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("VmRSS")?;
@@ -124,91 +113,6 @@ fn settled_rss_kib(pid: u32, first: Instant) -> anyhow::Result<u64> {
         }
         last = now;
     }
-}
-
-/// wrk's figures.
-struct Wrk {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: u64,
-}
-
-fn parse_latency(v: &str) -> Option<f64> {
-    let (num, unit) = v.find(|c: char| c.is_ascii_alphabetic()).map(|i| v.split_at(i))?;
-    let n: f64 = num.parse().ok()?;
-    Some(match unit {
-        "us" => n / 1000.0,
-        "ms" => n,
-        "s" => n * 1000.0,
-        _ => return None,
-    })
-}
-
-fn wrk(url: &str, cookie: Option<&str>, seconds: u64) -> anyhow::Result<Wrk> {
-    let mut c = Command::new("taskset");
-    c.args(["-c", "1", "wrk", "-t", WRK_THREADS, "-c", WRK_CONNECTIONS, "-d"])
-        .arg(format!("{seconds}s"))
-        .arg("--latency");
-    if let Some(cookie) = cookie {
-        c.args(["-H", &format!("Cookie: {cookie}")]);
-    }
-    let out = cmd::output(c.arg(url))?;
-    let find = |prefix: &str| {
-        out.lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(prefix))
-            .map(ToString::to_string)
-    };
-    let rps = find("Requests/sec:")
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .context("wrk req/s")?;
-    let p50 = find("50%")
-        .and_then(|l| parse_latency(l.split_whitespace().nth(1)?))
-        .context("wrk p50")?;
-    let p99 = find("99%")
-        .and_then(|l| parse_latency(l.split_whitespace().nth(1)?))
-        .context("wrk p99")?;
-    let errors = find("Non-2xx or 3xx responses:")
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-        + find("Socket errors:").map_or(0, |l| l.split([',', ' ']).filter_map(|w| w.parse::<u64>().ok()).sum());
-    Ok(Wrk {
-        rps,
-        p50_ms: p50,
-        p99_ms: p99,
-        errors,
-    })
-}
-
-struct Row {
-    target: &'static str,
-    mode: &'static str,
-    wrk: Wrk,
-    cpu_us_per_req: Option<f64>,
-}
-
-fn measure(
-    target: &'static str,
-    mode: &'static str,
-    url: &str,
-    cookie: Option<&str>,
-    pid: Option<u32>,
-    seconds: u64,
-) -> anyhow::Result<Row> {
-    eprintln!("wrk {target} {mode} for {seconds} s");
-    let before = pid.map(cpu_seconds).transpose()?;
-    let wrk = wrk(url, cookie, seconds)?;
-    let cpu = match (pid, before) {
-        (Some(p), Some(b)) => Some((cpu_seconds(p)? - b) / (wrk.rps * seconds as f64) * 1e6),
-        _ => None,
-    };
-    Ok(Row {
-        target,
-        mode,
-        wrk,
-        cpu_us_per_req: cpu,
-    })
 }
 
 fn haproxy_config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
@@ -259,11 +163,11 @@ fn raise_nofile() {
     }
 }
 
-/// Runs the benchmark and prints the tables.
+/// Runs the benchmark, `rounds` times the wrk rows, and prints the tables.
 ///
 /// # Errors
 /// A missing tool, a target that does not come up, or a failed run.
-pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
+pub fn run(bin: &std::path::Path, seconds: u64, rounds: u32) -> anyhow::Result<()> {
     for tool in ["wrk", "haproxy", "taskset"] {
         if !cmd::on_path(tool) {
             bail!("{tool} is not installed (Debian: apt-get install wrk haproxy util-linux)");
@@ -339,28 +243,40 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     // Warm-up, so that pools and caches are filled before measuring.
     wrk(&url(ss_addr), Some(&ss_cookie), 2)?;
     wrk(&url(ha_addr), Some(&ha_cookie), 2)?;
-    let rows = vec![
-        measure("direct", "-", &url(backends[0]), None, None, seconds)?,
-        measure(
-            "haproxy",
-            "sticky",
-            &url(ha_addr),
-            Some(&ha_cookie),
-            Some(ha_pid),
-            seconds,
-        )?,
-        measure(
-            "swarm-sticky",
-            "sticky",
-            &url(ss_addr),
-            Some(&ss_cookie),
-            Some(ss_pid),
-            seconds,
-        )?,
-        measure("haproxy", "nocookie", &url(ha_addr), None, Some(ha_pid), seconds)?,
-        measure("swarm-sticky", "nocookie", &url(ss_addr), None, Some(ss_pid), seconds)?,
-    ];
-    print_rows(&rows);
+    // Rounds alternate the targets, so that a slow phase of the machine
+    // shows in every target of a round rather than in one.
+    let mut all = Vec::new();
+    for round in 1..=rounds {
+        eprintln!("round {round} of {rounds}");
+        let rows = vec![
+            measure("direct", "-", &url(backends[0]), None, None, seconds)?,
+            measure(
+                "haproxy",
+                "sticky",
+                &url(ha_addr),
+                Some(&ha_cookie),
+                Some(ha_pid),
+                seconds,
+            )?,
+            measure(
+                "swarm-sticky",
+                "sticky",
+                &url(ss_addr),
+                Some(&ss_cookie),
+                Some(ss_pid),
+                seconds,
+            )?,
+            measure("haproxy", "nocookie", &url(ha_addr), None, Some(ha_pid), seconds)?,
+            measure("swarm-sticky", "nocookie", &url(ss_addr), None, Some(ss_pid), seconds)?,
+        ];
+        println!("\nRound {round}:\n");
+        report::print_rows(&rows);
+        all.push(rows);
+    }
+    if all.len() > 1 {
+        println!("\nMedian of {rounds} rounds (lowest–highest), each ratio taken within its round:\n");
+        report::print_summary(&all);
+    }
 
     eprintln!("opening {IDLE_CONNECTIONS} idle keep-alive connections to each proxy");
     let mut idle = Vec::new();
@@ -388,32 +304,4 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
-}
-
-fn print_rows(rows: &[Row]) {
-    let direct = rows.iter().find(|r| r.target == "direct").map_or(1.0, |r| r.wrk.rps);
-    let ha = |mode: &str| rows.iter().find(|r| r.target == "haproxy" && r.mode == mode);
-    println!(
-        "| target | cookie | req/s | × direct | × HAProxy | p50 ms | p99 ms | CPU µs/req | CPU × HAProxy | errors |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        let base = ha(r.mode);
-        let x_ha = base.map_or("-".into(), |b| format!("{:.2}", r.wrk.rps / b.wrk.rps));
-        let cpu = r.cpu_us_per_req.map_or("-".into(), |c| format!("{c:.1}"));
-        let cpu_x = match (r.cpu_us_per_req, base.and_then(|b| b.cpu_us_per_req)) {
-            (Some(c), Some(b)) => format!("{:.2}", c / b),
-            _ => "-".into(),
-        };
-        println!(
-            "| {} | {} | {:.0} | {:.2} | {x_ha} | {:.2} | {:.2} | {cpu} | {cpu_x} | {} |",
-            r.target,
-            r.mode,
-            r.wrk.rps,
-            r.wrk.rps / direct,
-            r.wrk.p50_ms,
-            r.wrk.p99_ms,
-            r.wrk.errors
-        );
-    }
 }
