@@ -179,3 +179,18 @@ pub async fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
 pub fn empty() -> Empty<Bytes> {
     Empty::new()
 }
+
+/// A WebSocket to `ws://addr/ws` over a fresh connection, with the
+/// handshake's response (within [`WAIT`]).
+pub async fn websocket(
+    addr: SocketAddr,
+) -> (
+    tokio_tungstenite::WebSocketStream<TcpStream>,
+    tokio_tungstenite::tungstenite::handshake::client::Response,
+) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    tokio::time::timeout(WAIT, tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream))
+        .await
+        .unwrap()
+        .unwrap()
+}

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{
     backend::{pairs, streaming_backend, whoamis},
-    proxy::{Client, TestProxy, WAIT},
+    proxy::{Client, TestProxy, WAIT, websocket},
 };
 
 fn past_hibernation() -> Duration {
@@ -101,14 +101,7 @@ async fn a_slow_body_is_not_cut_by_hibernation() {
 async fn an_idle_websocket_stays_open() {
     let backends = whoamis(1);
     let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
-    let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut ws, _) = tokio::time::timeout(
-        WAIT,
-        tokio_tungstenite::client_async(format!("ws://{}/ws", p.addr), stream),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (mut ws, _) = websocket(p.addr).await;
     ws.send(Message::text("before")).await.unwrap();
     let echo = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(echo, Message::text("before"));

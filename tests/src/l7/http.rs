@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{
     backend::{pairs, streaming_backend, whoamis},
-    proxy::{Client, TestProxy, WAIT, get, read_reply},
+    proxy::{Client, TestProxy, WAIT, get, read_reply, websocket},
 };
 
 /// Reads from a raw socket until EOF or `WAIT`, as text.
@@ -91,14 +91,7 @@ async fn streaming_response_is_not_buffered() {
 async fn websocket_echo() {
     let backends = whoamis(2);
     let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
-    let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut ws, resp) = tokio::time::timeout(
-        WAIT,
-        tokio_tungstenite::client_async(format!("ws://{}/ws", p.addr), stream),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (mut ws, resp) = websocket(p.addr).await;
     assert!(
         resp.headers().get(header::SET_COOKIE).is_some(),
         "the upgrade is sticky"
