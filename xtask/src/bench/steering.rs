@@ -61,6 +61,18 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // The pins swarm-sticky leaves for the namespace on exit (kept for
+        // a hand-over in production) would outlive it here.
+        if let Ok(meta) = std::fs::metadata(self.path()) {
+            use std::os::unix::fs::MetadataExt as _;
+            let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/swarm-sticky/net-{}", meta.ino()));
+            if let Ok(entries) = std::fs::read_dir(&pins) {
+                for e in entries.flatten() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&pins);
+        }
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }
