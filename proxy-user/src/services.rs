@@ -263,6 +263,9 @@ pub fn from_flags(
     cookie_name: Option<&str>,
     docker: bool,
 ) -> Result<ServicesConfig, ConfigError> {
+    if let Some(name) = cookie_name {
+        validate::validate_cookie_flag(name)?;
+    }
     let mut cfg = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -66,7 +66,7 @@ fn flag_errors_name_the_flag() {
         (&["--backend", "a=http://127.0.0.1:1/path"], "without a path"),
         (
             &["--backend", "a=http://127.0.0.1:1", "--cookie-name", "bad;name"],
-            "cookie.name",
+            "--cookie-name: \"bad;name\" is not a valid cookie name",
         ),
     ];
     for (args, needle) in cases {

@@ -22,6 +22,19 @@ pub(super) fn validate_name(field: &str, name: &str) -> Result<(), ConfigError> 
     }
 }
 
+/// Checks the `--cookie-name` flag itself, so that its error names the
+/// flag rather than the service it was copied into.
+pub(super) fn validate_cookie_flag(name: &str) -> Result<(), ConfigError> {
+    if is_token(name) {
+        Ok(())
+    } else {
+        Err(ConfigError::field(
+            "--cookie-name",
+            format!("{name:?} is not a valid cookie name"),
+        ))
+    }
+}
+
 fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
