@@ -154,6 +154,23 @@ impl Scrape {
             "Requests that had to leave a backend (down, removed or unreachable).",
             &per(&|b| b.failovers),
         )?;
+        let tunnel: Vec<(Labels, u64)> = backends()
+            .flat_map(|(s, b)| {
+                [("up", b.tunnel_bytes_up), ("down", b.tunnel_bytes_down)]
+                    .into_iter()
+                    .map(move |(dir, v)| {
+                        let mut l = svc_backend(&s.name, &b.name);
+                        l.push(("direction", dir.to_owned()));
+                        (l, v)
+                    })
+            })
+            .collect();
+        counter(
+            enc,
+            "tunnel_bytes",
+            "Bytes of upgraded (e.g. WebSocket) connections that ended, by direction (up: client to backend).",
+            &tunnel,
+        )?;
         let states: Vec<(Labels, f64)> = backends()
             .flat_map(|(s, b)| {
                 ["healthy", "failing", "draining", "down"]

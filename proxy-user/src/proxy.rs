@@ -11,23 +11,22 @@
 //!
 //! Layout: `proxy/forward.rs` is the request path, `proxy/observe.rs` its
 //! counters and access log, `proxy/pool.rs` the upstream pool,
-//! `proxy/io.rs` the client socket wrapper.
+//! `proxy/io.rs` the client socket wrapper, `proxy/tunnel.rs` upgraded
+//! connections.
 
 mod forward;
 mod headers;
 mod io;
 mod observe;
 mod pool;
+mod tunnel;
 
 use std::{convert::Infallible, net::SocketAddr, rc::Rc, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::service::service_fn;
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::conn::auto,
-};
+use hyper_util::{rt::TokioTimer, server::conn::auto};
 use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
 pub use self::io::HIBERNATE_AFTER;
@@ -178,6 +177,11 @@ struct ConnCtx {
     active: std::cell::Cell<usize>,
     /// When the last request handler returned.
     idle_since: std::cell::Cell<tokio::time::Instant>,
+    /// The client socket, for a tunnel after an upgrade.
+    client: io::ClientFd,
+    /// The tunnel of an upgraded connection: the connection (and its slot
+    /// under the worker's connection cap) lasts until it ends.
+    tunnel: std::cell::RefCell<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl ConnCtx {
@@ -224,6 +228,8 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         pins: std::cell::RefCell::new(Vec::new()),
         active: std::cell::Cell::new(0),
         idle_since: std::cell::Cell::new(tokio::time::Instant::now()),
+        client: shared.fd(),
+        tunnel: std::cell::RefCell::new(None),
     });
     // One hyper connection per waking period: an HTTP/1 connection that
     // hibernated (see `proxy/io.rs`) waits here without buffers and gets a
@@ -248,6 +254,15 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
             Ok(Ok(false) | Err(_)) | Err(_) => return,
         }
     };
+    // An upgraded connection never hibernates, so its hyper connection
+    // was the only one; the tunnel keeps the connection (and its slot
+    // under the connection cap) until it ends.
+    let tunnel = ctx.tunnel.borrow_mut().take();
+    if let Some(t) = tunnel
+        && let Err(err) = t.await
+    {
+        tracing::warn!(error = %err, "tunnel task failed");
+    }
     let Err(err) = result else { return };
     let timed_out = err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
     if timed_out && shared.is_mid_request() {
@@ -346,22 +361,6 @@ async fn answer_and_linger(mut stream: TcpStream, answer: &[u8]) {
         }
     };
     let _expired = tokio::time::timeout(Duration::from_secs(1), linger).await;
-}
-
-/// Joins two upgraded connections until either side closes.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    let (c, u) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(err) => {
-            tracing::debug!(error = %err, "upgrade failed");
-            return;
-        }
-    };
-    let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-    match tokio::io::copy_bidirectional(&mut c, &mut u).await {
-        Ok((up, down)) => tracing::debug!(up, down, "upgraded connection closed"),
-        Err(err) => tracing::debug!(error = %err, "upgraded connection ended"),
-    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,10 @@ pub struct BackendStats {
     /// Requests that had to leave this backend (its cookie named it, or it
     /// was picked, but it could not serve).
     pub failovers: AtomicU64,
+    /// Bytes client → backend on upgraded connections (kernel or copy).
+    pub tunnel_bytes_up: AtomicU64,
+    /// Bytes backend → client on upgraded connections.
+    pub tunnel_bytes_down: AtomicU64,
 }
 
 /// How the backend of a request was decided.

@@ -190,6 +190,7 @@ pub(super) async fn forward(
     out.backend = Some(backend.clone());
     respond(
         inner,
+        ctx,
         &svc,
         &backend,
         resp,
@@ -207,6 +208,7 @@ pub(super) async fn forward(
 )]
 fn respond(
     inner: &Inner,
+    ctx: &ConnCtx,
     svc: &Service,
     backend: &Arc<Backend>,
     mut resp: Response<Incoming>,
@@ -225,7 +227,13 @@ fn respond(
     if switching {
         if let Some(client) = client_upgrade {
             let upstream = hyper::upgrade::on(&mut resp);
-            tokio::task::spawn_local(super::tunnel(client, upstream));
+            let t = super::tunnel::Tunnel {
+                client_fd: ctx.client.dup(),
+                backend: backend.clone(),
+                idle_timeout: inner.balancer.table().limits.idle_timeout,
+            };
+            let task = tokio::task::spawn_local(super::tunnel::run(client, upstream, t));
+            *ctx.tunnel.borrow_mut() = Some(task);
         }
     } else {
         strip_hop_by_hop(resp.headers_mut());

@@ -83,6 +83,19 @@ pub(super) struct ClientIo(Arc<Shared>);
 #[derive(Clone)]
 pub(super) struct ClientHandle(Arc<Shared>);
 
+/// A weak handle on the client socket (it does not keep it open).
+pub(super) struct ClientFd(std::sync::Weak<Shared>);
+
+impl ClientFd {
+    /// A duplicate descriptor of the socket while it is open.
+    pub(super) fn dup(&self) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd as _;
+        let shared = self.0.upgrade()?;
+        let stream = shared.stream();
+        stream.io.inner().as_fd().try_clone_to_owned().ok()
+    }
+}
+
 impl ClientIo {
     /// Wraps the client socket; `http1` allows hibernation.
     pub(super) fn new(stream: TcpStream, http1: bool) -> (Self, ClientHandle) {
@@ -102,6 +115,11 @@ impl ClientIo {
 }
 
 impl ClientHandle {
+    /// A weak handle for the tunnel of an upgrade.
+    pub(super) fn fd(&self) -> ClientFd {
+        ClientFd(Arc::downgrade(&self.0))
+    }
+
     /// Whether bytes arrived since the last write to the client.
     pub(super) fn is_mid_request(&self) -> bool {
         self.0.mid_request.load(Ordering::Relaxed)
