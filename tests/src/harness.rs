@@ -22,6 +22,8 @@ pub mod process;
 #[cfg(test)]
 pub mod proxy;
 pub mod swarm;
+#[cfg(test)]
+pub mod tunnel;
 
 /// Panics unless the test runs as root: a privileged test that was asked
 /// for must fail with its reason, never pass silently.

@@ -8,3 +8,4 @@ mod hibernate;
 mod http;
 mod sticky;
 mod support;
+mod tunnel;

@@ -53,7 +53,10 @@ impl Proxy {
     }
 
     fn start(mut cmd: Command) -> Self {
-        cmd.env("SWARM_STICKY_LOG", "info").env("NO_COLOR", "1");
+        // SWARM_STICKY_TEST_LOG (e.g. `debug`) raises the level when a
+        // test needs a closer look.
+        let level = std::env::var("SWARM_STICKY_TEST_LOG").unwrap_or_else(|_| "info".to_owned());
+        cmd.env("SWARM_STICKY_LOG", level).env("NO_COLOR", "1");
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())

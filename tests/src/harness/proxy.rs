@@ -41,6 +41,12 @@ impl TestProxy {
 
     /// Serves an already built proxy with `workers` workers.
     pub fn serve(proxy: Arc<Proxy>, workers: usize) -> Self {
+        Self::serve_capped(proxy, workers, 10_000)
+    }
+
+    /// [`TestProxy::serve`] with at most `max_connections` open client
+    /// connections per worker.
+    pub fn serve_capped(proxy: Arc<Proxy>, workers: usize, max_connections: usize) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, signal) = Shutdown::new();
@@ -55,7 +61,7 @@ impl TestProxy {
                     listeners: vec![listener.try_clone().unwrap()],
                     handler: proxy.clone(),
                     stats: Arc::new(WorkerStats::default()),
-                    max_connections: 10_000,
+                    max_connections,
                 };
                 Worker::spawn(spec, signal.clone(), policy).unwrap()
             })
