@@ -94,24 +94,30 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 
 /// The RSS once it stops moving, read after the last idle connection was
 /// opened: swarm-sticky frees an idle connection's buffers 1 s after its
-/// request and returns the memory within another second, so the first
-/// reading is 2 s later, then every 500 ms until two agree within 1 %. All
-/// within 9 s of the first connection, before swarm-sticky's default 10 s
-/// keep-alive limit would start closing them (HAProxy's is 60 s here).
+/// request and hands freed pages back at most once a second, so the RSS
+/// falls in steps about a second apart. The first reading is 2 s later,
+/// then one every 500 ms until three in a row (a span longer than one
+/// step) agree within 1 %. All within 9 s of the first connection, before
+/// swarm-sticky's default 10 s keep-alive limit would start closing them
+/// (HAProxy's is 60 s here).
 fn settled_rss_kib(pid: u32, first: Instant) -> anyhow::Result<u64> {
     const LIMIT: Duration = Duration::from_secs(9);
+    let close = |a: u64, b: u64| a.abs_diff(b) * 100 <= b;
     std::thread::sleep(Duration::from_secs(2));
-    let mut last = rss_kib(pid)?;
+    let mut seen = vec![rss_kib(pid)?];
     loop {
         std::thread::sleep(Duration::from_millis(500));
         let now = rss_kib(pid)?;
-        if now.abs_diff(last) * 100 <= last {
-            return Ok(now);
+        seen.push(now);
+        if let [.., a, b, c] = seen[..]
+            && close(a, c)
+            && close(b, c)
+        {
+            return Ok(c);
         }
         if first.elapsed() > LIMIT {
-            bail!("RSS still moving {LIMIT:?} after the first idle connection ({last} → {now} KiB)");
+            bail!("RSS still moving {LIMIT:?} after the first idle connection (readings {seen:?} KiB)");
         }
-        last = now;
     }
 }
 
