@@ -21,11 +21,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const RELEASE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Returns the free pages of this worker's heap to the system soon: now,
-/// and once more a second after the last call of a burst. Connections go
-/// idle in bursts, and mimalloc otherwise returns free pages lazily, during
-/// later allocations, which an idle worker does not make. Called by a
-/// worker when one of its connections hibernates; runs on the worker's
-/// `LocalSet`.
+/// then once a second while calls keep coming, and once more a second
+/// after the last pass. Connections go idle in bursts, and mimalloc
+/// otherwise returns free pages lazily, during later allocations, which an
+/// idle worker does not make. The extra pass is needed because mimalloc
+/// only schedules the pages a pass frees, to be returned by a later pass
+/// once a short delay has expired: without it, the pages freed by the last
+/// pass of a burst stayed resident (74–86 MiB instead of 28 MiB with 10,000
+/// idle connections, in 2 of 8 runs). Called by a worker when
+/// one of its connections hibernates; runs on the worker's `LocalSet`.
 pub fn release_freed_memory() {
     #[cfg(all(target_env = "gnu", not(fuzzing)))]
     {
@@ -42,8 +46,12 @@ pub fn release_freed_memory() {
             return;
         }
         tokio::task::spawn_local(async {
-            while PENDING.replace(false) {
+            loop {
+                let more = PENDING.replace(false);
                 collect();
+                if !more {
+                    break;
+                }
                 tokio::time::sleep(RELEASE_EVERY).await;
             }
             RUNNING.set(false);
