@@ -181,7 +181,7 @@ struct ConnCtx {
     client: io::ClientFd,
     /// The tunnel of an upgraded connection: the connection (and its slot
     /// under the worker's connection cap) lasts until it ends.
-    tunnel: std::cell::RefCell<Option<tokio::task::JoinHandle<()>>>,
+    tunnel: std::cell::Cell<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl ConnCtx {
@@ -229,7 +229,7 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         active: std::cell::Cell::new(0),
         idle_since: std::cell::Cell::new(tokio::time::Instant::now()),
         client: shared.fd(),
-        tunnel: std::cell::RefCell::new(None),
+        tunnel: std::cell::Cell::new(None),
     });
     // One hyper connection per waking period: an HTTP/1 connection that
     // hibernated (see `proxy/io.rs`) waits here without buffers and gets a
@@ -254,15 +254,6 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
             Ok(Ok(false) | Err(_)) | Err(_) => return,
         }
     };
-    // An upgraded connection never hibernates, so its hyper connection
-    // was the only one; the tunnel keeps the connection (and its slot
-    // under the connection cap) until it ends.
-    let tunnel = ctx.tunnel.borrow_mut().take();
-    if let Some(t) = tunnel
-        && let Err(err) = t.await
-    {
-        tracing::warn!(error = %err, "tunnel task failed");
-    }
     let Err(err) = result else { return };
     let timed_out = err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
     if timed_out && shared.is_mid_request() {
@@ -323,7 +314,7 @@ async fn serve_awake(
         }
     };
     // Graceful shutdown lets requests in flight (and their bodies) finish.
-    tokio::select! {
+    let result = tokio::select! {
         r = served.as_mut() => r,
         () = shutdown.wait() => {
             served.as_mut().graceful_shutdown();
@@ -334,7 +325,18 @@ async fn serve_awake(
             served.as_mut().graceful_shutdown();
             served.as_mut().await
         }
+    };
+    // An upgraded connection never hibernates, so this hyper connection
+    // was its only one; the tunnel keeps the connection (and its slot
+    // under the connection cap) until it ends. Awaited here, in the boxed
+    // awake state, so that it costs an idle connection's task nothing.
+    let tunnel = ctx.tunnel.take();
+    if let Some(t) = tunnel
+        && let Err(err) = t.await
+    {
+        tracing::warn!(error = %err, "tunnel task failed");
     }
+    result
     // Dropping `served` here releases hyper's side of the socket, which the
     // 408 path needs.
 }

@@ -233,7 +233,7 @@ fn respond(
                 idle_timeout: inner.balancer.table().limits.idle_timeout,
             };
             let task = tokio::task::spawn_local(super::tunnel::run(client, upstream, t));
-            *ctx.tunnel.borrow_mut() = Some(task);
+            ctx.tunnel.set(Some(task));
         }
     } else {
         strip_hop_by_hop(resp.headers_mut());
