@@ -14,8 +14,10 @@ use tokio::{
 
 use super::{Client, End, Upstream, reset};
 
-/// Chunk size of one direction.
-const CHUNK: usize = 64 * 1024;
+/// Buffer of one direction, held for the tunnel's life: WebSocket
+/// connections are mostly idle and long-lived, so this is what each one
+/// costs (HAProxy's default buffer is the same size).
+const CHUNK: usize = 16 * 1024;
 
 /// Copies until both sides closed, one failed, or the tunnel idled out.
 /// Returns how it ended and the bytes sent up (client → backend) and down.
@@ -89,7 +91,7 @@ where
 }
 
 /// Resolves once nothing moved for `idle` (as recorded in `last`).
-pub(super) async fn idle_for(last: &Cell<Instant>, idle: Duration) {
+async fn idle_for(last: &Cell<Instant>, idle: Duration) {
     loop {
         let deadline = last.get() + idle;
         if Instant::now() >= deadline {
