@@ -264,7 +264,7 @@ pub fn from_flags(
     docker: bool,
 ) -> Result<ServicesConfig, ConfigError> {
     if let Some(name) = cookie_name {
-        validate::validate_cookie_flag(name)?;
+        validate::validate_cookie_name("--cookie-name", name)?;
     }
     let mut cfg = match config {
         Some(path) => {

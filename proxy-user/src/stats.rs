@@ -63,7 +63,7 @@ pub struct BackendStats {
     /// Requests that had to leave this backend (its cookie named it, or it
     /// was picked, but it could not serve).
     pub failovers: AtomicU64,
-    /// Bytes client → backend on upgraded connections (kernel or copy).
+    /// Bytes client → backend on upgraded connections.
     pub tunnel_bytes_up: AtomicU64,
     /// Bytes backend → client on upgraded connections.
     pub tunnel_bytes_down: AtomicU64,

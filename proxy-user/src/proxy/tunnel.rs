@@ -1,6 +1,6 @@
 //! Upgraded connections (WebSocket and friends): after a `101 Switching
 //! Protocols` the client and backend connections are a plain byte tunnel,
-//! copied in user space ([`copy`]) with backpressure both ways.
+//! copied in user space with backpressure both ways.
 //!
 //! EOF on one side becomes `shutdown(Write)` on the other (half-close); a
 //! reset (or a socket that went away) on one side resets the other; a
@@ -10,9 +10,8 @@
 //! Why the bytes are not spliced in the kernel instead: see "Upgrades" in
 //! `docs/sticky-proxy.md`.
 
-mod copy;
-
 use std::{
+    cell::Cell,
     os::fd::OwnedFd,
     sync::{Arc, atomic::Ordering},
     time::Duration,
@@ -20,7 +19,11 @@ use std::{
 
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
+    net::TcpStream,
+    time::Instant,
+};
 
 use crate::balance::Backend;
 
@@ -68,7 +71,7 @@ pub(super) async fn run(client: OnUpgrade, upstream: OnUpgrade, t: Tunnel) {
         }
     };
     let client = TokioIo::new(c);
-    let (end, up, down) = copy::run(client, t.client_fd.as_ref(), upstream, t.idle_timeout).await;
+    let (end, up, down) = copy(client, t.client_fd.as_ref(), upstream, t.idle_timeout).await;
     let stats = &t.backend.state.stats;
     stats.tunnel_bytes_up.fetch_add(up, Ordering::Relaxed);
     stats.tunnel_bytes_down.fetch_add(down, Ordering::Relaxed);
@@ -89,5 +92,94 @@ type Client = TokioIo<Upgraded>;
 fn reset(sock: socket2::SockRef<'_>) {
     if let Err(err) = sock.set_linger(Some(Duration::ZERO)) {
         tracing::debug!(error = %err, "SO_LINGER 0 (reset)");
+    }
+}
+
+/// Buffer of one direction, held for the tunnel's life: WebSocket
+/// connections are mostly idle and long-lived, so this is what each one
+/// costs (HAProxy's default buffer is the same size).
+const CHUNK: usize = 16 * 1024;
+
+/// Copies until both sides closed, one failed, or the tunnel idled out,
+/// with backpressure: a direction reads only after its previous chunk was
+/// written in full.
+/// Returns how it ended and the bytes sent up (client → backend) and down.
+async fn copy(client: Client, client_fd: Option<&OwnedFd>, up: Upstream, idle: Duration) -> (End, u64, u64) {
+    let Upstream { mut stream, prefix } = up;
+    let (up_bytes, down_bytes) = (Cell::new(0u64), Cell::new(0u64));
+    let last = Cell::new(Instant::now());
+    let end = {
+        let (mut cr, mut cw) = tokio::io::split(client);
+        let (mut ur, mut uw) = stream.split();
+        let down = async {
+            if !prefix.is_empty() {
+                cw.write_all(&prefix).await?;
+                down_bytes.set(prefix.len() as u64);
+            }
+            pump(&mut ur, &mut cw, &down_bytes, &last).await
+        };
+        let up = pump(&mut cr, &mut uw, &up_bytes, &last);
+        tokio::pin!(up, down);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                r = &mut up, if !up_done => match r {
+                    Ok(()) => up_done = true,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "upgraded connection: client side failed");
+                        break End::Reset;
+                    }
+                },
+                r = &mut down, if !down_done => match r {
+                    Ok(()) => down_done = true,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "upgraded connection: backend side failed");
+                        break End::Reset;
+                    }
+                },
+                () = idle_for(&last, idle) => break End::Idle,
+            }
+            if up_done && down_done {
+                break End::Closed;
+            }
+        }
+    };
+    if end == End::Reset {
+        // The failed side is broken already; the other learns by a reset.
+        reset(socket2::SockRef::from(&stream));
+        if let Some(fd) = client_fd {
+            reset(socket2::SockRef::from(fd));
+        }
+    }
+    (end, up_bytes.get(), down_bytes.get())
+}
+
+/// Copies `r` to `w` until EOF, then shuts `w`'s write half.
+async fn pump<R, W>(r: &mut R, w: &mut W, count: &Cell<u64>, last: &Cell<Instant>) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return w.shutdown().await;
+        }
+        last.set(Instant::now());
+        w.write_all(&buf[..n]).await?;
+        count.set(count.get() + n as u64);
+        last.set(Instant::now());
+    }
+}
+
+/// Resolves once nothing moved for `idle` (as recorded in `last`).
+async fn idle_for(last: &Cell<Instant>, idle: Duration) {
+    loop {
+        let deadline = last.get() + idle;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
     }
 }

@@ -22,14 +22,15 @@ pub(super) fn validate_name(field: &str, name: &str) -> Result<(), ConfigError> 
     }
 }
 
-/// Checks the `--cookie-name` flag itself, so that its error names the
-/// flag rather than the service it was copied into.
-pub(super) fn validate_cookie_flag(name: &str) -> Result<(), ConfigError> {
+/// Checks a cookie name; `field` is where it came from (the
+/// `--cookie-name` flag is checked before it is copied into services, so
+/// that its error names the flag).
+pub(super) fn validate_cookie_name(field: &str, name: &str) -> Result<(), ConfigError> {
     if is_token(name) {
         Ok(())
     } else {
         Err(ConfigError::field(
-            "--cookie-name",
+            field,
             format!("{name:?} is not a valid cookie name"),
         ))
     }
@@ -94,12 +95,7 @@ pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool, docker: bool) ->
             }
         }
         let c = &svc.cookie;
-        if !is_token(&c.name) {
-            return Err(ConfigError::field(
-                &at("cookie.name"),
-                format!("{:?} is not a valid cookie name", c.name),
-            ));
-        }
+        validate_cookie_name(&at("cookie.name"), &c.name)?;
         if !cookies.insert(c.name.as_str()) {
             let hint = if cookie_flag {
                 " (--cookie-name applies to every service without cookie.name)"
