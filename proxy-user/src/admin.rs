@@ -15,7 +15,11 @@
 //!
 //! Health and readiness answer everyone. Other reads answer loopback
 //! clients, clients with the bearer token, or everyone with
-//! `--admin-public-read`. Writes always need the token.
+//! `--admin-public-read`. Writes always need the token. A loopback read
+//! without the token must also name a loopback host (`localhost`,
+//! `127.0.0.1`, `[::1]`): a web page whose DNS name was rebound to
+//! 127.0.0.1 reaches the listener from the user's own browser, but with
+//! its own name in `Host`.
 
 mod actions;
 mod dashboard;
@@ -131,7 +135,8 @@ fn route(state: &AdminState, peer: SocketAddr, req: &Request<Incoming>) -> Reply
     if !reading {
         return actions::handle(state, req.method(), path, creds);
     }
-    if let Err(refusal) = may_read(peer, creds, state.access.public_read) {
+    let host = req.headers().get(header::HOST).map(http::HeaderValue::as_bytes);
+    if let Err(refusal) = may_read(peer, host, creds, state.access.public_read) {
         return actions::unauthorized(refusal);
     }
     match path {
@@ -154,17 +159,39 @@ fn route(state: &AdminState, peer: SocketAddr, req: &Request<Incoming>) -> Reply
     }
 }
 
-/// Whether a read from `peer` is allowed: a wrong token is always
-/// refused; without one, only loopback peers (or anyone with
-/// `--admin-public-read`) may read.
-fn may_read(peer: SocketAddr, creds: Credentials, public_read: bool) -> Result<(), &'static str> {
+/// Whether a read from `peer` for `host` (the `Host` header) is allowed: a
+/// wrong token is always refused; without one, only loopback peers that
+/// name a loopback host (or anyone with `--admin-public-read`) may read.
+fn may_read(peer: SocketAddr, host: Option<&[u8]>, creds: Credentials, public_read: bool) -> Result<(), &'static str> {
     match creds {
         Credentials::Invalid => Err("wrong token\n"),
-        Credentials::None if !peer.ip().is_loopback() && !public_read => {
+        Credentials::None if public_read => Ok(()),
+        Credentials::None if !peer.ip().is_loopback() => {
             Err("the admin API answers loopback only; send the bearer token or start with --admin-public-read\n")
+        }
+        Credentials::None if !host.is_none_or(is_loopback_host) => {
+            Err("the admin API answers loopback names only (localhost, 127.0.0.1, [::1]); send the bearer token\n")
         }
         Credentials::None | Credentials::Valid => Ok(()),
     }
+}
+
+/// Whether a `Host` value names this machine's loopback: `localhost` (and
+/// names under it, RFC 6761), an address in 127.0.0.0/8 or `[::1]`, with
+/// any port.
+fn is_loopback_host(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(ip, _)| ip)
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Samples the request total for the dashboard's chart, once a second.
@@ -214,21 +241,54 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AdminState>) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Credentials, may_read};
+    use super::{Credentials, is_loopback_host, may_read};
 
     #[test]
     fn reads_answer_loopback_the_token_or_everyone_when_public() {
         let local = "127.0.0.1:5000".parse().unwrap();
         let local6 = "[::1]:5000".parse().unwrap();
         let remote = "192.0.2.7:5000".parse().unwrap();
-        assert!(may_read(local, Credentials::None, false).is_ok());
-        assert!(may_read(local6, Credentials::None, false).is_ok());
-        assert!(may_read(remote, Credentials::None, false).is_err());
-        assert!(may_read(remote, Credentials::Valid, false).is_ok());
-        assert!(may_read(remote, Credentials::None, true).is_ok());
+        let lh = Some(&b"localhost:9090"[..]);
+        assert!(may_read(local, lh, Credentials::None, false).is_ok());
+        assert!(may_read(local6, Some(b"[::1]:9090"), Credentials::None, false).is_ok());
+        assert!(may_read(local, None, Credentials::None, false).is_ok(), "HTTP/1.0");
+        assert!(may_read(remote, lh, Credentials::None, false).is_err());
+        assert!(may_read(remote, lh, Credentials::Valid, false).is_ok());
+        assert!(may_read(remote, lh, Credentials::None, true).is_ok());
         assert!(
-            may_read(local, Credentials::Invalid, true).is_err(),
+            may_read(local, lh, Credentials::Invalid, true).is_err(),
             "a wrong token is never accepted"
         );
+    }
+
+    /// DNS rebinding: a page of attacker.example whose name now resolves
+    /// to 127.0.0.1 reaches the listener from the victim's browser with
+    /// its own name in Host.
+    #[test]
+    fn loopback_reads_must_name_a_loopback_host() {
+        let local = "127.0.0.1:5000".parse().unwrap();
+        assert!(may_read(local, Some(b"attacker.example:9090"), Credentials::None, false).is_err());
+        assert!(may_read(local, Some(b"attacker.example:9090"), Credentials::Valid, false).is_ok());
+        for ok in [
+            &b"localhost"[..],
+            b"LOCALHOST:9090",
+            b"localhost.:9090",
+            b"app.localhost",
+            b"127.0.0.1:9090",
+            b"127.1.2.3",
+            b"[::1]:9090",
+            b"[::1]",
+        ] {
+            assert!(is_loopback_host(ok), "{}", String::from_utf8_lossy(ok));
+        }
+        for bad in [
+            &b"localhost.attacker.example"[..],
+            b"10.0.0.1:9090",
+            b"[::2]:9090",
+            b"192.0.2.7",
+            b"",
+        ] {
+            assert!(!is_loopback_host(bad), "{}", String::from_utf8_lossy(bad));
+        }
     }
 }

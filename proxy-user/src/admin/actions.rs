@@ -35,10 +35,12 @@ pub(super) fn credentials(state: &AdminState, headers: &HeaderMap) -> Credential
     let Some(token) = &state.access.token else {
         return Credentials::Invalid;
     };
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let presented = value
         .as_bytes()
-        .strip_prefix(b"Bearer ")
-        .or_else(|| value.as_bytes().strip_prefix(b"bearer "));
+        .split_at_checked(7)
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(b"bearer "))
+        .map(|(_, token)| token);
     match presented {
         Some(p) if bool::from(p.trim_ascii().ct_eq(token.as_bytes())) => Credentials::Valid,
         _ => Credentials::Invalid,

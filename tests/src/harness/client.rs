@@ -38,18 +38,20 @@ pub fn get_with(addr: SocketAddr, path: &str, cookie: Option<&str>) -> std::io::
 }
 
 /// `method path` with extra headers and no body, on a fresh connection.
+/// `Host` is `addr`, as curl sends it, unless `headers` name one.
 ///
 /// # Errors
 /// Any I/O error, or a response that is not HTTP.
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let mut extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        extra.insert_str(0, &format!("Host: {addr}\r\n"));
+    }
     let length = if method == "GET" { "" } else { "Content-Length: 0\r\n" };
     // One write: a server may answer (and close) after the first segment.
-    s.write_all(
-        format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{extra}{length}Connection: close\r\n\r\n").as_bytes(),
-    )?;
+    s.write_all(format!("{method} {path} HTTP/1.1\r\n{extra}{length}Connection: close\r\n\r\n").as_bytes())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     parse(&raw)

@@ -206,6 +206,40 @@ fn writes_need_the_token() {
     assert_eq!(good.status, 200);
 }
 
+/// DNS rebinding: a page whose name was rebound to 127.0.0.1 reaches the
+/// admin listener from the user's browser, but names its own host. Reads
+/// without the token answer only loopback names; the token works with any
+/// host and any case of the `Bearer` scheme.
+#[test]
+fn loopback_reads_refuse_foreign_host_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = Whoami::start("w1");
+    let mut args = backend_flags(&[&w1]);
+    args.extend(["--admin-token-file".to_owned(), token_file(dir.path())]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let i = Instance::start(dir.path(), &args);
+    let get = |headers: &[(&str, &str)]| client::request(i.admin, "GET", "/api/status", headers).unwrap();
+    let port = i.admin.port();
+    let rebound = format!("attacker.example:{port}");
+    let r = get(&[("Host", &rebound)]);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("loopback names"), "{}", r.body);
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "localhost".to_owned(),
+    ] {
+        assert_eq!(get(&[("Host", &host)]).status, 200, "{host}");
+    }
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let r = get(&[("Host", &rebound), ("Authorization", &auth)]);
+        assert_eq!(r.status, 200, "{scheme}: {}", r.body);
+    }
+    assert_eq!(get(&[("Host", &rebound)]).status, 401);
+    assert_eq!(i.admin_get("/healthz").status, 200, "health answers everyone");
+}
+
 /// `POST /api/reload` re-reads `--config`: a new backend appears; an
 /// invalid file is refused with 422 and the running table stays.
 #[test]
