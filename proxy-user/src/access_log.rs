@@ -6,9 +6,13 @@
 //! processes during a hand-over) from interleaving. Writing is synchronous
 //! on the worker thread, as in NGINX; a log destination that blocks slows
 //! the proxy, so point it at a file or journald, not at a stalled pipe.
-//! Cookie values are never logged.
+//! Cookie values are never logged. What the client sent (host, path) is
+//! written with every byte outside printable ASCII as `\xHH` (and `\` as
+//! `\\`), so a line shows exactly what arrived and cannot carry terminal
+//! controls or bidirectional-text overrides into a viewer.
 
 use std::{
+    borrow::Cow,
     fs::File,
     io::Write as _,
     net::SocketAddr,
@@ -117,9 +121,17 @@ impl AccessLog {
     /// Writes one line. A failed write is reported at debug level only:
     /// the request it describes has been answered already.
     pub fn write(&self, entry: &Entry<'_>) {
+        let host = entry.host.map(escape);
+        let path = escape(entry.path);
+        let entry = Entry {
+            time: entry.time.clone(),
+            host: host.as_deref(),
+            path: &path,
+            ..*entry
+        };
         let mut line = match self.format {
-            AccessLogFormat::Json => serde_json::to_string(entry).unwrap_or_default(),
-            AccessLogFormat::Common | AccessLogFormat::Off => common(entry),
+            AccessLogFormat::Json => serde_json::to_string(&entry).unwrap_or_default(),
+            AccessLogFormat::Common | AccessLogFormat::Off => common(&entry),
         };
         line.push('\n');
         let result = match &self.sink {
@@ -130,6 +142,22 @@ impl AccessLog {
             tracing::debug!(error = %err, "access log write failed");
         }
     }
+}
+
+/// `s` with bytes outside printable ASCII as `\xHH`, and `\` doubled.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..0x7f => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// `client - - [time] "METHOD path PROTO" status bytes "service" "backend" decision ms`.
@@ -236,6 +264,14 @@ mod tests {
             common(&entry()),
             "192.0.2.7 - - [01/Dec/2026:13:05:09 +0000] \"GET /x?y=%221%22 HTTP/1.1\" 200 12 \"web\" \"web-1\" hit 1.250"
         );
+    }
+
+    #[test]
+    fn client_bytes_are_escaped() {
+        assert_eq!(escape("/plain?a=1"), "/plain?a=1");
+        assert_eq!(escape("/a\u{202e}b"), "/a\\xe2\\x80\\xaeb", "a bidi override");
+        assert_eq!(escape("a\x1b[31m\n"), "a\\x1b[31m\\x0a");
+        assert_eq!(escape("a\\b"), "a\\\\b");
     }
 
     #[test]
