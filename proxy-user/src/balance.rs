@@ -265,9 +265,12 @@ impl Balancer {
 }
 
 impl Table {
-    /// The service for a request: the longest matching path prefix wins,
-    /// and on a tie a rule with a host beats one without.
+    /// The service for a request to `host` (lower-case, no port) and
+    /// `path` (as sent; normalised here): the longest matching path prefix
+    /// wins, and on a tie a rule with a host beats one without.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Service>> {
+        let path = crate::services::path::normalize(path);
+        let path = path.as_ref();
         self.services
             .iter()
             .filter(|s| s.config.rule.matches(host, path))

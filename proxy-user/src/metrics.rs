@@ -154,6 +154,12 @@ impl Scrape {
             "Requests that had to leave a backend (down, removed or unreachable).",
             &per(&|b| b.failovers),
         )?;
+        counter(
+            enc,
+            "response_timeouts",
+            "Requests a backend took and did not answer within the response timeout (504 or moved).",
+            &per(&|b| b.timeouts),
+        )?;
         let tunnel: Vec<(Labels, u64)> = backends()
             .flat_map(|(s, b)| {
                 [("up", b.tunnel_bytes_up), ("down", b.tunnel_bytes_down)]

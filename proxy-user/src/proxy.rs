@@ -9,16 +9,21 @@
 //! backend changed. Limits: request head size (431), head read timeout
 //! (408), connect timeout. Upstream connections come from a per-worker pool.
 //!
-//! Layout: `proxy/forward.rs` is the request path, `proxy/observe.rs` its
-//! counters and access log, `proxy/pool.rs` the upstream pool,
-//! `proxy/io.rs` the client socket wrapper, `proxy/tunnel.rs` upgraded
-//! connections.
+//! Layout: `proxy/forward.rs` is the request path, `proxy/authority.rs`
+//! the one host a request has, `proxy/sticky.rs` the backend choice and
+//! the cookie, `proxy/headers.rs` the request rewrite, `proxy/body.rs` the
+//! request body's deadline, `proxy/observe.rs` the counters and access log,
+//! `proxy/pool.rs` the upstream pool, `proxy/io.rs` the client socket
+//! wrapper, `proxy/tunnel.rs` upgraded connections.
 
+mod authority;
+mod body;
 mod forward;
 mod headers;
 mod io;
 mod observe;
 mod pool;
+mod sticky;
 mod tunnel;
 
 use std::{convert::Infallible, net::SocketAddr, rc::Rc, sync::Arc, time::Duration};
@@ -40,8 +45,11 @@ use crate::{
     worker::{ConnInfo, ConnectionHandler, LocalFuture, Shutdown},
 };
 
+/// Error of a body on the request path: hyper's, or a deadline's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Body type of requests sent upstream and responses sent to clients.
-pub type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Why the proxy could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +206,26 @@ impl ConnCtx {
     }
 }
 
+/// Counts a request as in flight (for the HTTP/2 idle timeout) until it
+/// is dropped: when it completes, and also when hyper drops it unfinished
+/// (a cancelled stream, a client gone), which a decrement after an await
+/// would miss, leaving the connection busy for ever.
+struct InFlight<'a>(&'a ConnCtx);
+
+impl<'a> InFlight<'a> {
+    fn enter(ctx: &'a ConnCtx) -> Self {
+        ctx.active.set(ctx.active.get() + 1);
+        Self(ctx)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.active.set(self.0.active.get().saturating_sub(1));
+        self.0.idle_since.set(tokio::time::Instant::now());
+    }
+}
+
 const RESPONSE_408: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 22\r\nconnection: close\r\n\r\nrequest head too slow\n";
 
@@ -255,12 +283,17 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         }
     };
     let Err(err) = result else { return };
-    let timed_out = err.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
+    let hyper_err = err.downcast_ref::<hyper::Error>();
+    let timed_out = hyper_err.is_some_and(hyper::Error::is_timeout);
     if timed_out && shared.is_mid_request() {
         if let Some(stream) = shared.into_stream() {
             tracing::debug!(peer = %conn.peer, "request head too slow: 408");
+            observe::refused(&inner, conn.peer, 408);
             answer_and_linger(stream, RESPONSE_408).await;
         }
+    } else if let Some(status) = hyper_err.and_then(observe::parse_rejection) {
+        tracing::debug!(peer = %conn.peer, error = %err, status, "request refused while parsing");
+        observe::refused(&inner, conn.peer, status);
     } else {
         tracing::debug!(peer = %conn.peer, error = %err, "client connection ended with an error");
     }
@@ -298,10 +331,8 @@ async fn serve_awake(
             handle.keep_awake();
         }
         async move {
-            ctx.active.set(ctx.active.get() + 1);
+            let _active = InFlight::enter(&ctx);
             let resp = observe::handle(&inner, &ctx, req).await;
-            ctx.active.set(ctx.active.get().saturating_sub(1));
-            ctx.idle_since.set(tokio::time::Instant::now());
             Ok::<_, Infallible>(resp.map(|body| io::Tracked::new(body, busy)))
         }
     });

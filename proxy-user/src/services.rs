@@ -9,6 +9,7 @@
 //! (see [`crate::balance`]) nor sign cookies (see [`crate::cookie`]).
 
 mod file;
+pub mod path;
 mod validate;
 
 use std::{
@@ -53,6 +54,15 @@ pub struct Limits {
     /// closed gracefully (default 60 s; HTTP/1 idles under
     /// `header_read_timeout`).
     pub idle_timeout: Duration,
+    /// Longest wait for the next chunk of a request body (default 30 s);
+    /// expiry answers 408 (or, once the backend answered, ends the upload).
+    /// A service may set its own ([`ServiceTimeouts`]).
+    pub request_body_timeout: Duration,
+    /// Longest wait for a backend's response head once the request is
+    /// sent (default 60 s, as nginx's `proxy_read_timeout`); expiry answers
+    /// 504, or retries on another backend where the retry rules allow. A
+    /// service may set its own ([`ServiceTimeouts`]).
+    pub response_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -63,9 +73,23 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(2),
             pool_idle_per_backend: 64,
             idle_timeout: Duration::from_secs(60),
+            request_body_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(60),
         }
     }
 }
+
+/// A service's own deadlines; `None` takes the table's [`Limits`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceTimeouts {
+    /// See [`Limits::request_body_timeout`].
+    pub request_body: Option<Duration>,
+    /// See [`Limits::response_timeout`].
+    pub response: Option<Duration>,
+}
+
+/// The upgrade protocol a service allows unless it names others.
+pub const DEFAULT_UPGRADE: &str = "websocket";
 
 /// One service: a rule, backends, cookie and health settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,11 +110,17 @@ pub struct ServiceConfig {
     /// naming a task that is gone moves to the task now in the same slot
     /// (a rolling update's replacement), with a new cookie.
     pub slot_affinity: bool,
+    /// Deadlines that differ from the table's limits.
+    pub timeouts: ServiceTimeouts,
+    /// Protocols (lower-case, e.g. `websocket`) a client may upgrade to;
+    /// an `Upgrade` naming none of them is forwarded as a plain request.
+    pub upgrades: Vec<String>,
 }
 
 /// A routing rule: host (exact, case-insensitive, without port) and path
-/// prefix; both must match. The longest matching prefix wins, a host rule
-/// beats no host rule.
+/// prefix; both must match. The prefix matches on segment boundaries of the
+/// normalised path (see [`path`]). The longest matching prefix wins, a host
+/// rule beats no host rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Lower-case host name, or `None` for any host.
@@ -100,13 +130,14 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Whether a request for `host` (lower-case, no port) and `path` matches.
+    /// Whether a request for `host` (lower-case, no port, no trailing dot)
+    /// and the normalised `path` ([`path::normalize`]) matches.
     pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
         let host_ok = match &self.host {
             None => true,
-            Some(h) => host.is_some_and(|r| r.eq_ignore_ascii_case(h)),
+            Some(h) => host.is_some_and(|r| r.eq_ignore_ascii_case(h.trim_end_matches('.'))),
         };
-        host_ok && path.starts_with(self.path_prefix.as_str())
+        host_ok && path::prefix_matches(&self.path_prefix, path)
     }
 }
 
@@ -310,6 +341,8 @@ pub fn from_flags(
             health: None,
             passive: PassiveHealthConfig::default(),
             slot_affinity: false,
+            timeouts: ServiceTimeouts::default(),
+            upgrades: vec![DEFAULT_UPGRADE.to_owned()],
         });
     }
     validate(&cfg, cookie_name.is_some(), docker)?;
@@ -351,6 +384,8 @@ impl ServicesConfig {
                 health: None,
                 passive: PassiveHealthConfig::default(),
                 slot_affinity: false,
+                timeouts: ServiceTimeouts::default(),
+                upgrades: vec![DEFAULT_UPGRADE.to_owned()],
             }],
             trusted_proxies: Vec::new(),
             limits: Limits::default(),

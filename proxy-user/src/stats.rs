@@ -63,6 +63,9 @@ pub struct BackendStats {
     /// Requests that had to leave this backend (its cookie named it, or it
     /// was picked, but it could not serve).
     pub failovers: AtomicU64,
+    /// Requests this backend took and did not answer within the response
+    /// timeout.
+    pub timeouts: AtomicU64,
     /// Bytes client → backend on upgraded connections.
     pub tunnel_bytes_up: AtomicU64,
     /// Bytes backend → client on upgraded connections.

@@ -66,6 +66,8 @@ pub struct BackendStatus {
     pub sticky_hits: u64,
     /// Requests that had to leave it.
     pub failovers: u64,
+    /// Requests it took and did not answer within the response timeout.
+    pub timeouts: u64,
     /// Bytes client → backend on upgraded connections that ended.
     pub tunnel_bytes_up: u64,
     /// Bytes backend → client on upgraded connections that ended.
@@ -128,6 +130,7 @@ impl Balancer {
             sessions: st.sessions.load(Ordering::Relaxed),
             sticky_hits: st.sticky_hits.load(Ordering::Relaxed),
             failovers: st.failovers.load(Ordering::Relaxed),
+            timeouts: st.timeouts.load(Ordering::Relaxed),
             tunnel_bytes_up: st.tunnel_bytes_up.load(Ordering::Relaxed),
             tunnel_bytes_down: st.tunnel_bytes_down.load(Ordering::Relaxed),
         }

@@ -128,6 +128,8 @@ pub fn services(
             health: None,
             passive: PassiveHealthConfig::default(),
             slot_affinity: l.affinity == Affinity::SameSlot,
+            timeouts: crate::services::ServiceTimeouts::default(),
+            upgrades: vec![crate::services::DEFAULT_UPGRADE.to_owned()],
         });
     }
     (out, warnings)

@@ -1,35 +1,36 @@
-//! The request path: route, sticky decision, header rewrite, upstream send
-//! with failover, response rewrite. Nothing here panics; every failure
-//! becomes a short plain-text response (503 no service or backend, 502
-//! none reachable).
+//! The request path: refuse what cannot be served, route, choose the
+//! backend (`sticky.rs`), rewrite the request (`headers.rs`), send it with
+//! failover and deadlines, and rewrite the response. Nothing here panics;
+//! every failure becomes a short plain-text response: 400 malformed, 405
+//! CONNECT, 408 a stalled request body, 502 no backend reachable, 503 no
+//! service or backend, 504 no answer in time.
 
-use std::{
-    cell::RefCell,
-    collections::HashMap,
-    net::SocketAddr,
-    sync::{Arc, Weak, atomic::Ordering},
-};
+use std::sync::{Arc, atomic::Ordering};
 
 use bytes::Bytes;
 use http::{
-    HeaderMap, HeaderValue, Method, Request, Response, StatusCode,
-    header::{CONTENT_TYPE, HOST, SET_COOKIE},
+    HeaderValue, Method, Request, Response, StatusCode, Version,
+    header::{CONNECTION, CONTENT_TYPE, HOST, SET_COOKIE},
     request::Parts,
 };
 use http_body_util::{BodyExt as _, Empty, Full};
-use hyper::body::Incoming;
+use hyper::{
+    body::Incoming,
+    client::conn::{TrySendError, http1::SendRequest},
+};
 
 use super::{
-    ConnCtx, Inner, ProxyBody,
-    headers::{X_FORWARDED_PROTO, clone_parts, is_upgrade, prepare_request, request_host, strip_hop_by_hop},
+    ConnCtx, Inner, ProxyBody, authority,
+    body::{Deadlined, Upload},
+    headers::{X_FORWARDED_PROTO, clone_parts, is_allowed_upgrade, prepare_request, strip_hop_by_hop},
     observe::Outcome,
     pool,
+    sticky::{self, Choice},
 };
 use crate::{
     balance::{Backend, Service},
-    cookie::{self, Sticky},
-    services::CookieConfig,
-    stats::{Decision, RejectReason},
+    services::Limits,
+    stats::Decision,
 };
 
 /// Upstream attempts per request (connect failures and stale connections).
@@ -48,6 +49,35 @@ pub(super) fn plain(status: StatusCode, msg: &'static str) -> Response<ProxyBody
     r
 }
 
+/// A refusal that also closes an HTTP/1 connection: what follows a
+/// malformed request, or an unread body, on it cannot be trusted.
+fn closing(version: Version, status: StatusCode, msg: &'static str) -> Response<ProxyBody> {
+    let mut r = plain(status, msg);
+    if version < Version::HTTP_2 {
+        r.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
+
+/// The deadlines of one request: the table's limits, or the service's own.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    connect: std::time::Duration,
+    request_body: std::time::Duration,
+    response: std::time::Duration,
+}
+
+impl Deadlines {
+    fn of(svc: &Service, limits: &Limits) -> Self {
+        let own = &svc.config.timeouts;
+        Self {
+            connect: limits.connect_timeout,
+            request_body: own.request_body.unwrap_or(limits.request_body_timeout),
+            response: own.response.unwrap_or(limits.response_timeout),
+        }
+    }
+}
+
 /// Routes and forwards one request, noting what it decided in `out`.
 pub(super) async fn forward(
     inner: &Inner,
@@ -55,9 +85,17 @@ pub(super) async fn forward(
     mut req: Request<Incoming>,
     out: &mut Outcome,
 ) -> Response<ProxyBody> {
+    let version = req.version();
+    if req.method() == Method::CONNECT {
+        return closing(version, StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+    }
+    let authority = match authority::of(&req) {
+        Ok(a) => a,
+        Err(err) => return closing(version, StatusCode::BAD_REQUEST, err.message()),
+    };
     let table = inner.balancer.table();
-    let host = request_host(&req);
-    let Some(svc) = table.route(host.as_deref(), req.uri().path()).cloned() else {
+    let host = authority.as_ref().map(|a| a.host.as_str());
+    let Some(svc) = table.route(host, req.uri().path()).cloned() else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "no service for this request\n");
     };
     out.service = Some(svc.clone());
@@ -65,7 +103,8 @@ pub(super) async fn forward(
         return plain(StatusCode::SERVICE_UNAVAILABLE, "no backend configured\n");
     }
     let trusted = table.is_trusted(ctx.peer.ip());
-    let limits = table.limits.clone();
+    let deadlines = Deadlines::of(&svc, &table.limits);
+    let max_idle = table.limits.pool_idle_per_backend;
     drop(table);
     let secure = trusted
         && req
@@ -73,43 +112,91 @@ pub(super) async fn forward(
             .get(&X_FORWARDED_PROTO)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
 
-    let (sticky, decision, mut need_cookie) = sticky_backend(inner, &svc, req.headers());
-    out.decision = Some(decision);
-    let mut backend = match sticky
-        .or_else(|| ctx.pinned(inner, &svc))
-        .or_else(|| inner.balancer.pick(&svc, &[]))
-    {
-        Some(b) => b,
-        None => return plain(StatusCode::BAD_GATEWAY, "no backend available\n"),
+    let Some(choice) = sticky::choose(inner, ctx, &svc, req.headers(), out) else {
+        return plain(StatusCode::BAD_GATEWAY, "no backend available\n");
     };
-    // Pin before sending: the parallel first requests of one connection
-    // (HTTP/2 streams of one page) all see the same pick.
-    ctx.pin(&svc, &backend, need_cookie);
-
-    let upgrade = is_upgrade(&req).then(|| hyper::upgrade::on(&mut req));
+    let upgrade = is_allowed_upgrade(&req, &svc.config.upgrades).then(|| hyper::upgrade::on(&mut req));
     prepare_request(
         &mut req,
         &svc.config.cookie,
         &ctx.peer_headers,
         trusted,
-        host.as_deref(),
+        authority.as_ref(),
         upgrade.is_some(),
     );
+    let exchange = match send_with_failover(inner, ctx, &svc, choice, req, upgrade.is_some(), deadlines, out).await {
+        Ok(e) => e,
+        Err(refusal) => return refusal,
+    };
+    let backend = &exchange.choice.backend;
+    tracing::debug!(
+        service = %svc.config.name,
+        backend = %backend.name,
+        status = exchange.resp.status().as_u16(),
+        new_session = exchange.choice.set_cookie,
+        "proxied"
+    );
+    // A renewed or re-signed cookie is still a hit, not a new session.
+    if out.decision == Some(Decision::Hit) {
+        backend.state.stats.sticky_hits.fetch_add(1, Ordering::Relaxed);
+    } else if exchange.choice.set_cookie {
+        backend.state.stats.sessions.fetch_add(1, Ordering::Relaxed);
+    }
+    out.backend = Some(backend.clone());
+    respond(inner, ctx, &svc, exchange, upgrade, secure, max_idle)
+}
+
+/// A request that reached a backend's response head.
+struct Exchange {
+    choice: Choice,
+    resp: Response<Incoming>,
+    sender: SendRequest<ProxyBody>,
+    upload: Option<Arc<Upload>>,
+}
+
+/// How one attempt ended.
+enum Answer {
+    Head(Response<Incoming>),
+    Failed(TrySendError<Request<ProxyBody>>),
+    TimedOut,
+}
+
+/// Sends `req` to the chosen backend, moving to another one where the
+/// retry rules allow: a connect failure (nothing was sent) moves any
+/// request; a broken pooled connection resends a request it never wrote,
+/// or a body-less GET/HEAD/OPTIONS; a response timeout moves a body-less
+/// GET/HEAD/OPTIONS. `Err` is the answer to give instead.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the request path's state, passed down once"
+)]
+async fn send_with_failover(
+    inner: &Inner,
+    ctx: &ConnCtx,
+    svc: &Arc<Service>,
+    mut choice: Choice,
+    req: Request<Incoming>,
+    upgrade: bool,
+    deadlines: Deadlines,
+    out: &mut Outcome,
+) -> Result<Exchange, Response<ProxyBody>> {
     let idempotent = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let (parts, body) = req.into_parts();
     // Keep the head when the request could be sent again after a failure
     // past the point of no return (written, then the connection broke).
     let replay: Option<Parts> = (idempotent && http_body::Body::is_end_stream(&body)).then(|| clone_parts(&parts));
-    let mut pending = Some(Request::from_parts(parts, body.boxed_unsync()));
-
+    let (body, upload) = if http_body::Body::is_end_stream(&body) {
+        (empty(), None)
+    } else {
+        let (b, u) = Deadlined::new(body, deadlines.request_body);
+        (b.boxed_unsync(), Some(u))
+    };
+    let mut pending = Some(Request::from_parts(parts, body));
     let mut tried: Vec<String> = Vec::new();
-    let mut fresh = upgrade.is_some();
-    let mut attempt = 0;
-    let (resp, sender) = loop {
-        attempt += 1;
-        let Some(mut req) = pending.take() else {
-            return plain(StatusCode::BAD_GATEWAY, "backend connection failed\n");
-        };
+    let mut fresh = upgrade;
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(mut req) = pending.take() else { break };
+        let backend = choice.backend.clone();
         // HTTP/1.1 needs a Host; an HTTP/1.0 client may have sent none.
         if !req.headers().contains_key(HOST)
             && let Ok(v) = HeaderValue::from_str(&backend.addr.to_string())
@@ -119,280 +206,180 @@ pub(super) async fn forward(
         let idle = if fresh {
             None
         } else {
-            pool::take_idle(&pool::key_of(&backend)).await
+            pool::take_idle(&pool::key_of(&backend))
         };
         let mut sender = match idle {
             Some(s) => s,
-            None => match pool::connect(&backend, limits.connect_timeout).await {
+            None => match pool::connect(&backend, deadlines.connect).await {
                 Ok(s) => {
                     inner.balancer.record_success(&backend);
                     s
                 }
                 Err(err) => {
                     tracing::warn!(service = %svc.config.name, backend = %backend.name, error = %err, "upstream connect failed");
-                    inner.balancer.record_failure(&svc, &backend);
-                    backend.state.stats.failovers.fetch_add(1, Ordering::Relaxed);
-                    if matches!(out.decision, Some(Decision::Hit | Decision::Migrated)) {
-                        out.decision = Some(Decision::Failover);
-                    }
+                    inner.balancer.record_failure(svc, &backend);
+                    leave(&backend, out);
                     tried.push(backend.name.clone());
-                    let excluded: Vec<&str> = tried.iter().map(String::as_str).collect();
-                    // The body was not sent: any request may go elsewhere.
-                    match inner.balancer.pick(&svc, &excluded) {
-                        Some(next) if attempt < MAX_ATTEMPTS && tried.len() < 2 => {
-                            backend = next;
-                            need_cookie = true;
-                            ctx.pin(&svc, &backend, true);
-                            pending = Some(req);
-                            continue;
-                        }
-                        _ => return plain(StatusCode::BAD_GATEWAY, "no backend reachable\n"),
-                    }
+                    // Nothing was sent: any request may go elsewhere.
+                    let Some(next) = next_backend(inner, svc, &tried).filter(|_| tried.len() < 2) else {
+                        return Err(plain(StatusCode::BAD_GATEWAY, "no backend reachable\n"));
+                    };
+                    choice = moved(ctx, svc, next);
+                    pending = Some(req);
+                    continue;
                 }
             },
         };
-        match sender.try_send_request(req).await {
-            Ok(resp) => break (resp, sender),
-            Err(mut err) => {
+        match exchange(&mut sender, req, upload.as_deref(), deadlines.response).await {
+            Answer::Head(resp) => {
+                return Ok(Exchange {
+                    choice,
+                    resp,
+                    sender,
+                    upload,
+                });
+            }
+            Answer::Failed(mut err) => {
+                if upload.as_ref().is_some_and(|u| u.timed_out()) {
+                    tracing::debug!(peer = %ctx.peer, "request body too slow: 408");
+                    return Err(closing(
+                        Version::HTTP_11,
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request body too slow\n",
+                    ));
+                }
                 tracing::debug!(backend = %backend.name, error = %err.error(), "upstream request failed");
-                if attempt >= MAX_ATTEMPTS {
-                    return plain(StatusCode::BAD_GATEWAY, "backend connection failed\n");
-                }
                 // Never written (stale pooled connection): send it again.
-                if let Some(req) = err.take_message() {
-                    pending = Some(req);
-                } else if let Some(parts) = &replay {
-                    let empty = Empty::new().map_err(|never| match never {}).boxed_unsync();
-                    pending = Some(Request::from_parts(clone_parts(parts), empty));
-                } else {
-                    return plain(StatusCode::BAD_GATEWAY, "backend connection failed\n");
-                }
+                pending = match (err.take_message(), &replay) {
+                    (Some(req), _) => Some(req),
+                    (None, Some(parts)) => Some(Request::from_parts(clone_parts(parts), empty())),
+                    (None, None) => return Err(plain(StatusCode::BAD_GATEWAY, "backend connection failed\n")),
+                };
                 // A fresh connection: if the backend died, connect fails
                 // and the request fails over.
                 fresh = true;
             }
+            Answer::TimedOut => {
+                tracing::warn!(service = %svc.config.name, backend = %backend.name, timeout = ?deadlines.response, "backend did not answer in time");
+                backend.state.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                leave(&backend, out);
+                tried.push(backend.name.clone());
+                let (Some(parts), Some(next)) = (&replay, next_backend(inner, svc, &tried)) else {
+                    return Err(plain(StatusCode::GATEWAY_TIMEOUT, "backend did not answer in time\n"));
+                };
+                choice = moved(ctx, svc, next);
+                pending = Some(Request::from_parts(clone_parts(parts), empty()));
+                fresh = false;
+            }
         }
-    };
-    tracing::debug!(
-        service = %svc.config.name,
-        backend = %backend.name,
-        status = resp.status().as_u16(),
-        new_session = need_cookie,
-        attempts = attempt,
-        "proxied"
-    );
-    // A renewed or re-signed cookie is still a hit, not a new session.
-    if out.decision == Some(Decision::Hit) {
-        backend.state.stats.sticky_hits.fetch_add(1, Ordering::Relaxed);
-    } else if need_cookie {
-        backend.state.stats.sessions.fetch_add(1, Ordering::Relaxed);
     }
-    out.backend = Some(backend.clone());
-    respond(
-        inner,
-        ctx,
-        &svc,
-        &backend,
-        resp,
-        sender,
-        upgrade,
-        need_cookie,
-        secure,
-        limits.pool_idle_per_backend,
-    )
+    Err(plain(StatusCode::BAD_GATEWAY, "backend connection failed\n"))
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename the arguments"
-)]
+/// Sends one request and waits for the response head, for at most
+/// `timeout` once the request body (if any) has been sent, as nginx's
+/// `proxy_read_timeout` counts.
+async fn exchange(
+    sender: &mut SendRequest<ProxyBody>,
+    req: Request<ProxyBody>,
+    upload: Option<&Upload>,
+    timeout: std::time::Duration,
+) -> Answer {
+    let sending = sender.try_send_request(req);
+    let deadline = async {
+        if let Some(u) = upload {
+            u.sent().await;
+        }
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        biased;
+        r = sending => match r {
+            Ok(resp) => Answer::Head(resp),
+            Err(err) => Answer::Failed(err),
+        },
+        () = deadline => Answer::TimedOut,
+    }
+}
+
+/// Counts a request leaving `backend` (a failover when its cookie named it).
+fn leave(backend: &Backend, out: &mut Outcome) {
+    backend.state.stats.failovers.fetch_add(1, Ordering::Relaxed);
+    if matches!(out.decision, Some(Decision::Hit | Decision::Migrated)) {
+        out.decision = Some(Decision::Failover);
+    }
+}
+
+/// A backend of `svc` for a new session, other than those `tried`.
+fn next_backend(inner: &Inner, svc: &Service, tried: &[String]) -> Option<Arc<Backend>> {
+    let excluded: Vec<&str> = tried.iter().map(String::as_str).collect();
+    inner.balancer.pick(svc, &excluded)
+}
+
+/// The request moves to `next`, with a cookie naming it.
+fn moved(ctx: &ConnCtx, svc: &Service, next: Arc<Backend>) -> Choice {
+    ctx.pin(svc, &next, true);
+    Choice {
+        backend: next,
+        set_cookie: true,
+    }
+}
+
+fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// The client's response: hop-by-hop headers stripped, the cookie set when
+/// needed, the upstream connection pooled after the body (or an upgrade's
+/// tunnel started).
 fn respond(
     inner: &Inner,
     ctx: &ConnCtx,
     svc: &Service,
-    backend: &Arc<Backend>,
-    mut resp: Response<Incoming>,
-    sender: hyper::client::conn::http1::SendRequest<ProxyBody>,
+    exchange: Exchange,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    need_cookie: bool,
     secure: bool,
     max_idle: usize,
 ) -> Response<ProxyBody> {
-    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
-    let back = if switching || client_upgrade.is_some() {
-        None
-    } else {
-        Some((pool::key_of(backend), sender, max_idle))
-    };
-    if switching {
-        if let Some(client) = client_upgrade {
-            let upstream = hyper::upgrade::on(&mut resp);
-            let t = super::tunnel::Tunnel {
-                client_fd: ctx.client.dup(),
-                backend: backend.clone(),
-                idle_timeout: inner.balancer.table().limits.idle_timeout,
-            };
-            let task = tokio::task::spawn_local(super::tunnel::run(client, upstream, t));
-            ctx.tunnel.set(Some(task));
-        }
+    let Exchange {
+        choice,
+        mut resp,
+        sender,
+        upload,
+    } = exchange;
+    let backend = &choice.backend;
+    let asked_upgrade = client_upgrade.is_some();
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // Only in answer to an upgrade we forwarded: anything else would
+        // leave the client speaking HTTP to a tunnel nobody reads.
+        let Some(client) = client_upgrade else {
+            tracing::warn!(service = %svc.config.name, backend = %backend.name, "backend switched protocols without an upgrade request");
+            return plain(StatusCode::BAD_GATEWAY, "backend switched protocols unasked\n");
+        };
+        let upstream = hyper::upgrade::on(&mut resp);
+        let t = super::tunnel::Tunnel {
+            client_fd: ctx.client.dup(),
+            backend: backend.clone(),
+            idle_timeout: inner.balancer.table().limits.idle_timeout,
+        };
+        let task = tokio::task::spawn_local(super::tunnel::run(client, upstream, t));
+        ctx.tunnel.set(Some(task));
     } else {
         strip_hop_by_hop(resp.headers_mut());
     }
-    if need_cookie {
-        let value = set_cookie_cached(svc, backend, secure, inner);
-        if let Some(v) = value {
-            resp.headers_mut().append(SET_COOKIE, v);
-        }
+    // An upgrade request's connection is never reused, whatever the answer.
+    let back = (resp.status() != StatusCode::SWITCHING_PROTOCOLS && !asked_upgrade).then(|| pool::Return {
+        key: pool::key_of(backend),
+        sender,
+        max_idle,
+        upload,
+    });
+    if choice.set_cookie
+        && let Some(v) = sticky::set_cookie(svc, backend, secure, inner)
+    {
+        resp.headers_mut().append(SET_COOKIE, v);
     }
     resp.map(|body| pool::PooledBody::new(body, back).boxed_unsync())
-}
-
-/// The backend a valid cookie names, if it may serve; how that was
-/// decided; and whether a new cookie must be sent.
-fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<Arc<Backend>>, Decision, bool) {
-    let cfg = &svc.config.cookie;
-    let Some(value) = cookie::find_cookie(headers, &cfg.name) else {
-        return (None, Decision::New, true);
-    };
-    let max_age = cfg.max_age.map(|d| d.as_secs());
-    let now = cookie::unix_now();
-    let mut buf = [0u8; cookie::MAX_VALUE_LEN];
-    match inner
-        .keyring
-        .load()
-        .verify_in(&svc.config.name, value, now, max_age, &mut buf)
-    {
-        Ok(cookie::Verified {
-            identity: backend,
-            issued_at,
-            current_key,
-        }) => match svc.backend(backend) {
-            // With a Max-Age, a cookie past half its life is renewed so
-            // that an active session does not expire in the browser; one
-            // signed by the previous key is re-signed, so that it survives
-            // the next key rotation too.
-            Some(b) if inner.balancer.is_up(b) => {
-                let renew = !current_key || max_age.is_some_and(|max| now.saturating_sub(issued_at) > max / 2);
-                (Some(b.clone()), Decision::Hit, renew)
-            }
-            Some(b) => {
-                b.state.stats.failovers.fetch_add(1, Ordering::Relaxed);
-                (None, Decision::Failover, true)
-            }
-            // The task is gone: its slot's replacement takes the session,
-            // with a new cookie naming it.
-            None if svc.config.slot_affinity => {
-                let next = svc
-                    .backend_in_slot_of(backend)
-                    .filter(|b| inner.balancer.is_available(b))
-                    .cloned();
-                (next, Decision::Failover, true)
-            }
-            None => (None, Decision::Failover, true),
-        },
-        Err(err) => {
-            // Traefik v1 migration: the plain backend URL, honoured only
-            // when it is the address of a backend in the current table.
-            let legacy = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.strip_prefix("http://"))
-                .and_then(|v| v.trim_end_matches('/').parse::<SocketAddr>().ok())
-                .and_then(|addr| svc.backend_by_addr(addr))
-                .filter(|b| inner.balancer.is_up(b))
-                .cloned();
-            if legacy.is_some() {
-                return (legacy, Decision::Migrated, true);
-            }
-            svc.stats.rejected(RejectReason::from(err));
-            (None, Decision::Rejected, true)
-        }
-    }
-}
-
-impl ConnCtx {
-    /// This connection's earlier pick for `svc`, if it may take sessions.
-    fn pinned(&self, inner: &Inner, svc: &Service) -> Option<Arc<Backend>> {
-        let pins = self.pins.borrow();
-        let (_, name) = pins.iter().find(|(s, _)| *s == svc.config.name)?;
-        svc.backend(name).filter(|b| inner.balancer.is_available(b)).cloned()
-    }
-
-    /// Remembers the backend that a new cookie names for cookie-less
-    /// requests that follow on this connection.
-    fn pin(&self, svc: &Service, backend: &Backend, issued: bool) {
-        if !issued {
-            return;
-        }
-        let mut pins = self.pins.borrow_mut();
-        match pins.iter_mut().find(|(s, _)| *s == svc.config.name) {
-            Some((_, b)) if *b == backend.name => {}
-            Some((_, b)) => b.clone_from(&backend.name),
-            None => pins.push((svc.config.name.clone(), backend.name.clone())),
-        }
-    }
-}
-
-/// (backend pointer, secure).
-type CookieCacheKey = (usize, bool);
-/// (second, the backend and the keyring it was built with, the value).
-type CookieCacheEntry = (u64, Weak<Backend>, Weak<crate::cookie::Keyring>, HeaderValue);
-
-thread_local! {
-    /// Signed Set-Cookie values per (backend, secure), rebuilt each second
-    /// and whenever the keyring is replaced (a rotation signs at once).
-    static SET_COOKIE_CACHE: RefCell<HashMap<CookieCacheKey, CookieCacheEntry>> = RefCell::new(HashMap::new());
-}
-
-fn set_cookie_cached(svc: &Service, backend: &Arc<Backend>, secure: bool, inner: &Inner) -> Option<HeaderValue> {
-    let now = cookie::unix_now();
-    let key = (Arc::as_ptr(backend) as usize, secure);
-    let keyring = inner.keyring.load_full();
-    let hit = SET_COOKIE_CACHE.with_borrow(|c| {
-        c.get(&key)
-            .filter(|(t, w, k, _)| {
-                *t == now
-                    && w.upgrade().is_some_and(|b| Arc::ptr_eq(&b, backend))
-                    && k.upgrade().is_some_and(|k| Arc::ptr_eq(&k, &keyring))
-            })
-            .map(|(_, _, _, v)| v.clone())
-    });
-    if hit.is_some() {
-        return hit;
-    }
-    let value = build_set_cookie(&svc.config.cookie, &svc.config.name, backend, secure, now, &keyring)?;
-    SET_COOKIE_CACHE.with_borrow_mut(|c| {
-        if c.len() > 4096 {
-            c.retain(|_, (t, w, _, _)| *t == now && w.strong_count() > 0);
-        }
-        c.insert(
-            key,
-            (now, Arc::downgrade(backend), Arc::downgrade(&keyring), value.clone()),
-        );
-    });
-    Some(value)
-}
-
-fn build_set_cookie(
-    cfg: &CookieConfig,
-    service: &str,
-    backend: &Backend,
-    secure: bool,
-    now: u64,
-    keyring: &crate::cookie::Keyring,
-) -> Option<HeaderValue> {
-    match keyring.encode(
-        service,
-        &Sticky {
-            backend: backend.name.clone(),
-            issued_at: now,
-        },
-    ) {
-        Ok(v) => cookie::set_cookie_value(cfg, &v, secure),
-        Err(err) => {
-            tracing::warn!(backend = %backend.name, error = %err, "cannot sign a cookie");
-            None
-        }
-    }
 }
 
 #[cfg(test)]

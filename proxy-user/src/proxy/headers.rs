@@ -1,8 +1,9 @@
-//! Header work of the request path: the request's host, upgrade
-//! detection, hop-by-hop stripping, the upstream request rewrite (origin
-//! form, Host kept, our cookie removed) and the forwarding headers
-//! (`X-Forwarded-For/-Proto/-Host`, `Forwarded`; a peer's own values are
-//! kept only when it is a trusted proxy).
+//! Header work of the request path: upgrade detection, hop-by-hop
+//! stripping, the upstream request rewrite (origin form, `Host` from the
+//! request's one authority, our cookie removed, spoofable and ambiguous
+//! headers dropped) and the forwarding headers (`X-Forwarded-For/-Proto/
+//! -Host`, `Forwarded`; a peer's own values are kept only when it is a
+//! trusted proxy).
 
 use std::net::IpAddr;
 
@@ -12,26 +13,29 @@ use http::{
     request::Parts,
 };
 
+use super::authority::Authority;
 use crate::{cookie, services::CookieConfig};
 
 pub(super) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(super) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(super) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Lower-case host without port, from the URI (HTTP/2) or `Host`.
-pub(super) fn request_host<B>(req: &Request<B>) -> Option<String> {
-    if let Some(h) = req.uri().host() {
-        return Some(h.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase());
-    }
-    let raw = req.headers().get(HOST)?.to_str().ok()?;
-    let authority: http::uri::Authority = raw.parse().ok()?;
-    Some(
-        authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase(),
+/// Client-address and routing claims that backends believe and only a
+/// trusted proxy may make: an untrusted peer's are removed.
+fn is_spoofable(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "x-real-ip" | "true-client-ip" | "x-client-ip" | "x-forwarded-port" | "x-forwarded-prefix"
     )
+}
+
+/// The request's `Host` header or target authority as sent (for the
+/// access log; routing uses [`super::authority`]).
+pub(super) fn raw_host<B>(req: &Request<B>) -> Option<String> {
+    match req.headers().get(HOST) {
+        Some(h) => Some(String::from_utf8_lossy(h.as_bytes()).into_owned()),
+        None => req.uri().authority().map(|a| a.as_str().to_owned()),
+    }
 }
 
 fn connection_has(headers: &HeaderMap, token: &str) -> bool {
@@ -44,6 +48,19 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 
 pub(super) fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.version() == Version::HTTP_11 && req.headers().contains_key(UPGRADE) && connection_has(req.headers(), "upgrade")
+}
+
+/// Whether `req` asks for an upgrade to a protocol in `allowed`
+/// (lower-case names; `websocket/13` counts as `websocket`). Any other
+/// upgrade is forwarded as a plain request: `Upgrade` is hop-by-hop.
+pub(super) fn is_allowed_upgrade<B>(req: &Request<B>, allowed: &[String]) -> bool {
+    is_upgrade(req)
+        && req.headers().get_all(UPGRADE).iter().all(|v| {
+            v.as_bytes().split(|&b| b == b',').all(|p| {
+                let name = p.trim_ascii().split(|&b| b == b'/').next().unwrap_or_default();
+                allowed.iter().any(|a| a.as_bytes().eq_ignore_ascii_case(name))
+            })
+        })
 }
 
 const HOP_BY_HOP: [&str; 8] = [
@@ -106,12 +123,31 @@ impl PeerHeaders {
     }
 }
 
+/// Removes header names with `_` (CGI and WSGI servers fold `_` and `-`, so
+/// `transfer_encoding` could reframe a body there; nginx drops them too)
+/// and, from an untrusted peer, the [spoofable](is_spoofable) claims. One
+/// scan of the names: most requests have none of them.
+fn drop_ambiguous(headers: &mut HeaderMap, trusted: bool) {
+    let doomed = |name: &HeaderName| name.as_str().contains('_') || (!trusted && is_spoofable(name));
+    if !headers.keys().any(doomed) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+/// Rewrites a client request for the backend: our cookie removed,
+/// hop-by-hop and ambiguous headers dropped (`upgrade` keeps the upgrade),
+/// `Host` set to the request's authority, forwarding headers added,
+/// origin form, HTTP/1.1.
 pub(super) fn prepare_request<B>(
     req: &mut Request<B>,
     cookie: &CookieConfig,
     peer: &PeerHeaders,
     trusted: bool,
-    host: Option<&str>,
+    authority: Option<&Authority>,
     upgrade: bool,
 ) {
     let upgrade_value = if upgrade {
@@ -119,22 +155,23 @@ pub(super) fn prepare_request<B>(
     } else {
         None
     };
-    let original_host = req.headers().get(HOST).cloned().or_else(|| {
-        req.uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
     let headers = req.headers_mut();
     cookie::remove_cookie(headers, &cookie.name);
     strip_hop_by_hop(headers);
+    drop_ambiguous(headers, trusted);
     if let Some(u) = upgrade_value {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, u);
     }
-    if let Some(h) = &original_host {
-        headers.insert(HOST, h.clone());
+    match authority {
+        Some(a) => {
+            headers.insert(HOST, a.value.clone());
+        }
+        None => {
+            headers.remove(HOST);
+        }
     }
-    forwarding_headers(headers, peer, trusted, original_host.as_ref(), host);
+    forwarding_headers(headers, peer, trusted, authority.map(|a| &a.value));
     // Origin form for the HTTP/1.1 upstream (HTTP/2 requests carry the
     // absolute form).
     if req.uri().authority().is_some() {
@@ -146,13 +183,9 @@ pub(super) fn prepare_request<B>(
     *req.version_mut() = Version::HTTP_11;
 }
 
-fn forwarding_headers(
-    headers: &mut HeaderMap,
-    peer: &PeerHeaders,
-    trusted: bool,
-    host_value: Option<&HeaderValue>,
-    host: Option<&str>,
-) {
+/// `X-Forwarded-For/-Proto/-Host` and `Forwarded`, all naming the same
+/// host (`host_value`, the request's authority).
+fn forwarding_headers(headers: &mut HeaderMap, peer: &PeerHeaders, trusted: bool, host_value: Option<&HeaderValue>) {
     let chained = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) if trusted => HeaderValue::from_str(&format!("{prev}, {}", peer.ip)).ok(),
         _ => None,
@@ -178,7 +211,9 @@ fn forwarding_headers(
         }
     }
     let mut fwd = format!("{};proto={proto}", peer.forwarded_for);
-    if let Some(h) = host {
+    // The authority is `host[:port]` of token characters (see
+    // `authority.rs`), safe inside a quoted string.
+    if let Some(h) = host_value.and_then(|h| h.to_str().ok()) {
         fwd.push_str(";host=\"");
         fwd.push_str(h);
         fwd.push('"');
@@ -192,15 +227,13 @@ fn forwarding_headers(
     }
 }
 
+/// A copy of a request head (without its extensions), kept to replay an
+/// idempotent request.
 pub(super) fn clone_parts(p: &Parts) -> Parts {
-    let mut b = Request::builder()
-        .method(p.method.clone())
-        .uri(p.uri.clone())
-        .version(p.version);
-    if let Some(h) = b.headers_mut() {
-        *h = p.headers.clone();
-    }
-    // Method, URI and version came from a valid request.
-    b.body(())
-        .map_or_else(|_| Request::new(()).into_parts().0, |r| r.into_parts().0)
+    let mut r = Request::new(());
+    p.method.clone_into(r.method_mut());
+    p.uri.clone_into(r.uri_mut());
+    *r.version_mut() = p.version;
+    p.headers.clone_into(r.headers_mut());
+    r.into_parts().0
 }

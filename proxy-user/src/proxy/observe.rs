@@ -1,8 +1,12 @@
 //! What each request leaves behind: its counters (per service and
 //! backend, see [`crate::stats`]) and, when enabled, its access log line.
-//! [`handle`] wraps the request path of `forward.rs`.
+//! [`handle`] wraps the request path of `forward.rs`; a request the client
+//! gave up on before its answer (connection closed, HTTP/2 stream reset)
+//! still gets its line, with status 499, and so does a request refused
+//! while its head was parsed ([`refused`]).
 
 use std::{
+    net::SocketAddr,
     sync::Arc,
     time::{Instant, SystemTime},
 };
@@ -10,12 +14,16 @@ use std::{
 use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
 
-use super::{ConnCtx, Inner, ProxyBody, forward, headers::request_host};
+use super::{ConnCtx, Inner, ProxyBody, forward, headers::raw_host};
 use crate::{
     access_log,
     balance::{Backend, Service},
     stats::Decision,
 };
+
+/// Status logged for a request whose client left before the answer
+/// (nginx's convention).
+pub(super) const CLIENT_CLOSED: u16 = 499;
 
 /// What became of one request, for the counters and the access log.
 #[derive(Default)]
@@ -25,44 +33,113 @@ pub(super) struct Outcome {
     pub(super) decision: Option<Decision>,
 }
 
+/// A request being served: counted and logged when it ends, or as 499 when
+/// it is dropped before an answer.
+struct Served<'a> {
+    inner: &'a Inner,
+    peer: SocketAddr,
+    start: Instant,
+    line: Option<RequestLine>,
+    out: Outcome,
+    answered: bool,
+}
+
+impl Served<'_> {
+    fn finish(&mut self, status: u16, bytes: Option<u64>) {
+        self.answered = true;
+        let elapsed = self.start.elapsed();
+        let out = &self.out;
+        match (&out.service, &out.backend) {
+            (Some(svc), backend) => {
+                if status != CLIENT_CLOSED {
+                    svc.stats.latency.observe(elapsed);
+                }
+                if let Some(d) = out.decision {
+                    svc.stats.decided(d);
+                }
+                match backend {
+                    Some(b) => b.state.stats.responses.record(status),
+                    None => svc.stats.local_responses.record(status),
+                }
+            }
+            (None, _) => self.inner.balancer.unrouted.record(status),
+        }
+        if let (Some(log), Some(line)) = (&self.inner.access_log, &self.line) {
+            log.write(&access_log::Entry {
+                time: access_log::rfc3339(SystemTime::now() - elapsed),
+                client: self.peer,
+                method: line.method.as_str(),
+                host: line.host.as_deref(),
+                path: &line.path,
+                protocol: line.protocol,
+                service: out.service.as_ref().map(|s| s.config.name.as_str()),
+                backend: out.backend.as_ref().map(|b| b.name.as_str()),
+                decision: out.decision,
+                status,
+                bytes,
+                duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            });
+        }
+    }
+}
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.finish(CLIENT_CLOSED, None);
+        }
+    }
+}
+
 /// Serves one request, counts it and writes its access log line.
 pub(super) async fn handle(inner: &Inner, ctx: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
-    let start = Instant::now();
-    let line = inner.access_log.as_ref().map(|_| RequestLine::of(&req));
-    let mut out = Outcome::default();
-    let resp = forward::forward(inner, ctx, req, &mut out).await;
-    let elapsed = start.elapsed();
-    let status = resp.status().as_u16();
-    match (&out.service, &out.backend) {
-        (Some(svc), backend) => {
-            svc.stats.latency.observe(elapsed);
-            if let Some(d) = out.decision {
-                svc.stats.decided(d);
-            }
-            match backend {
-                Some(b) => b.state.stats.responses.record(status),
-                None => svc.stats.local_responses.record(status),
-            }
-        }
-        (None, _) => inner.balancer.unrouted.record(status),
-    }
-    if let (Some(log), Some(line)) = (&inner.access_log, line) {
+    let mut served = Served {
+        inner,
+        peer: ctx.peer,
+        start: Instant::now(),
+        line: inner.access_log.as_ref().map(|_| RequestLine::of(&req)),
+        out: Outcome::default(),
+        answered: false,
+    };
+    let resp = forward::forward(inner, ctx, req, &mut served.out).await;
+    served.finish(resp.status().as_u16(), http_body::Body::size_hint(resp.body()).exact());
+    resp
+}
+
+/// Counts and logs a request that hyper or the head timeout refused before
+/// it became a request (`status` is what the client was answered).
+pub(super) fn refused(inner: &Inner, peer: SocketAddr, status: u16) {
+    inner.balancer.unrouted.record(status);
+    if let Some(log) = &inner.access_log {
         log.write(&access_log::Entry {
-            time: access_log::rfc3339(SystemTime::now() - elapsed),
-            client: ctx.peer,
-            method: line.method.as_str(),
-            host: line.host.as_deref(),
-            path: &line.path,
-            protocol: line.protocol,
-            service: out.service.as_ref().map(|s| s.config.name.as_str()),
-            backend: out.backend.as_ref().map(|b| b.name.as_str()),
-            decision: out.decision,
+            time: access_log::rfc3339(SystemTime::now()),
+            client: peer,
+            method: "-",
+            host: None,
+            path: "-",
+            protocol: "-",
+            service: None,
+            backend: None,
+            decision: None,
             status,
-            bytes: http_body::Body::size_hint(resp.body()).exact(),
-            duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            bytes: None,
+            duration_ms: 0.0,
         });
     }
-    resp
+}
+
+/// The status hyper answered a request head it could not parse with, if it
+/// answered one (see hyper's `Server::on_error`).
+pub(super) fn parse_rejection(err: &hyper::Error) -> Option<u16> {
+    if !err.is_parse() || err.is_parse_version_h2() || err.is_parse_status() {
+        return None;
+    }
+    if err.is_parse_too_large() {
+        // Too large covers the head (431) and the URI (414); hyper has no
+        // predicate to tell them apart, only its message.
+        return Some(if err.to_string().starts_with("URI") { 414 } else { 431 });
+    }
+    Some(400)
 }
 
 /// The parts of a request head the access log needs, taken before the
@@ -78,7 +155,7 @@ impl RequestLine {
     fn of(req: &Request<Incoming>) -> Self {
         Self {
             method: req.method().clone(),
-            host: request_host(req),
+            host: raw_host(req),
             path: req
                 .uri()
                 .path_and_query()

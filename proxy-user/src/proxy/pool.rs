@@ -1,8 +1,11 @@
 //! Upstream connections: a per-worker (thread-local, lock-free) pool of
 //! HTTP/1.1 `SendRequest`s per backend address. A sender goes back to the
 //! pool when its response body ends ([`PooledBody`]), not when the head
-//! arrives, so no extra task per request. Only addresses of backends in the
-//! current table are ever dialled: callers pass a [`Backend`].
+//! arrives, so no extra task per request; and only when both directions
+//! ended cleanly: a response that ends while the request body is still
+//! being uploaded leaves its connection busy, so it is closed once the
+//! upload ends instead. Only addresses of backends in the current table
+//! are ever dialled: callers pass a [`Backend`].
 
 use std::{
     cell::RefCell,
@@ -20,7 +23,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
 
-use super::ProxyBody;
+use super::{BoxError, ProxyBody, body::Upload};
 use crate::balance::Backend;
 
 type Sender = SendRequest<ProxyBody>;
@@ -39,10 +42,15 @@ pub(super) fn key_of(backend: &Backend) -> PoolKey {
     (backend.addr, backend.via.clone())
 }
 
+/// Idle senders per upstream. Hashed with foldhash, not SipHash: the keys
+/// are backend addresses from the table, never chosen by a client, and
+/// the map is looked up twice per request.
+type Pool = HashMap<PoolKey, Vec<(Instant, Sender)>, foldhash::fast::FixedState>;
+
 thread_local! {
     /// Per upstream, idle senders in the order they were returned (the
     /// newest last).
-    static POOL: RefCell<HashMap<PoolKey, Vec<(Instant, Sender)>>> = RefCell::new(HashMap::new());
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
 }
 
 /// Why no upstream connection could be had.
@@ -71,27 +79,33 @@ pub(super) enum ConnectError {
     },
 }
 
-/// An idle pooled sender for `key` that is ready for a request.
-pub(super) async fn take_idle(key: &PoolKey) -> Option<Sender> {
-    loop {
-        let (_, mut s) = POOL.with_borrow_mut(|p| {
-            let idle = p.get_mut(key)?;
-            let newest = idle.pop()?;
-            if newest.0.elapsed() > MAX_IDLE {
-                // The newest is too old, so are all below it.
-                idle.clear();
+/// An idle pooled sender for `key` that is ready for a request now.
+///
+/// Never waits: a sender that is not ready yet (its connection is still
+/// finishing the previous exchange) stays in the pool, and the caller
+/// connects afresh. Waiting there once let a slow upload on a connection
+/// that a backend had answered early hold up every later request.
+pub(super) fn take_idle(key: &PoolKey) -> Option<Sender> {
+    POOL.with_borrow_mut(|p| {
+        let idle = p.get_mut(key)?;
+        // Newest first.
+        let mut i = idle.len();
+        while i > 0 {
+            i -= 1;
+            let (since, sender) = &idle[i];
+            if since.elapsed() > MAX_IDLE {
+                // Returned in order: every older one is too old as well.
+                idle.drain(..=i);
                 return None;
             }
-            Some(newest)
-        })?;
-        if s.is_closed() {
-            continue;
+            if sender.is_closed() {
+                idle.remove(i);
+            } else if sender.is_ready() {
+                return Some(idle.remove(i).1);
+            }
         }
-        if !s.is_ready() && s.ready().await.is_err() {
-            continue;
-        }
-        return Some(s);
-    }
+        None
+    })
 }
 
 /// A new connection to `backend` (TCP_NODELAY, connect timeout); its
@@ -132,15 +146,27 @@ fn give_back(key: PoolKey, sender: Sender, max_idle: usize) {
     });
 }
 
+/// Where a response's connection goes back to once the exchange ends.
+pub(super) struct Return {
+    /// The pool entry.
+    pub(super) key: PoolKey,
+    /// The connection.
+    pub(super) sender: Sender,
+    /// The pool's size per backend.
+    pub(super) max_idle: usize,
+    /// The request body's trip, when the request had one.
+    pub(super) upload: Option<Arc<Upload>>,
+}
+
 /// The upstream response body; returns its sender to the pool at the end.
 pub(super) struct PooledBody {
     inner: Incoming,
-    back: Option<(PoolKey, Sender, usize)>,
+    back: Option<Return>,
 }
 
 impl PooledBody {
     /// `back` is `None` for connections that must not be reused (upgrades).
-    pub(super) fn new(inner: Incoming, back: Option<(PoolKey, Sender, usize)>) -> Self {
+    pub(super) fn new(inner: Incoming, back: Option<Return>) -> Self {
         let mut body = Self { inner, back };
         if body.inner.is_end_stream() {
             body.release();
@@ -149,17 +175,20 @@ impl PooledBody {
     }
 
     fn release(&mut self) {
-        if let Some((key, sender, max)) = self.back.take() {
-            give_back(key, sender, max);
+        let Some(back) = self.back.take() else { return };
+        // Dropping the sender of a connection whose upload still runs
+        // lets the upload finish (or time out), then closes it.
+        if back.upload.as_ref().is_none_or(|u| u.is_complete()) {
+            give_back(back.key, back.sender, back.max_idle);
         }
     }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
         match &r {
             Poll::Ready(None) => self.release(),
@@ -168,7 +197,7 @@ impl Body for PooledBody {
             Poll::Ready(Some(Err(_))) => self.back = None,
             _ => {}
         }
-        r
+        r.map(|f| f.map(|f| f.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {

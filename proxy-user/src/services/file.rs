@@ -7,8 +7,8 @@ use std::{net::IpAddr, time::Duration};
 use serde::Deserialize;
 
 use super::{
-    BackendConfig, CookieConfig, HealthCheckConfig, Limits, PassiveHealthConfig, Rule, SameSite, SecureMode,
-    ServiceConfig, ServicesConfig, parse_backend_url,
+    BackendConfig, CookieConfig, DEFAULT_UPGRADE, HealthCheckConfig, Limits, PassiveHealthConfig, Rule, SameSite,
+    SecureMode, ServiceConfig, ServiceTimeouts, ServicesConfig, parse_backend_url,
 };
 use crate::config::ConfigError;
 
@@ -31,6 +31,16 @@ struct FileLimits {
     connect_timeout_ms: Option<u64>,
     pool_idle_per_backend: Option<usize>,
     idle_timeout_ms: Option<u64>,
+    request_body_timeout_ms: Option<u64>,
+    response_timeout_ms: Option<u64>,
+}
+
+/// The deadlines a service may set for itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileServiceLimits {
+    request_body_timeout_ms: Option<u64>,
+    response_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +56,9 @@ struct FileService {
     health: Option<FileHealth>,
     #[serde(default)]
     passive_health: FilePassive,
+    #[serde(default)]
+    limits: FileServiceLimits,
+    upgrades: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +139,10 @@ pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesCon
         connect_timeout: l.connect_timeout_ms.map_or(d.connect_timeout, Duration::from_millis),
         pool_idle_per_backend: l.pool_idle_per_backend.unwrap_or(d.pool_idle_per_backend),
         idle_timeout: l.idle_timeout_ms.map_or(d.idle_timeout, Duration::from_millis),
+        request_body_timeout: l
+            .request_body_timeout_ms
+            .map_or(d.request_body_timeout, Duration::from_millis),
+        response_timeout: l.response_timeout_ms.map_or(d.response_timeout, Duration::from_millis),
     };
     let mut services = Vec::new();
     for (i, s) in raw.services.into_iter().enumerate() {
@@ -213,6 +230,14 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
         host: s.rule.host.map(|h| h.to_ascii_lowercase()),
         path_prefix: s.rule.path_prefix.unwrap_or_else(|| "/".to_owned()),
     };
+    let timeouts = ServiceTimeouts {
+        request_body: s.limits.request_body_timeout_ms.map(Duration::from_millis),
+        response: s.limits.response_timeout_ms.map(Duration::from_millis),
+    };
+    let upgrades = s.upgrades.map_or_else(
+        || vec![DEFAULT_UPGRADE.to_owned()],
+        |u| u.iter().map(|p| p.to_ascii_lowercase()).collect(),
+    );
     Ok(ServiceConfig {
         name: s.name,
         rule,
@@ -221,5 +246,7 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
         health,
         passive,
         slot_affinity: false,
+        timeouts,
+        upgrades,
     })
 }

@@ -58,6 +58,8 @@ pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool, docker: bool) ->
         ("limits.header_read_timeout_ms", l.header_read_timeout),
         ("limits.connect_timeout_ms", l.connect_timeout),
         ("limits.idle_timeout_ms", l.idle_timeout),
+        ("limits.request_body_timeout_ms", l.request_body_timeout),
+        ("limits.response_timeout_ms", l.response_timeout),
     ] {
         if d.is_zero() {
             return Err(ConfigError::field(field, "must be positive"));
@@ -140,6 +142,22 @@ pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool, docker: bool) ->
         }
         if svc.passive.failures == 0 {
             return Err(ConfigError::field(&at("passive_health.failures"), "must be at least 1"));
+        }
+        for (field, d) in [
+            ("limits.request_body_timeout_ms", svc.timeouts.request_body),
+            ("limits.response_timeout_ms", svc.timeouts.response),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(ConfigError::field(&at(field), "must be positive"));
+            }
+        }
+        for (j, p) in svc.upgrades.iter().enumerate() {
+            if !is_token(p) {
+                return Err(ConfigError::field(
+                    &at(&format!("upgrades[{j}]")),
+                    format!("{p:?} is not a protocol name"),
+                ));
+            }
         }
     }
     Ok(())

@@ -7,8 +7,22 @@ use http::{
     header::{COOKIE, FORWARDED, HOST},
 };
 
-use super::{super::headers::*, *};
-use crate::{balance::Balancer, cookie::Keyring, services::ServicesConfig};
+use super::{
+    super::{authority, headers::*, sticky::affinity},
+    *,
+};
+use crate::{
+    balance::Balancer,
+    cookie::{self, Keyring, Sticky},
+    services::ServicesConfig,
+    stats::RejectReason,
+};
+
+/// The sticky decision as a tuple: backend, decision, whether a cookie is set.
+fn sticky_backend(inner: &Inner, svc: &Service, headers: &HeaderMap) -> (Option<Arc<Backend>>, Decision, bool) {
+    let a = affinity(inner, svc, headers);
+    (a.backend, a.decision, a.set_cookie)
+}
 
 fn inner() -> Inner {
     let backends: Vec<(String, SocketAddr)> = vec![
@@ -177,18 +191,6 @@ fn cookie_renewal() {
     assert_eq!((b.map(|b| b.name.clone()), renew), (Some("a".into()), true));
 }
 
-/// The host comes from the HTTP/2 authority or the Host header, lower-case
-/// and without port.
-#[test]
-fn host_of_request() {
-    let r = Request::get("http://Example.COM:8443/x").body(()).unwrap();
-    assert_eq!(request_host(&r).as_deref(), Some("example.com"));
-    let r = Request::get("/x").header(HOST, "[::1]:80").body(()).unwrap();
-    assert_eq!(request_host(&r).as_deref(), Some("::1"));
-    let r = Request::get("/x").body(()).unwrap();
-    assert_eq!(request_host(&r), None);
-}
-
 /// Hop-by-hop headers go, including those named by Connection.
 #[test]
 fn hop_by_hop() {
@@ -217,12 +219,13 @@ fn upstream_request_rewrite() {
         .header("x-forwarded-for", "203.0.113.9")
         .body(())
         .unwrap();
+    let a = authority::of(&r).unwrap();
     prepare_request(
         &mut r,
         &cookie,
         &PeerHeaders::new("127.0.0.1".parse().unwrap()),
         false,
-        Some("shop.example"),
+        a.as_ref(),
         false,
     );
     assert_eq!(r.uri(), "/a?b=1");
@@ -237,6 +240,7 @@ fn upstream_request_rewrite() {
     assert_eq!(r.headers()[FORWARDED], "for=127.0.0.1;proto=http;host=\"shop.example\"");
 
     let mut r = Request::get("/")
+        .version(Version::HTTP_10)
         .header("x-forwarded-for", "203.0.113.9")
         .header("x-forwarded-proto", "https")
         .body(())
