@@ -1,8 +1,9 @@
 //! Shared test fixtures.
 //!
-//! * L7: whoami and special-purpose backends ([`backend`]) and a proxy on
-//!   real workers with hyper clients ([`proxy`]), all in process on loopback
-//!   ephemeral ports.
+//! * L7: whoami and special-purpose backends ([`backend`]), raw-socket
+//!   peers that misbehave on purpose ([`raw`]) and a proxy on real workers
+//!   with hyper clients ([`proxy`]), all in process on loopback ephemeral
+//!   ports.
 //! * L4: network namespaces ([`netns`]), the swarm-sticky process
 //!   ([`process`]) and clients that run inside a namespace ([`client`]).
 //! * Swarm: the engine, images, networks and services ([`swarm`]), and
@@ -21,6 +22,8 @@ pub mod netns;
 pub mod process;
 #[cfg(test)]
 pub mod proxy;
+#[cfg(test)]
+pub mod raw;
 pub mod swarm;
 #[cfg(test)]
 pub mod tunnel;

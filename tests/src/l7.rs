@@ -2,10 +2,13 @@
 //! and a proxy on real workers, all on 127.0.0.1:0, with real HTTP clients.
 
 mod admin;
+mod deadlines;
 mod demo;
 mod failover;
 mod hibernate;
 mod http;
+mod hygiene;
+mod interleave;
 mod sticky;
 mod support;
 mod tunnel;

@@ -176,6 +176,31 @@ where
     }
 }
 
+/// An HTTP/2 (prior knowledge) client connection to `addr`, and the task
+/// that drives it (it ends when the server closes the connection).
+pub async fn http2(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    (send, tokio::spawn(conn))
+}
+
+/// Two proxies over the same `backends`: one that trusts no peer, one
+/// that trusts loopback (its clients' forwarding headers are believed).
+pub fn untrusted_and_trusted(backends: &[(String, SocketAddr)]) -> (TestProxy, TestProxy) {
+    let untrusted = TestProxy::start(ServicesConfig::single("web", backends));
+    let mut cfg = ServicesConfig::single("web", backends);
+    cfg.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    (untrusted, TestProxy::start(cfg))
+}
+
 /// GET `path` on a new connection.
 pub async fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
     Client::connect(addr).await.get(path, cookie).await

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, header};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use proxy_user::services::ServicesConfig;
 use sha2::{Digest as _, Sha256};
 use tokio::{
@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{
     backend::{pairs, streaming_backend, whoamis},
-    proxy::{Client, TestProxy, WAIT, get, read_reply, websocket},
+    proxy::{Client, TestProxy, WAIT, get, http2, read_reply, untrusted_and_trusted, websocket},
 };
 
 /// Reads from a raw socket until EOF or `WAIT`, as text.
@@ -110,11 +110,7 @@ async fn websocket_echo() {
 async fn http2_client() {
     let backends = whoamis(3);
     let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
-    let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (mut send, _conn) = http2(p.addr).await;
     let uri = format!("http://{}/", p.addr);
     // Ten parallel first streams, as a page's assets would be.
     let streams: Vec<_> = (0..10)
@@ -251,8 +247,10 @@ async fn upstream_headers() {
     assert!(body.contains("x-forwarded-for: 127.0.0.1"), "{body}");
     assert!(body.contains("x-forwarded-proto: http"), "{body}");
     assert!(body.contains("x-forwarded-host: shop.example:8080"), "{body}");
+    // RFC 7239 §5.3: `host` is the Host header as received, port included,
+    // the same value as X-Forwarded-Host.
     assert!(
-        body.contains("forwarded: for=127.0.0.1;proto=http;host=\"shop.example\""),
+        body.contains("forwarded: for=127.0.0.1;proto=http;host=\"shop.example:8080\""),
         "{body}"
     );
     assert!(r.cookie.is_none());
@@ -263,10 +261,7 @@ async fn upstream_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_from_trusted_proxy_only() {
     let backends = whoamis(1);
-    let untrusted = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
-    let mut cfg = ServicesConfig::single("web", &pairs(&backends));
-    cfg.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
-    let trusted = TestProxy::start(cfg);
+    let (untrusted, trusted) = untrusted_and_trusted(&pairs(&backends));
     let req = || {
         Request::get("/")
             .header(header::HOST, "x")
@@ -334,11 +329,7 @@ async fn idle_http2_connection_is_closed() {
     let mut cfg = ServicesConfig::single("web", &pairs(&backends));
     cfg.limits.idle_timeout = Duration::from_millis(300);
     let p = TestProxy::start(cfg);
-    let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
+    let (mut send, conn) = http2(p.addr).await;
     let req = Request::get(format!("http://{}/", p.addr))
         .body(Full::new(Bytes::new()))
         .unwrap();
