@@ -42,7 +42,7 @@ fn routing(c: &mut Criterion) {
             let table = balancer.table();
             table
                 .route(black_box(Some("example.com")), black_box("/api/v2/users"))
-                .map(|s| s.backends.len())
+                .map(|r| r.service.backends.len())
         })
     });
     c.bench_function("routing/sticky_hit", |b| {
@@ -50,7 +50,8 @@ fn routing(c: &mut Criterion) {
             let table = balancer.table();
             let svc = table
                 .route(Some("example.com"), black_box("/api/v2/users"))
-                .expect("routed");
+                .expect("routed")
+                .service;
             let mut buf = [0u8; MAX_VALUE_LEN];
             let identity = ring
                 .verify_in(
@@ -69,7 +70,7 @@ fn routing(c: &mut Criterion) {
     c.bench_function("routing/new_session_swrr", |b| {
         b.iter(|| {
             let table = balancer.table();
-            let svc = table.route(None, black_box("/static/app.js")).expect("routed");
+            let svc = table.route(None, black_box("/static/app.js")).expect("routed").service;
             balancer.pick(svc, &[]).map(|b| -> SocketAddr { b.addr })
         })
     });

@@ -75,6 +75,15 @@ pub struct Service {
     pub stats: Arc<ServiceStats>,
 }
 
+/// Where a request goes: its service, and the rule's prefix it matched.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    /// The service.
+    pub service: &'a Arc<Service>,
+    /// The path prefix of the service's rule that matched.
+    pub prefix: &'a str,
+}
+
 /// One immutable snapshot of the routing table.
 #[derive(Debug)]
 pub struct Table {
@@ -266,15 +275,21 @@ impl Balancer {
 
 impl Table {
     /// The service for a request to `host` (lower-case, no port) and
-    /// `path` (as sent; normalised here): the longest matching path prefix
-    /// wins, and on a tie a rule with a host beats one without.
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Arc<Service>> {
+    /// `path` (as sent; normalised here), with the prefix that matched: the
+    /// longest matching path prefix wins, and on a tie a rule with hosts
+    /// beats one without.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<Route<'_>> {
         let path = crate::services::path::normalize(path);
         let path = path.as_ref();
         self.services
             .iter()
-            .filter(|s| s.config.rule.matches(host, path))
-            .max_by_key(|s| (s.config.rule.path_prefix.len(), s.config.rule.host.is_some()))
+            .filter_map(|s| {
+                s.config
+                    .rule
+                    .matched_prefix(host, path)
+                    .map(|prefix| Route { service: s, prefix })
+            })
+            .max_by_key(|r| (r.prefix.len(), !r.service.config.rule.hosts.is_empty()))
     }
 
     /// Whether `ip` is a trusted proxy.

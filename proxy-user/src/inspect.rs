@@ -240,12 +240,7 @@ pub fn describe(cfg: &ServicesConfig) -> String {
 }
 
 fn describe_service(out: &mut String, svc: &ServiceConfig) {
-    let host = svc.rule.host.as_deref().map_or(String::new(), |h| format!("Host:{h} "));
-    let _ = writeln!(
-        out,
-        "\nservice {:?}: requests matching {host}PathPrefix:{}",
-        svc.name, svc.rule.path_prefix
-    );
+    let _ = writeln!(out, "\nservice {:?}: requests matching {}", svc.name, svc.rule);
     let c = &svc.cookie;
     let same_site = match c.same_site {
         SameSite::Strict => "Strict",

@@ -9,6 +9,7 @@ mod hibernate;
 mod http;
 mod hygiene;
 mod interleave;
+mod routing;
 mod sticky;
 mod support;
 mod tunnel;

@@ -12,10 +12,14 @@ use super::{Backend, Balancer};
 pub struct ServiceStatus {
     /// Service name.
     pub name: String,
-    /// Host rule, if any.
-    pub host: Option<String>,
-    /// Path prefix.
-    pub path_prefix: String,
+    /// The rule, in Traefik v1's words (`Host:a PathPrefix:/x`).
+    pub rule: String,
+    /// Host names of the rule (empty: any host).
+    pub hosts: Vec<String>,
+    /// Path prefixes of the rule.
+    pub path_prefixes: Vec<String>,
+    /// Whether the matched prefix is stripped before forwarding.
+    pub strip_prefix: bool,
     /// Sticky cookie name.
     pub cookie: String,
     /// Backends in configuration order.
@@ -86,8 +90,10 @@ impl Balancer {
                 let stats = &s.stats;
                 ServiceStatus {
                     name: s.config.name.clone(),
-                    host: s.config.rule.host.clone(),
-                    path_prefix: s.config.rule.path_prefix.clone(),
+                    rule: s.config.rule.to_string(),
+                    hosts: s.config.rule.hosts.clone(),
+                    path_prefixes: s.config.rule.path_prefixes.clone(),
+                    strip_prefix: s.config.rule.strip_prefix,
                     cookie: s.config.cookie.name.clone(),
                     requests: backends.iter().map(|b| b.requests).sum::<u64>() + stats.local_responses.total(),
                     decisions: stats.decisions().map(|(d, n)| (d.as_str(), n)).collect(),

@@ -128,11 +128,47 @@ backends = [{ name = "a", url = "http://192.0.2.1:1" }]
 "#;
     let bal = Balancer::new(ServicesConfig::from_toml_str(text).unwrap());
     let t = bal.table();
-    let name = |h: Option<&str>, p: &str| t.route(h, p).map(|s| s.config.name.clone());
+    let name = |h: Option<&str>, p: &str| t.route(h, p).map(|r| r.service.config.name.clone());
     assert_eq!(name(None, "/"), Some("root".into()));
     assert_eq!(name(None, "/api/v1"), Some("api".into()));
     assert_eq!(name(Some("example.com"), "/x"), Some("host".into()));
     assert_eq!(name(Some("example.com"), "/api"), Some("api".into()));
+}
+
+/// A rule with several hosts and prefixes (Traefik v1 `Host:a,b`,
+/// `PathPrefix:/x,/y`) matches any of them, and reports the prefix that
+/// matched.
+#[test]
+fn rules_with_alternatives() {
+    let text = r#"
+[[services]]
+name = "root"
+backends = [{ name = "a", url = "http://192.0.2.1:1" }]
+[[services]]
+name = "shop"
+rule = { host = ["a.example", "b.example"], path_prefix = ["/shop", "/cart/"], strip_prefix = true }
+backends = [{ name = "a", url = "http://192.0.2.1:1" }]
+"#;
+    let bal = Balancer::new(ServicesConfig::from_toml_str(text).unwrap());
+    let t = bal.table();
+    let route = |h: Option<&str>, p: &str| {
+        t.route(h, p)
+            .map(|r| (r.service.config.name.clone(), r.prefix.to_owned()))
+    };
+    assert_eq!(
+        route(Some("a.example"), "/shop/x"),
+        Some(("shop".into(), "/shop".into()))
+    );
+    assert_eq!(
+        route(Some("b.example"), "/cart/1"),
+        Some(("shop".into(), "/cart/".into()))
+    );
+    assert_eq!(route(Some("c.example"), "/shop/x"), Some(("root".into(), "/".into())));
+    assert_eq!(route(Some("b.example"), "/other"), Some(("root".into(), "/".into())));
+    assert_eq!(
+        t.services[1].config.rule.to_string(),
+        "Host:a.example,b.example PathPrefixStrip:/shop,/cart/"
+    );
 }
 
 /// The admin view reflects drain and passive health.

@@ -67,6 +67,8 @@ pub struct RuleLabels {
     pub hosts: Vec<String>,
     /// Path prefixes (empty: `/`).
     pub path_prefixes: Vec<String>,
+    /// Strip the matched prefix before forwarding (`PathPrefixStrip`).
+    pub strip_prefix: bool,
 }
 
 /// What the labels of one service ask for.
@@ -123,12 +125,13 @@ const V1_KNOWN: [&str; 8] = [
     "traefik.backend",
 ];
 
-const OWN_KEYS: [&str; 16] = [
+const OWN_KEYS: [&str; 17] = [
     "enable",
     "network",
     "port",
     "rule.host",
     "rule.path-prefix",
+    "rule.strip-prefix",
     "weight",
     "affinity",
     "sticky",
@@ -282,7 +285,10 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
         &mut warnings,
     );
 
-    let own_rule = (ours.contains_key("rule.host") || ours.contains_key("rule.path-prefix")).then(|| RuleLabels {
+    let own_rule = (ours.contains_key("rule.host")
+        || ours.contains_key("rule.path-prefix")
+        || ours.contains_key("rule.strip-prefix"))
+    .then(|| RuleLabels {
         hosts: ours
             .get("rule.host")
             .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
@@ -291,6 +297,7 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
             .get("rule.path-prefix")
             .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
             .unwrap_or_default(),
+        strip_prefix: ours.get("rule.strip-prefix").and_then(|v| parse_bool(v)) == Some(true),
     });
     let v1_rule = traefik
         .get("traefik.frontend.rule")

@@ -50,15 +50,22 @@ pub fn services(
     for svc in &snapshot.services {
         let l = &svc.labels;
         let mut warn = |m: String| warnings.push((svc.name.clone(), m));
-        if l.rule.hosts.len() > 1 || l.rule.path_prefixes.len() > 1 {
-            warn("several hosts or path prefixes in the rule: only the first of each is used".into());
-        }
         if !l.sticky {
             warn("stickiness is off in the labels, but swarm-sticky always pins sessions".into());
         }
         let rule = Rule {
-            host: l.rule.hosts.first().map(|h| h.to_ascii_lowercase()),
-            path_prefix: l.rule.path_prefixes.first().cloned().unwrap_or_else(|| "/".into()),
+            hosts: l
+                .rule
+                .hosts
+                .iter()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
+            path_prefixes: if l.rule.path_prefixes.is_empty() {
+                vec!["/".into()]
+            } else {
+                l.rule.path_prefixes.clone()
+            },
+            strip_prefix: l.rule.strip_prefix,
         };
         let mut cookie = CookieConfig::for_service(&svc.name);
         if let Some(n) = &l.cookie.name {
@@ -189,8 +196,8 @@ mod tests {
         let (services, warnings) = services(&snapshot(), |_| Some(ns.clone()));
         assert!(warnings.is_empty(), "{warnings:?}");
         let s = &services[0];
-        assert_eq!(s.rule.host.as_deref(), Some("app.example"));
-        assert_eq!(s.rule.path_prefix, "/app");
+        assert_eq!(s.rule.hosts, ["app.example"]);
+        assert_eq!(s.rule.path_prefixes, ["/app"]);
         assert_eq!(s.cookie.name, "sess");
         let task = s.backends[0]
             .task

@@ -22,7 +22,7 @@ use hyper::{
 use super::{
     ConnCtx, Inner, ProxyBody, authority,
     body::{Deadlined, Upload},
-    headers::{X_FORWARDED_PROTO, clone_parts, is_allowed_upgrade, prepare_request, strip_hop_by_hop},
+    headers::{X_FORWARDED_PROTO, clone_parts, is_allowed_upgrade, prepare_request, strip_hop_by_hop, strip_prefix},
     observe::Outcome,
     pool,
     sticky::{self, Choice},
@@ -95,9 +95,11 @@ pub(super) async fn forward(
     };
     let table = inner.balancer.table();
     let host = authority.as_ref().map(|a| a.host.as_str());
-    let Some(svc) = table.route(host, req.uri().path()).cloned() else {
+    let Some(route) = table.route(host, req.uri().path()) else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "no service for this request\n");
     };
+    let svc = route.service.clone();
+    let strip = svc.config.rule.strip_prefix.then(|| route.prefix.to_owned());
     out.service = Some(svc.clone());
     if svc.backends.is_empty() {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "no backend configured\n");
@@ -124,6 +126,9 @@ pub(super) async fn forward(
         authority.as_ref(),
         upgrade.is_some(),
     );
+    if let Some(prefix) = &strip {
+        strip_prefix(&mut req, prefix);
+    }
     let exchange = match send_with_failover(inner, ctx, &svc, choice, req, upgrade.is_some(), deadlines, out).await {
         Ok(e) => e,
         Err(refusal) => return refusal,

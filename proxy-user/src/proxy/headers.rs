@@ -227,6 +227,32 @@ fn forwarding_headers(headers: &mut HeaderMap, peer: &PeerHeaders, trusted: bool
     }
 }
 
+static X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+
+/// Removes the rule's matched `prefix` from the request's path (the
+/// normalised one: the prefix matched that) and names it in
+/// `X-Forwarded-Prefix`, as Traefik v1's `PathPrefixStrip` does: `/api/x?q`
+/// under `/api` goes on as `/x?q`, `/api` itself as `/`.
+pub(super) fn strip_prefix<B>(req: &mut Request<B>, prefix: &str) {
+    let path = crate::services::path::normalize(req.uri().path());
+    let rest = path.strip_prefix(prefix).unwrap_or(&path);
+    let mut target = String::with_capacity(rest.len() + 1);
+    if !rest.starts_with('/') {
+        target.push('/');
+    }
+    target.push_str(rest);
+    if let Some(q) = req.uri().query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    if let Ok(uri) = target.parse::<Uri>() {
+        *req.uri_mut() = uri;
+    }
+    if let Ok(v) = HeaderValue::from_str(prefix) {
+        req.headers_mut().insert(&X_FORWARDED_PREFIX, v);
+    }
+}
+
 /// A copy of a request head (without its extensions), kept to replay an
 /// idempotent request.
 pub(super) fn clone_parts(p: &Parts) -> Parts {

@@ -64,8 +64,27 @@ struct FileService {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileRule {
-    path_prefix: Option<String>,
-    host: Option<String>,
+    path_prefix: Option<OneOrMany>,
+    host: Option<OneOrMany>,
+    #[serde(default)]
+    strip_prefix: bool,
+}
+
+/// `"a"` or `["a", "b"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(v) => vec![v],
+            Self::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,8 +246,19 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
         backoff: s.passive_health.backoff_ms.map_or(dp.backoff, Duration::from_millis),
     };
     let rule = Rule {
-        host: s.rule.host.map(|h| h.to_ascii_lowercase()),
-        path_prefix: s.rule.path_prefix.unwrap_or_else(|| "/".to_owned()),
+        hosts: s
+            .rule
+            .host
+            .map(OneOrMany::into_vec)
+            .unwrap_or_default()
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        path_prefixes: s
+            .rule
+            .path_prefix
+            .map_or_else(|| vec!["/".to_owned()], OneOrMany::into_vec),
+        strip_prefix: s.rule.strip_prefix,
     };
     let timeouts = ServiceTimeouts {
         request_body: s.limits.request_body_timeout_ms.map(Duration::from_millis),

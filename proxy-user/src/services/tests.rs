@@ -27,13 +27,7 @@ fn backends_from_flags() {
     assert_eq!(cfg.services.len(), 1);
     let s = &cfg.services[0];
     assert_eq!(s.name, CLI_SERVICE);
-    assert_eq!(
-        s.rule,
-        Rule {
-            host: None,
-            path_prefix: "/".into()
-        }
-    );
+    assert_eq!(s.rule, Rule::default());
     assert_eq!(s.backends[1].addr, "127.0.0.1:8002".parse().unwrap());
     assert_eq!(s.cookie.name, default_cookie_name(CLI_SERVICE));
     assert!(s.cookie.http_only);
@@ -100,7 +94,7 @@ fn toml_services() {
     assert_eq!(cfg.trusted_proxies, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
     assert_eq!(cfg.limits.header_read_timeout, Duration::from_millis(500));
     let api = &cfg.services[0];
-    assert_eq!(api.rule.host.as_deref(), Some("example.com"));
+    assert_eq!(api.rule.hosts, ["example.com"]);
     assert_eq!(api.backends[0].weight, 3);
     assert_eq!(api.backends[1].weight, 1);
     assert_eq!(api.cookie.same_site, SameSite::None);
@@ -119,7 +113,7 @@ fn toml_services() {
         }
     );
     let web = &cfg.services[1];
-    assert_eq!(web.rule.path_prefix, "/");
+    assert_eq!(web.rule.path_prefixes, ["/"]);
     assert_eq!(web.cookie.name, default_cookie_name("web"));
 }
 
@@ -183,11 +177,14 @@ fn toml_errors_name_the_field() {
 #[test]
 fn rule_matching() {
     let r = Rule {
-        host: Some("example.com".into()),
-        path_prefix: "/api".into(),
+        hosts: vec!["example.com".into()],
+        path_prefixes: vec!["/api".into(), "/api/v2".into()],
+        strip_prefix: false,
     };
-    assert!(r.matches(Some("example.com"), "/api/x"));
-    assert!(!r.matches(Some("other"), "/api/x"));
-    assert!(!r.matches(None, "/api"));
-    assert!(!r.matches(Some("example.com"), "/ap"));
+    assert_eq!(r.matched_prefix(Some("example.com"), "/api/x"), Some("/api"));
+    assert_eq!(r.matched_prefix(Some("example.com"), "/api/v2/x"), Some("/api/v2"));
+    assert_eq!(r.matched_prefix(Some("other"), "/api/x"), None);
+    assert_eq!(r.matched_prefix(None, "/api"), None);
+    assert_eq!(r.matched_prefix(Some("example.com"), "/ap"), None);
+    assert_eq!(r.matched_prefix(Some("example.com"), "/apix"), None);
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::ServicesConfig;
+use super::{Rule, ServicesConfig};
 use crate::config::ConfigError;
 
 pub(super) fn validate_name(field: &str, name: &str) -> Result<(), ConfigError> {
@@ -42,6 +42,60 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// Checks a rule's hosts and prefixes; `taken` holds the (host, prefix)
+/// pairs of the services before it, which no other rule may repeat.
+fn validate_rule<'a>(
+    field: &str,
+    rule: &'a Rule,
+    taken: &mut HashSet<(Option<&'a str>, &'a str)>,
+) -> Result<(), ConfigError> {
+    if rule.path_prefixes.is_empty() {
+        return Err(ConfigError::field(
+            &format!("{field}.path_prefix"),
+            "at least one prefix is required",
+        ));
+    }
+    for p in &rule.path_prefixes {
+        if !p.starts_with('/') || p.bytes().any(|b| !b.is_ascii_graphic() || matches!(b, b'?' | b'#')) {
+            return Err(ConfigError::field(
+                &format!("{field}.path_prefix"),
+                format!("{p:?} must start with / and be a path without spaces, ? or #"),
+            ));
+        }
+    }
+    for h in &rule.hosts {
+        let ok = !h.is_empty()
+            && !h.ends_with('.')
+            && h.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'));
+        if !ok {
+            return Err(ConfigError::field(
+                &format!("{field}.host"),
+                format!("{h:?} is not a lower-case host name"),
+            ));
+        }
+    }
+    let hosts: Vec<Option<&str>> = if rule.hosts.is_empty() {
+        vec![None]
+    } else {
+        rule.hosts.iter().map(|h| Some(h.as_str())).collect()
+    };
+    for host in hosts {
+        for prefix in &rule.path_prefixes {
+            if !taken.insert((host, prefix.as_str())) {
+                return Err(ConfigError::field(
+                    field,
+                    format!(
+                        "another service has the rule {}{prefix}",
+                        host.map(|h| format!("host {h}, prefix ")).unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool, docker: bool) -> Result<(), ConfigError> {
     // With Docker discovery the services come from the engine.
     if cfg.services.is_empty() && !docker {
@@ -77,12 +131,7 @@ pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool, docker: bool) ->
                 format!("{:?} is declared twice", svc.name),
             ));
         }
-        if !svc.rule.path_prefix.starts_with('/') {
-            return Err(ConfigError::field(&at("rule.path_prefix"), "must start with /"));
-        }
-        if !rules.insert((svc.rule.host.clone(), svc.rule.path_prefix.clone())) {
-            return Err(ConfigError::field(&at("rule"), "another service has the same rule"));
-        }
+        validate_rule(&at("rule"), &svc.rule, &mut rules)?;
         if svc.backends.is_empty() {
             return Err(ConfigError::field(&at("backends"), "at least one backend is required"));
         }

@@ -193,37 +193,6 @@ async fn unasked_101_is_502_and_connect_is_405() {
     assert_eq!(rogue.connections(), 1, "CONNECT never reached a backend");
 }
 
-/// Path-prefix rules match whole segments of the path as a backend
-/// resolves it: dot segments, encoded characters and doubled slashes do
-/// not slip past `/admin`, and `/adminx` is not under it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn path_prefixes_match_normalised_segments() {
-    let (admin, web) = (Whoami::start("whoami-admin"), Whoami::start("whoami-web"));
-    let text = format!(
-        "[[services]]\nname = 'admin'\nrule = {{ path_prefix = '/admin' }}\nbackends = [{{ name = '{}', url = 'http://{}' }}]\n\
-         [[services]]\nname = 'web'\nbackends = [{{ name = '{}', url = 'http://{}' }}]\n",
-        admin.name, admin.addr, web.name, web.addr
-    );
-    let p = TestProxy::start(ServicesConfig::from_toml_str(&text).unwrap());
-    for (path, want) in [
-        ("/admin", "whoami-admin"),
-        ("/admin/users", "whoami-admin"),
-        ("/x/../admin", "whoami-admin"),
-        ("/%61dmin/", "whoami-admin"),
-        ("/x%2F..%2Fadmin", "whoami-admin"),
-        ("//admin", "whoami-admin"),
-        ("/./admin", "whoami-admin"),
-        ("/adminx", "whoami-web"),
-        ("/", "whoami-web"),
-    ] {
-        let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let r = exchange(p.addr, raw.as_bytes()).await.unwrap();
-        assert!(r.body.starts_with(&format!("I'm {want}")), "{path}: {}", r.body);
-        // The backend gets the target as sent.
-        assert!(r.body.contains(&format!("GET {path} HTTP/1.1")), "{path}: {}", r.body);
-    }
-}
-
 /// The access log writes what clients sent with non-printable and
 /// non-ASCII bytes escaped, a 499 line for a request the client gave up
 /// on, and a line for a request hyper refused while parsing it.

@@ -25,7 +25,7 @@ function renderService(svc) {
     $("#services").appendChild(card);
   }
   $(".service-name", card).textContent = svc.name;
-  const rule = (svc.host ? "Host:" + svc.host + " " : "") + "PathPrefix:" + svc.path_prefix;
+  const rule = svc.rule;
   $(".service-rule", card).textContent = rule + " · cookie " + svc.cookie + " · " + fmt(svc.requests) + " requests";
   const total = svc.backends.reduce((sum, b) => sum + b.sessions, 0);
   const tbody = $("tbody", card);

@@ -19,14 +19,10 @@ pub(super) fn parse_v1_rule(rule: &str, warnings: &mut Vec<String>) -> RuleLabel
             .filter(|v| !v.is_empty());
         match matcher.trim() {
             "Host" => out.hosts.extend(values),
-            "PathPrefix" | "PathPrefixStrip" => {
-                if matcher.trim() == "PathPrefixStrip" {
-                    warnings.push(
-                        "traefik.frontend.rule: PathPrefixStrip is served as PathPrefix (the prefix is not stripped)"
-                            .into(),
-                    );
-                }
+            "PathPrefix" => out.path_prefixes.extend(values),
+            "PathPrefixStrip" => {
                 out.path_prefixes.extend(values);
+                out.strip_prefix = true;
             }
             other => warnings.push(format!(
                 "traefik.frontend.rule: matcher {other} is not supported; ignored"

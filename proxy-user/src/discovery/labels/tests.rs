@@ -37,6 +37,15 @@ fn v1_rules_with_several_matchers_and_alternatives() {
     .unwrap();
     assert_eq!(s.rule.hosts, vec!["a.example", "b.example"]);
     assert_eq!(s.rule.path_prefixes, vec!["/api"]);
+    assert!(!s.rule.strip_prefix);
+    let s = parse(&labels(&[
+        ("traefik.port", "80"),
+        ("traefik.frontend.rule", "PathPrefixStrip:/api,/v1"),
+    ]))
+    .unwrap();
+    assert_eq!(s.rule.path_prefixes, vec!["/api", "/v1"]);
+    assert!(s.rule.strip_prefix);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
 
 #[test]
