@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use crate::{cmd, setup};
 
 /// Debian packages whose commands the privileged and swarm tests use.
-const TEST_PACKAGES: [(&str, &str); 7] = [
+const TEST_PACKAGES: [(&str, &str); 8] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("setpriv", "util-linux"),
@@ -16,6 +16,8 @@ const TEST_PACKAGES: [(&str, &str); 7] = [
     ("dockerd", "docker.io"),
     // The dashboard test drives a real headless browser.
     ("chromium", "chromium"),
+    // The packaging test verifies the systemd unit.
+    ("systemd-analyze", "systemd"),
 ];
 
 /// Target of the static binary in the swarm tests' `FROM scratch` image.

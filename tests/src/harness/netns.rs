@@ -119,6 +119,10 @@ pub struct TestNet {
     pub server_v4: Ipv4Addr,
     /// The server's IPv6 address on the veth.
     pub server_v6: Ipv6Addr,
+    /// The client's IPv4 address on the veth.
+    pub client_v4: Ipv4Addr,
+    /// The client's IPv6 address on the veth.
+    pub client_v6: Ipv6Addr,
 }
 
 impl TestNet {
@@ -169,6 +173,8 @@ impl TestNet {
             server_if: sif,
             server_v4: s4,
             server_v6: s6,
+            client_v4: c4,
+            client_v6: c6,
         }
     }
 

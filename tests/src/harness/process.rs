@@ -146,6 +146,17 @@ impl Proxy {
         assert_eq!(rc, 0, "kill {pid}: {}", std::io::Error::last_os_error());
     }
 
+    /// The exit status if the process exits within `window`, else `None`
+    /// (it is still running).
+    pub fn wait_exit_within(&mut self, window: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + window;
+        while self.status.is_none() && Instant::now() < deadline {
+            self.status = self.child.try_wait().expect("try_wait");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.status
+    }
+
     /// Waits for the process to exit; panics after `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         if let Some(s) = self.status {

@@ -32,6 +32,10 @@ pub enum Behaviour {
     Hang,
     /// Answers every request with `101 Switching Protocols`.
     SwitchUnasked,
+    /// Answers the first request on a connection (`200 I'm <name>`); reads
+    /// the second one whole and closes without a word, as a backend that
+    /// restarts or times out an idle keep-alive connection does.
+    DropSecond,
 }
 
 /// A backend on 127.0.0.1 served by raw sockets on the current runtime.
@@ -66,13 +70,17 @@ impl RawBackend {
 
 async fn serve(mut s: TcpStream, behaviour: Behaviour, name: String) {
     let mut buf = Vec::new();
-    loop {
+    for request in 1.. {
         let Some(head) = read_head(&mut s, &mut buf).await else {
             return;
         };
         let length = content_length(&head);
         let post = head.starts_with("POST");
         match behaviour {
+            Behaviour::DropSecond if request > 1 => {
+                let _ = discard(&mut s, &mut buf, length).await;
+                return;
+            }
             Behaviour::Hang => {
                 // Hold the connection without a word.
                 std::future::pending::<()>().await;
@@ -92,7 +100,7 @@ async fn serve(mut s: TcpStream, behaviour: Behaviour, name: String) {
                     return;
                 }
             }
-            Behaviour::EarlyAnswer => {
+            Behaviour::EarlyAnswer | Behaviour::DropSecond => {
                 if !discard(&mut s, &mut buf, length).await {
                     return;
                 }

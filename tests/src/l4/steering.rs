@@ -138,3 +138,36 @@ fn an_address_in_use_is_refused() {
     assert!(!status.success());
     assert!(proxy.stderr().contains("0.0.0.0:8080 is in use"), "{}", proxy.stderr());
 }
+
+/// The forwarding headers name the client as the proxy saw it: a client in
+/// its own namespace, whose address differs from the proxy's (on loopback
+/// both are 127.0.0.1, so a test there cannot tell them apart).
+#[test]
+#[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
+fn forwarding_headers_name_the_client() {
+    let net = TestNet::new();
+    let _backend = backend(&net);
+    let (any4, any6) = (format!("0.0.0.0:{PORT}"), format!("[::]:{PORT}"));
+    let mut proxy = start(&net, 0, &["--listen", &any4, "--listen", &any6, "--steering", "ebpf"]);
+    proxy.wait_ready();
+    for v6 in [false, true] {
+        let target = SocketAddr::new(net.server_ip(v6), PORT);
+        let (client, forwarded) = if v6 {
+            (net.client_v6.to_string(), format!("for=\"[{}]\"", net.client_v6))
+        } else {
+            (net.client_v4.to_string(), format!("for={}", net.client_v4))
+        };
+        let r = net
+            .client
+            .run(move || crate::harness::client::request(target, "GET", "/", &[("X-Forwarded-For", "203.0.113.7")]))
+            .expect("request from the client namespace");
+        let body = r.body.to_ascii_lowercase();
+        assert!(body.starts_with("i'm w1"), "{body}");
+        assert!(
+            body.contains(&format!("x-forwarded-for: {client}\n")),
+            "an untrusted client's own X-Forwarded-For is replaced by its address: {body}"
+        );
+        assert!(body.contains(&format!("forwarded: {forwarded};proto=http;")), "{body}");
+        assert!(!body.contains("203.0.113.7"), "{body}");
+    }
+}

@@ -108,6 +108,33 @@ fn api_and_metrics_follow_traffic_and_drain() {
         i.metric(r#"swarm_sticky_cookies_rejected_total{service="default",reason="forged"}"#),
         Some(1.0)
     );
+    for (name, b) in [("w1", b1), ("w2", b2)] {
+        let labels = format!(r#"service="default",backend="{name}""#);
+        assert_eq!(
+            i.metric(&format!("swarm_sticky_sessions_total{{{labels}}}")),
+            b["sessions"].as_f64()
+        );
+        assert_eq!(
+            i.metric(&format!("swarm_sticky_failovers_total{{{labels}}}")),
+            Some(0.0)
+        );
+        assert_eq!(i.metric(&format!("swarm_sticky_backend_weight{{{labels}}}")), Some(1.0));
+    }
+    let per_worker = |family: &str| -> f64 {
+        (0..2)
+            .map(|w| {
+                i.metric(&format!(r#"swarm_sticky_{family}{{worker="{w}"}}"#))
+                    .expect(family)
+            })
+            .sum()
+    };
+    assert_eq!(per_worker("connections_accepted_total"), 16.0);
+    // The scrape's own connection is the admin listener's, not a worker's.
+    assert_eq!(per_worker("connections_open"), 0.0);
+    assert_eq!(
+        i.metric(r#"swarm_sticky_steering_info{steering="reuseport"}"#),
+        Some(1.0)
+    );
     let metrics = i.admin_get("/metrics");
     assert!(
         metrics
@@ -280,4 +307,70 @@ fn reload_from_the_api() {
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("services[0]"), "the error names the field: {}", r.body);
     assert_eq!(names(), ["w1", "w2"], "the running table stays");
+}
+
+/// A request whose backend died counts a failover for that backend, and a
+/// WebSocket's bytes are counted per direction once it closes: both in
+/// `/api/status` and in `/metrics`.
+#[test]
+fn failovers_and_tunnel_bytes_reach_the_metrics() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut w1, w2) = (Whoami::start("w1"), Whoami::start("w2"));
+    let args = backend_flags(&[&w1, &w2]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let i = Instance::start(dir.path(), &args);
+    let on_w1 = (0..4)
+        .map(|_| client::get(i.listen, "/").unwrap())
+        .find(|r| r.whoami().as_deref() == Some("w1"))
+        .expect("a new session on w1");
+    let cookie = on_w1.set_cookie().unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (sent, echoed) = rt.block_on(async {
+        let (mut ws, _) = crate::harness::proxy::websocket(i.listen).await;
+        let text = "x".repeat(1000);
+        ws.send(Message::text(text.clone())).await.unwrap();
+        let echo = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(echo, Message::text(text));
+        ws.close(None).await.unwrap();
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {}
+        (1000.0, 1000.0)
+    });
+    let ws_backend = |st: &serde_json::Value| {
+        st["services"][0]["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["tunnel_bytes_up"].as_u64().unwrap_or(0) > 0)
+            .cloned()
+    };
+    wait_until("the tunnel's bytes counted", Duration::from_secs(10), || {
+        ws_backend(&i.admin_json("/api/status")).is_some()
+    });
+    let b = ws_backend(&i.admin_json("/api/status")).unwrap();
+    let name = b["name"].as_str().unwrap();
+    for (direction, at_least) in [("up", sent), ("down", echoed)] {
+        let counted = i.metric(&format!(
+            r#"swarm_sticky_tunnel_bytes_total{{service="default",backend="{name}",direction="{direction}"}}"#
+        ));
+        assert_eq!(counted, b[format!("tunnel_bytes_{direction}")].as_f64(), "{direction}");
+        assert!(counted.is_some_and(|n| n >= at_least), "{direction}: {counted:?}");
+    }
+
+    w1.kill();
+    let r = client::get_with(i.listen, "/", Some(&cookie)).unwrap();
+    assert_eq!(r.whoami().as_deref(), Some("w2"), "{}", r.body);
+    let failovers = i.metric(r#"swarm_sticky_failovers_total{service="default",backend="w1"}"#);
+    assert_eq!(failovers, Some(1.0));
+    assert_eq!(backend(&i.admin_json("/api/status"), "w1")["failovers"], 1);
 }

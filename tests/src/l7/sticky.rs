@@ -26,9 +26,21 @@ async fn stickiness_200_per_backend() {
     }
     assert_eq!(cookies.len(), 3, "SWRR spreads new sessions over all backends");
     for (name, cookie) in &cookies {
+        // What the value carries: the backend's identity (its name here),
+        // never where it is, in text or in binary.
+        use base64::Engine as _;
+        let value = cookie.split_once('=').unwrap().1;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value).unwrap();
+        let addr = backends.iter().find(|b| &b.name == name).unwrap().addr;
+        let holds = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+        assert!(holds(name.as_bytes()), "the cookie names {name}: {raw:?}");
+        let std::net::IpAddr::V4(ip) = addr.ip() else {
+            unreachable!()
+        };
+        let binary = [&ip.octets()[..], &addr.port().to_be_bytes()[..]].concat();
         assert!(
-            !cookie.contains("127.0.0.1") && !cookie.contains(name.as_str()),
-            "opaque: {cookie}"
+            !holds(addr.to_string().as_bytes()) && !holds(b"127.0.0.1") && !holds(&binary) && !holds(&ip.octets()),
+            "the cookie holds {addr}: {raw:?}"
         );
         let mut c = Client::connect(p.addr).await;
         for _ in 0..200 {

@@ -209,6 +209,17 @@ fn v2_and_own_labels_work_and_a_bad_label_is_reported() {
             w["service"] == bad.name.as_str() && w["warning"].as_str().is_some_and(|t| t.contains("not a port"))
         });
     assert!(listed, "the bad label is not on the admin API: {view}");
+    // And /metrics says the same.
+    let metric = |series: &str| crate::harness::client::metric(admin, series);
+    assert_eq!(metric("swarm_sticky_docker_connected"), Some(1.0));
+    assert!(
+        metric("swarm_sticky_backend_table_age_seconds").is_some_and(|a| (0.0..60.0).contains(&a)),
+        "{:?}",
+        metric("swarm_sticky_backend_table_age_seconds")
+    );
+    let listed = view["warnings"].as_array().map_or(0, Vec::len);
+    assert!(listed > 0);
+    assert_eq!(metric("swarm_sticky_label_warnings"), Some(listed as f64));
 }
 
 /// `docker service update --force` (a rolling update, one task at a time)

@@ -91,6 +91,17 @@ fn serving_goes_on_while_the_daemon_is_down_and_changes_are_seen_after() {
         &mut check,
     );
     assert!(view["last_error"].is_string(), "{view}");
+    let metric = |series: &str| crate::harness::client::metric(admin, series);
+    assert_eq!(
+        metric("swarm_sticky_docker_connected"),
+        Some(0.0),
+        "/metrics says disconnected too"
+    );
+    assert!(
+        metric("swarm_sticky_backend_table_age_seconds").is_some_and(|a| a > 3.0),
+        "the table's age in /metrics: {:?}",
+        metric("swarm_sticky_backend_table_age_seconds")
+    );
     assert_eq!(
         spread(addr, "/", 8),
         before,
@@ -110,6 +121,10 @@ fn serving_goes_on_while_the_daemon_is_down_and_changes_are_seen_after() {
         || {},
     );
     assert!(view["table_age_secs"].as_f64().is_some_and(|a| a < 5.0), "{view}");
+    assert_eq!(
+        crate::harness::client::metric(admin, "swarm_sticky_docker_connected"),
+        Some(1.0)
+    );
     drop(restart);
     eprintln!(
         "daemon answered {pinged:?} after its start; reconnected after {:?}",

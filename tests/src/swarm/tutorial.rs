@@ -180,6 +180,27 @@ fn tutorial_case(tag: &str, mode: &[&str], tasks: usize) {
         );
         assert!(task["node"].as_str().is_some_and(|n| !n.is_empty()), "{b}");
     }
+    // The cookie names a task's identity, never an overlay address.
+    use base64::Engine as _;
+    let value = cookie.split_once('=').expect("name=value").1;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value)
+        .expect("base64url");
+    let holds = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        backends
+            .iter()
+            .any(|b| holds(b["name"].as_str().unwrap_or("-").as_bytes())),
+        "the cookie names none of the tasks: {raw:?}"
+    );
+    for b in backends {
+        let addr: SocketAddr = b["addr"].as_str().and_then(|a| a.parse().ok()).expect("addr");
+        let std::net::IpAddr::V4(ip) = addr.ip() else { continue };
+        assert!(
+            !holds(addr.ip().to_string().as_bytes()) && !holds(&ip.octets()),
+            "the cookie holds {addr}: {raw:?}"
+        );
+    }
 }
 
 /// `--replicas 3`: sticky with the cookie, spread over the 3 tasks without.
