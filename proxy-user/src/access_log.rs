@@ -22,10 +22,10 @@ use std::{
 
 use serde::Serialize;
 
-use crate::stats::Decision;
+use crate::sticky::Decision;
 
 /// Line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessLogFormat {
     /// No access log (the default).
     Off,
@@ -34,6 +34,28 @@ pub enum AccessLogFormat {
     /// NCSA common log format, followed by service, backend, sticky
     /// decision and duration.
     Common,
+}
+
+impl std::str::FromStr for AccessLogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(Self::Off),
+            "json" => Ok(Self::Json),
+            "common" => Ok(Self::Common),
+            other => Err(format!("{other:?} is not one of off, json, common")),
+        }
+    }
+}
+
+/// Where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    /// The line format (`Off`: no log).
+    pub format: AccessLogFormat,
+    /// Append to this file; stdout without one.
+    pub file: Option<PathBuf>,
 }
 
 /// Why the access log cannot be opened.
@@ -94,11 +116,15 @@ pub struct Entry<'a> {
 }
 
 impl AccessLog {
-    /// Opens the log; `None` for [`AccessLogFormat::Off`].
+    /// Opens the log `cfg` describes; `None` for [`AccessLogFormat::Off`].
     ///
     /// # Errors
     /// When the file cannot be opened for appending.
-    pub fn open(format: AccessLogFormat, file: Option<&Path>) -> Result<Option<Self>, AccessLogError> {
+    pub fn open(cfg: &AccessLogConfig) -> Result<Option<Self>, AccessLogError> {
+        Self::open_as(cfg.format, cfg.file.as_deref())
+    }
+
+    fn open_as(format: AccessLogFormat, file: Option<&Path>) -> Result<Option<Self>, AccessLogError> {
         if format == AccessLogFormat::Off {
             return Ok(None);
         }

@@ -28,7 +28,7 @@ mod views;
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex, atomic::Ordering},
+    sync::{Arc, Mutex, OnceLock, atomic::Ordering},
     time::Instant,
 };
 
@@ -41,54 +41,108 @@ use serde::Serialize;
 use tracing::{debug, warn};
 
 use self::actions::Credentials;
-use crate::{balance::Balancer, config::AdminAccess, dataplane::Dataplane, sources::Sources, worker::WorkerStats};
+use crate::{
+    balance::Balancer, dataplane::Dataplane, discovery::DiscoveryStatus, error::FieldError, sources::Sources,
+    worker::WorkerStats,
+};
 
-/// Re-reads the configuration; `Err` carries why the new one was rejected
+/// Re-reads the configuration; `Err` says why the new one was refused
 /// (the running one stays).
-pub type ReloadHook = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+pub type ReloadHook = Arc<dyn Fn() -> Result<(), FieldError> + Send + Sync>;
 
-/// What the admin API reads and acts on.
-pub struct AdminState {
+/// Who may use the admin API.
+#[derive(Clone, Default)]
+pub struct AdminAccess {
+    /// Bearer token for write actions (and for reads from off-host);
+    /// `None` disables write actions.
+    pub token: Option<String>,
+    /// Read endpoints answer any client, not only loopback.
+    pub public_read: bool,
+}
+
+impl std::fmt::Debug for AdminAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAccess")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("public_read", &self.public_read)
+            .finish()
+    }
+}
+
+/// Shortest admin token accepted: a guessable token is worse than none.
+pub const MIN_ADMIN_TOKEN: usize = 16;
+
+impl AdminAccess {
+    /// Reads a token file (whitespace around the token is ignored).
+    ///
+    /// # Errors
+    /// When the file cannot be read or the token is shorter than
+    /// [`MIN_ADMIN_TOKEN`] characters or has spaces inside.
+    pub fn read_token(path: &std::path::Path) -> Result<String, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let token = text.trim();
+        if token.len() < MIN_ADMIN_TOKEN || token.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "{} must hold one token of at least {MIN_ADMIN_TOKEN} characters without spaces (e.g. `openssl rand -hex 32`)",
+                path.display()
+            ));
+        }
+        Ok(token.to_owned())
+    }
+}
+
+/// What the admin API reads and acts on once the process serves.
+pub struct Parts {
     /// The data plane (eBPF maps are read on request).
     pub dataplane: Arc<Mutex<Dataplane>>,
     /// Per-worker counters, by worker index.
     pub workers: Vec<Arc<WorkerStats>>,
-    /// Set once every worker runs.
-    pub ready: std::sync::atomic::AtomicBool,
-    /// The routing table and backend state, when the workers proxy.
-    pub balancer: Option<Arc<Balancer>>,
-    /// Where services come from (Docker discovery state and warnings).
-    pub sources: Option<Arc<Sources>>,
+    /// The routing table and backend state.
+    pub balancer: Arc<Balancer>,
+    /// The services' sources (their warnings).
+    pub sources: Arc<Sources>,
+    /// The Docker watcher's state, with `--docker`.
+    pub discovery: Option<Arc<Mutex<DiscoveryStatus>>>,
     /// The reload action.
-    pub reload: Option<ReloadHook>,
+    pub reload: ReloadHook,
+}
+
+/// The admin API's state. It serves from the start of the process:
+/// `/healthz` answers at once, `/readyz` says 503 until the workers run
+/// and again while the process drains, and the other reads answer 503
+/// until the [`Parts`] are there.
+pub struct AdminState {
+    /// Set once every worker runs, cleared when draining starts.
+    pub ready: std::sync::atomic::AtomicBool,
     /// Token and read policy.
     pub access: AdminAccess,
-    /// When the process started serving.
+    /// When the process started.
     pub started: Instant,
+    parts: OnceLock<Parts>,
     rate: rate::RateHistory,
 }
 
 impl AdminState {
-    /// The state of a process about to serve.
-    pub fn new(
-        dataplane: Arc<Mutex<Dataplane>>,
-        workers: Vec<Arc<WorkerStats>>,
-        balancer: Option<Arc<Balancer>>,
-        sources: Option<Arc<Sources>>,
-        reload: Option<ReloadHook>,
-        access: AdminAccess,
-    ) -> Self {
+    /// The state of a process that is starting.
+    pub fn new(access: AdminAccess) -> Self {
         Self {
-            dataplane,
-            workers,
             ready: false.into(),
-            balancer,
-            sources,
-            reload,
             access,
             started: Instant::now(),
+            parts: OnceLock::new(),
             rate: rate::RateHistory::default(),
         }
+    }
+
+    /// Hands over what the API reads, once the process serves; only the
+    /// first call counts.
+    pub fn serve(&self, parts: Parts) {
+        let _ = self.parts.set(parts);
+    }
+
+    /// What the API reads, once the process serves.
+    pub fn parts(&self) -> Option<&Parts> {
+        self.parts.get()
     }
 }
 
@@ -139,12 +193,15 @@ fn route(state: &AdminState, peer: SocketAddr, req: &Request<Incoming>) -> Reply
     if let Err(refusal) = may_read(peer, host, creds, state.access.public_read) {
         return actions::unauthorized(refusal);
     }
+    let Some(parts) = state.parts() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n");
+    };
     match path {
-        "/api/status" => json(&views::status(state)),
-        "/api/services" => json(&views::services(state)),
-        "/api/discovery" => json(&views::discovery(state)),
+        "/api/status" => json(&views::status(state, parts)),
+        "/api/services" => json(&crate::status::services(&parts.balancer)),
+        "/api/discovery" => json(&views::discovery(parts)),
         "/api/rate" => json(&state.rate.points()),
-        "/metrics" => match views::scrape(state).encode() {
+        "/metrics" => match views::scrape(parts).encode() {
             Ok(body) => reply(StatusCode::OK, crate::metrics::CONTENT_TYPE, body),
             Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n"),
         },
@@ -202,9 +259,8 @@ async fn sample_rate(state: Arc<AdminState>) {
     loop {
         tick.tick().await;
         let now = Instant::now();
-        state
-            .rate
-            .record(crate::cookie::unix_now(), views::total_requests(&state), now - last);
+        let total = state.parts().map_or(0, |p| views::total_requests(&p.balancer));
+        state.rate.record(crate::cookie::unix_now(), total, now - last);
         last = now;
     }
 }

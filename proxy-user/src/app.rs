@@ -1,16 +1,20 @@
-//! Wiring: data plane, workers, admin listener and signals.
+//! The process: [`App::build`] sets up every part from a valid
+//! [`Config`], [`App::run`] starts the workers and the background work (by
+//! name) and waits for signals.
 //!
-//! The order is fixed: the configuration is already valid when [`run`] is
-//! called; then the admin listener and the data plane are set up (a
-//! failure there exits before any worker runs), the workers start, and
-//! the main thread waits for signals. SIGTERM or SIGINT drains: this
+//! The order is fixed. The admin listener comes first, so that `/healthz`
+//! answers and `/readyz` says 503 while the rest starts (reading the
+//! cluster key can wait on Docker for a few seconds). Then the keys, the
+//! access log, the balancer and the data plane; a failure there exits
+//! before any worker runs. `run` starts the workers, the health checks,
+//! the Docker follower and the cluster key follower, and turns ready.
+//! SIGHUP re-reads the static services. SIGTERM or SIGINT drains: this
 //! process leaves the eBPF steering (a successor, if any, keeps the
 //! published ports), workers stop accepting after a short linger, finish
 //! in-flight requests within the grace period, and the process exits.
-//! SIGHUP calls the reload hook.
 
 use std::{
-    sync::{Arc, Mutex, atomic::Ordering},
+    sync::{Arc, Mutex, PoisonError, atomic::Ordering},
     time::Duration,
 };
 
@@ -22,134 +26,213 @@ use tokio::{
 use tracing::{info, warn};
 
 use crate::{
-    admin::{self, AdminState, ReloadHook},
-    config::Config,
-    dataplane::{Active, Dataplane},
-    worker::{ConnectionHandler, Shutdown, StopPolicy, Worker, WorkerSpec, WorkerStats},
+    access_log::AccessLog,
+    admin::{self, AdminState, Parts, ReloadHook},
+    balance::{Balancer, spawn_health_checks},
+    config::{Config, KeyUse, ServicesSource},
+    cookie::KeyringHandle,
+    dataplane::{Dataplane, Steering},
+    discovery::{self, DiscoveryStatus, cluster_key},
+    error::FieldError,
+    proxy::Proxy,
+    sources::Sources,
+    worker::{Shutdown, StopPolicy, Worker, WorkerSpec, WorkerStats},
 };
 
 /// How long a stopping worker keeps accepting: long enough for handshakes
 /// the kernel steered to it just before a successor took over to complete.
 const HANDOVER_LINGER: Duration = Duration::from_millis(300);
 
-/// What the caller plugs into the main runtime.
-pub struct Hooks {
-    /// Called on SIGHUP and by the admin API's reload action.
-    pub reload: Option<ReloadHook>,
-    /// Called once inside the main runtime, after the workers started
-    /// (background tasks such as health checks are spawned here).
-    pub on_start: Box<dyn FnOnce() + Send>,
-    /// The routing table, shown by the admin API.
-    pub balancer: Option<Arc<crate::balance::Balancer>>,
-    /// The service sources (Docker discovery), shown by the admin API.
-    pub sources: Option<Arc<crate::sources::Sources>>,
+/// Every part of a process that serves, set up and not yet running.
+pub struct App {
+    config: Config,
+    /// Admin API, health checks, discovery and signals (one thread).
+    runtime: tokio::runtime::Runtime,
+    admin: Arc<AdminState>,
+    balancer: Arc<Balancer>,
+    keyring: KeyringHandle,
+    /// The key derived from the join token at start, if it was read.
+    cluster_key: Option<[u8; 32]>,
+    sources: Arc<Sources>,
+    proxy: Arc<Proxy>,
+    dataplane: Arc<Mutex<Dataplane>>,
+    /// `sockets[worker][published address]`.
+    sockets: Vec<Vec<std::net::TcpListener>>,
 }
 
-/// Runs until SIGTERM/SIGINT and the drain that follows.
-///
-/// # Errors
-/// When the admin listener or the data plane cannot be set up.
-pub fn run(config: &Config, handler: Arc<dyn ConnectionHandler>, hooks: Hooks) -> anyhow::Result<()> {
-    let Hooks {
-        reload,
-        on_start,
-        balancer,
-        sources,
-    } = hooks;
-    raise_nofile_limit();
-    let admin_listener = std::net::TcpListener::bind(config.admin)
-        .with_context(|| format!("bind the admin listener {} (--admin)", config.admin))?;
-    admin_listener.set_nonblocking(true).context("admin listener")?;
-
-    let (dataplane, sockets) = Dataplane::start(&config.dataplane).context("set up steering")?;
-    let steering = match &dataplane.active {
-        Active::Ebpf { xdp: Some(mode), .. } => format!("ebpf (xdp {mode})"),
-        Active::Ebpf { .. } => "ebpf".to_string(),
-        Active::Reuseport { .. } => "reuseport".to_string(),
-        Active::Shared => "shared".to_string(),
-    };
-    let dataplane = Arc::new(Mutex::new(dataplane));
-
-    let (stop_tx, stop) = Shutdown::new();
-    let policy = StopPolicy {
-        linger: HANDOVER_LINGER,
-        grace: config.grace_period,
-    };
-    let mut stats = Vec::new();
-    let mut workers = Vec::new();
-    for (index, listeners) in sockets.into_iter().enumerate() {
-        let s = Arc::new(WorkerStats::default());
-        stats.push(s.clone());
-        let spec = WorkerSpec {
-            index,
-            listeners,
-            handler: handler.clone(),
-            stats: s,
-            max_connections: config.max_connections,
-        };
-        workers.push(Worker::spawn(spec, stop.clone(), policy).context("start a worker")?);
+impl App {
+    /// Sets up the admin listener, the keys, the access log, the balancer,
+    /// the service sources and the data plane.
+    ///
+    /// # Errors
+    /// When a listener cannot be bound, the keys or the access log cannot
+    /// be read, or steering cannot be set up.
+    pub fn build(config: Config) -> anyhow::Result<Self> {
+        raise_nofile_limit();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("main")
+            .enable_all()
+            .build()
+            .context("main runtime")?;
+        let admin = Arc::new(AdminState::new(config.admin_access.clone()));
+        let listener = std::net::TcpListener::bind(config.admin)
+            .with_context(|| format!("bind the admin listener {} (--admin)", config.admin))?;
+        listener.set_nonblocking(true).context("admin listener")?;
+        {
+            let _in_runtime = runtime.enter();
+            let listener = tokio::net::TcpListener::from_std(listener).context("admin listener")?;
+            runtime.spawn(admin::serve(listener, admin.clone()));
+        }
+        let keys = config.keys.load(KeyUse::Serve)?;
+        let access_log = AccessLog::open(&config.access_log)?;
+        let balancer = Arc::new(Balancer::new(config.services.clone()));
+        let keyring = KeyringHandle::new(keys.keyring);
+        let proxy = Proxy::new(balancer.clone(), keyring.clone(), access_log);
+        let sources = Sources::new(balancer.clone(), config.services.clone());
+        let (dataplane, sockets) = Dataplane::start(&config.dataplane).context("set up steering")?;
+        Ok(Self {
+            config,
+            runtime,
+            admin,
+            balancer,
+            keyring,
+            cluster_key: keys.cluster_key,
+            sources,
+            proxy,
+            dataplane: Arc::new(Mutex::new(dataplane)),
+            sockets,
+        })
     }
-    let state = Arc::new(AdminState::new(
-        dataplane.clone(),
-        stats,
-        balancer,
-        sources,
-        reload.clone(),
-        config.admin_access.clone(),
-    ));
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("main runtime")?;
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(admin_listener).context("admin listener")?;
-        tokio::spawn(admin::serve(listener, state.clone()));
-        spawn_ebpf_log(&dataplane);
-        on_start();
-        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-        state.ready.store(true, Ordering::Release);
-        let listen: Vec<String> = config.dataplane.listen.iter().map(ToString::to_string).collect();
-        info!(listen = %listen.join(","), workers = workers.len(), steering = %steering, admin = %config.admin, "ready");
-        loop {
-            tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => {
-                    info!("SIGHUP: reloading the configuration");
-                    if let Some(Err(err)) = reload.as_ref().map(|r| r()) {
-                        tracing::error!("reload rejected, keeping the running configuration: {err}");
+    /// Serves until SIGTERM or SIGINT and the drain that follows.
+    ///
+    /// # Errors
+    /// When a worker, a signal handler or the runtime cannot be started.
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let (stop_tx, stop) = Shutdown::new();
+        let (workers, stats) = self.spawn_workers(&stop)?;
+        let steering = lock(&self.dataplane).steering.to_string();
+        let discovery = self.config.docker.as_ref().map(|_| Arc::default());
+        self.admin.serve(Parts {
+            dataplane: self.dataplane.clone(),
+            workers: stats,
+            balancer: self.balancer.clone(),
+            sources: self.sources.clone(),
+            discovery: discovery.clone(),
+            reload: reload_hook(self.config.services_source.clone(), self.sources.clone()),
+        });
+        self.runtime.block_on(async {
+            spawn_ebpf_log(&self.dataplane);
+            self.start_health_checks();
+            self.follow_docker(discovery);
+            self.follow_cluster_key();
+            let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+            let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+            let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+            self.admin.ready.store(true, Ordering::Release);
+            let listen: Vec<String> = self.config.dataplane.listen.iter().map(ToString::to_string).collect();
+            info!(listen = %listen.join(","), workers = workers.len(), steering = %steering, admin = %self.config.admin, "ready");
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => {
+                        info!("SIGHUP: reloading the configuration");
+                        if let Err(err) = reload(&self.config.services_source, &self.sources) {
+                            tracing::error!("reload rejected, keeping the running configuration: {err}");
+                        }
                     }
                 }
             }
+            info!(grace = ?self.config.grace_period, "draining");
+            self.admin.ready.store(false, Ordering::Release);
+            lock(&self.dataplane).leave();
+            let _ = stop_tx.send(true);
+            let joined = tokio::task::spawn_blocking(move || workers.into_iter().for_each(Worker::join));
+            tokio::select! {
+                _ = joined => info!("drained; exiting"),
+                _ = term.recv() => warn!("second SIGTERM: exiting without waiting"),
+                _ = int.recv() => warn!("second SIGINT: exiting without waiting"),
+            }
+            anyhow::Ok(())
+        })?;
+        // Background tasks (discovery, health checks) end with the runtime.
+        self.runtime.shutdown_background();
+        Ok(())
+    }
+
+    /// One worker thread per socket set, each serving the proxy.
+    fn spawn_workers(&mut self, stop: &Shutdown) -> anyhow::Result<(Vec<Worker>, Vec<Arc<WorkerStats>>)> {
+        let policy = StopPolicy {
+            linger: HANDOVER_LINGER,
+            grace: self.config.grace_period,
+        };
+        let mut stats = Vec::new();
+        let mut workers = Vec::new();
+        for (index, listeners) in std::mem::take(&mut self.sockets).into_iter().enumerate() {
+            let s = Arc::new(WorkerStats::default());
+            stats.push(s.clone());
+            let spec = WorkerSpec {
+                index,
+                listeners,
+                handler: self.proxy.clone(),
+                stats: s,
+                max_connections: self.config.max_connections,
+            };
+            workers.push(Worker::spawn(spec, stop.clone(), policy).context("start a worker")?);
         }
-        info!(grace = ?config.grace_period, "draining");
-        state.ready.store(false, Ordering::Release);
-        match dataplane.lock() {
-            Ok(mut dp) => dp.leave(),
-            Err(poisoned) => poisoned.into_inner().leave(),
+        Ok((workers, stats))
+    }
+
+    /// The active health checks of services that have them.
+    fn start_health_checks(&self) {
+        spawn_health_checks(self.balancer.clone());
+    }
+
+    /// With `--docker`: discovery, publishing into the sources.
+    fn follow_docker(&self, status: Option<Arc<Mutex<DiscoveryStatus>>>) {
+        let (Some(cfg), Some(status)) = (&self.config.docker, status) else {
+            return;
+        };
+        let discovered = discovery::follow(cfg.clone(), status);
+        tokio::spawn(self.sources.clone().follow(discovered));
+    }
+
+    /// With a key derived from the join token: its rotations.
+    fn follow_cluster_key(&self) {
+        if let (crate::config::KeySource::Cluster { docker_host, .. }, Some(docker)) =
+            (&self.config.keys, &self.config.docker)
+        {
+            tokio::spawn(cluster_key::follow(
+                self.keyring.clone(),
+                docker_host.clone(),
+                docker.resync,
+                self.cluster_key,
+            ));
         }
-        let _ = stop_tx.send(true);
-        let joined = tokio::task::spawn_blocking(move || workers.into_iter().for_each(Worker::join));
-        tokio::select! {
-            _ = joined => info!("drained; exiting"),
-            _ = term.recv() => warn!("second SIGTERM: exiting without waiting"),
-            _ = int.recv() => warn!("second SIGINT: exiting without waiting"),
-        }
-        anyhow::Ok(())
-    })
+    }
+}
+
+/// Re-reads the static services; a refused file leaves the running ones.
+fn reload(source: &ServicesSource, sources: &Sources) -> Result<(), FieldError> {
+    sources.set_static(source.load()?);
+    Ok(())
+}
+
+fn reload_hook(source: ServicesSource, sources: Arc<Sources>) -> ReloadHook {
+    Arc::new(move || reload(&source, &sources))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Forwards the steering program's aya-log records into our log.
-fn spawn_ebpf_log(dataplane: &Arc<Mutex<Dataplane>>) {
-    let logger = match dataplane.lock() {
-        Ok(mut dp) => match &mut dp.active {
-            Active::Ebpf { steering, .. } => steering.take_logger(),
-            Active::Reuseport { .. } | Active::Shared => None,
-        },
-        Err(_) => None,
+fn spawn_ebpf_log(dataplane: &Mutex<Dataplane>) {
+    let logger = match &mut lock(dataplane).steering {
+        Steering::Ebpf { steering, .. } => steering.take_logger(),
+        Steering::Reuseport { .. } | Steering::Shared => None,
     };
     let Some(logger) = logger else { return };
     // SAFETY: the logger owns its ring-buffer fd and is moved into the

@@ -1,14 +1,41 @@
-//! The command line: `swarm-sticky run | demo | whoami | probe | cookie decode | check-config`.
+//! The command line: `swarm-sticky run | demo | whoami | probe | cookie
+//! decode | check-config` (and the hidden `anchor`).
 //!
 //! Every flag of `run` also reads a `SWARM_STICKY_*` environment variable
 //! (listed in `--help`); repeatable flags take a comma-separated list there.
-//! This module only parses; [`crate::config`] validates.
+//! This module only describes the flags: it imports nothing of the library,
+//! and [`crate::config`] alone turns them into configuration. Flags that
+//! `run` and `cookie decode` share are groups ([`ServiceArgs`],
+//! [`KeyArgs`], [`DockerArgs`]) that both flatten, so they cannot drift
+//! apart. The defaults are the constants below, which the demo uses too.
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    Args, Parser, Subcommand,
+    builder::{PossibleValue, PossibleValuesParser},
+};
 
-pub use crate::access_log::AccessLogFormat;
+/// Admin listener of `run`.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9090";
+/// Where the generated cookie key and other state live.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/swarm-sticky";
+/// The Docker API.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+/// Where the engine keeps its network namespaces (`<exec-root>/netns`).
+pub const DEFAULT_DOCKER_NETNS_DIR: &str = "/var/run/docker/netns";
+/// Seconds between full re-lists of the Docker API.
+pub const DEFAULT_RESYNC_SECS: u64 = 5;
+/// Where bpffs is (or gets) mounted.
+pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
+/// Seconds to finish in-flight requests after SIGTERM.
+pub const DEFAULT_GRACE_PERIOD_SECS: u64 = 30;
+/// Open client connections per worker.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
+/// SYNs allowed above the SYN guard's rate.
+pub const DEFAULT_SYN_BURST: u32 = 20;
+/// The balancer address of `demo`.
+pub const DEFAULT_DEMO_LISTEN: &str = "127.0.0.1:8080";
 
 /// Sticky sessions for Docker Swarm.
 #[derive(Debug, Parser)]
@@ -50,6 +77,57 @@ pub enum CookieCommand {
     Decode(CookieDecodeArgs),
 }
 
+/// Which services exist: shared by `run` and `cookie decode`.
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// TOML configuration file with services, rules, backends and health checks.
+    #[arg(long, value_name = "FILE", env = "SWARM_STICKY_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Static backend NAME=URL (repeatable); together they form one service
+    /// routed with PathPrefix:/.
+    #[arg(
+        long = "backend",
+        value_name = "NAME=URL",
+        env = "SWARM_STICKY_BACKEND",
+        value_delimiter = ','
+    )]
+    pub backends: Vec<String>,
+
+    /// Name of the sticky cookie (default: `_` and five hex digits derived
+    /// from the service name).
+    #[arg(long, value_name = "NAME", env = "SWARM_STICKY_COOKIE_NAME")]
+    pub cookie_name: Option<String>,
+}
+
+/// Where the cookie keys come from: shared by `run` and `cookie decode`.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// File with the cookie signing key(s): one per line, the first signs,
+    /// all verify. Default: with --docker, a key derived from the swarm's
+    /// manager join token; otherwise a random key kept in the state directory.
+    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_COOKIE_KEY_FILE")]
+    pub cookie_key_file: Option<PathBuf>,
+
+    /// Directory for the generated cookie key and other state.
+    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
+
+/// The Docker API: shared by `run` and `cookie decode`.
+#[derive(Debug, Args)]
+pub struct DockerArgs {
+    /// Discover services and their tasks from the Docker API (Swarm
+    /// services selected by labels; see the README), and derive the cookie
+    /// key from the swarm's manager join token.
+    #[arg(long, env = "SWARM_STICKY_DOCKER")]
+    pub docker: bool,
+
+    /// The Docker API.
+    #[arg(long, value_name = "URL", env = "SWARM_STICKY_DOCKER_HOST", default_value = DEFAULT_DOCKER_HOST)]
+    pub docker_host: String,
+}
+
 /// Flags of `swarm-sticky cookie decode`.
 #[derive(Debug, Args)]
 pub struct CookieDecodeArgs {
@@ -62,49 +140,17 @@ pub struct CookieDecodeArgs {
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
 
-    /// Configuration file (services, cookie names and Max-Age).
-    #[arg(long, value_name = "FILE", env = "SWARM_STICKY_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// Services, as given to `run`.
+    #[command(flatten)]
+    pub services: ServiceArgs,
 
-    /// Static backends as given to `run` (they name the default service).
-    #[arg(
-        long = "backend",
-        value_name = "NAME=URL",
-        env = "SWARM_STICKY_BACKEND",
-        value_delimiter = ','
-    )]
-    pub backends: Vec<String>,
+    /// Keys, as given to `run`.
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
-    /// Cookie name as given to `run`.
-    #[arg(long, value_name = "NAME", env = "SWARM_STICKY_COOKIE_NAME")]
-    pub cookie_name: Option<String>,
-
-    /// File with the cookie key(s), as given to `run`.
-    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_COOKIE_KEY_FILE")]
-    pub cookie_key_file: Option<PathBuf>,
-
-    /// State directory holding the generated key, as given to `run`.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "SWARM_STICKY_STATE_DIR",
-        default_value = "/var/lib/swarm-sticky"
-    )]
-    pub state_dir: PathBuf,
-
-    /// Use the key derived from the swarm's manager join token (as `run
-    /// --docker` does without a key file).
-    #[arg(long, env = "SWARM_STICKY_DOCKER")]
-    pub docker: bool,
-
-    /// The Docker API to read the join token from.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SWARM_STICKY_DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock"
-    )]
-    pub docker_host: String,
+    /// The Docker API, as given to `run`.
+    #[command(flatten)]
+    pub docker: DockerArgs,
 
     /// Reject cookies older than this many seconds (default: the service's Max-Age).
     #[arg(long, value_name = "SECS")]
@@ -123,27 +169,30 @@ pub struct CheckConfigArgs {
     pub file: PathBuf,
 }
 
-/// How new connections reach the workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Steering {
-    /// eBPF when this process may load it, SO_REUSEPORT otherwise (with a warning).
-    Auto,
-    /// eBPF sk_lookup only; exit with an error when it cannot be loaded.
-    Ebpf,
-    /// One SO_REUSEPORT listening socket per worker on each published address.
-    Reuseport,
-    /// One listening socket per published address that every worker accepts
-    /// from (the classic shared accept loop; a baseline for benchmarks).
-    Shared,
+fn steering_values() -> PossibleValuesParser {
+    PossibleValuesParser::new([
+        PossibleValue::new("auto").help("eBPF when this process may load it, SO_REUSEPORT otherwise (with a warning)"),
+        PossibleValue::new("ebpf").help("eBPF sk_lookup only; exit with an error when it cannot be loaded"),
+        PossibleValue::new("reuseport").help("one SO_REUSEPORT listening socket per worker on each published address"),
+        PossibleValue::new("shared")
+            .help("one socket per published address that every worker accepts from (a benchmark baseline)"),
+    ])
 }
 
-/// Format of the log lines on stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
+fn log_format_values() -> PossibleValuesParser {
+    PossibleValuesParser::new([
+        PossibleValue::new("text").help("human-readable lines"),
+        PossibleValue::new("json").help("one JSON object per line"),
+    ])
+}
+
+fn access_log_values() -> PossibleValuesParser {
+    PossibleValuesParser::new([
+        PossibleValue::new("off").help("no access log"),
+        PossibleValue::new("json").help("one JSON object per request"),
+        PossibleValue::new("common")
+            .help("NCSA common log format, then service, backend, sticky decision and duration"),
+    ])
 }
 
 /// Flags of `swarm-sticky run`.
@@ -158,75 +207,30 @@ pub struct RunArgs {
     )]
     pub listen: Vec<SocketAddr>,
 
-    /// Static backend NAME=URL (repeatable); together they form one service
-    /// routed with PathPrefix:/.
-    #[arg(
-        long = "backend",
-        value_name = "NAME=URL",
-        env = "SWARM_STICKY_BACKEND",
-        value_delimiter = ','
-    )]
-    pub backends: Vec<String>,
+    /// Which services exist.
+    #[command(flatten)]
+    pub services: ServiceArgs,
 
-    /// Discover services and their tasks from the Docker API (Swarm
-    /// services selected by labels; see the README).
-    #[arg(long, env = "SWARM_STICKY_DOCKER")]
-    pub docker: bool,
+    /// Where the cookie keys come from.
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
-    /// The Docker API to discover from.
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "SWARM_STICKY_DOCKER_HOST",
-        default_value = "unix:///var/run/docker.sock"
-    )]
-    pub docker_host: String,
+    /// The Docker API.
+    #[command(flatten)]
+    pub docker: DockerArgs,
 
     /// Where the engine keeps its network namespaces (`<exec-root>/netns`).
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "SWARM_STICKY_DOCKER_NETNS_DIR",
-        default_value = "/var/run/docker/netns"
-    )]
+    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_DOCKER_NETNS_DIR", default_value = DEFAULT_DOCKER_NETNS_DIR)]
     pub docker_netns_dir: PathBuf,
 
     /// Seconds between full re-lists of the Docker API (events trigger
     /// re-lists in between).
-    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_RESYNC", default_value_t = 5)]
+    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_RESYNC", default_value_t = DEFAULT_RESYNC_SECS)]
     pub resync: u64,
 
-    /// TOML configuration file with services, rules, backends and health checks.
-    #[arg(long, value_name = "FILE", env = "SWARM_STICKY_CONFIG")]
-    pub config: Option<PathBuf>,
-
     /// Admin listener (JSON API, metrics, dashboard).
-    #[arg(
-        long,
-        value_name = "ADDR",
-        env = "SWARM_STICKY_ADMIN",
-        default_value = "127.0.0.1:9090"
-    )]
+    #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_ADMIN", default_value = DEFAULT_ADMIN)]
     pub admin: SocketAddr,
-
-    /// Name of the sticky cookie (default: `_` and five hex digits derived
-    /// from the service name).
-    #[arg(long, value_name = "NAME", env = "SWARM_STICKY_COOKIE_NAME")]
-    pub cookie_name: Option<String>,
-
-    /// File with the cookie signing key(s): one per line, the first signs,
-    /// all verify. Default: a random key kept in the state directory.
-    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_COOKIE_KEY_FILE")]
-    pub cookie_key_file: Option<PathBuf>,
-
-    /// Directory for the generated cookie key and other state.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "SWARM_STICKY_STATE_DIR",
-        default_value = "/var/lib/swarm-sticky"
-    )]
-    pub state_dir: PathBuf,
 
     /// Worker threads, each with its own listening socket and runtime
     /// (default: the number of CPUs).
@@ -234,8 +238,8 @@ pub struct RunArgs {
     pub workers: Option<usize>,
 
     /// How connections for the published addresses reach the workers.
-    #[arg(long, value_enum, env = "SWARM_STICKY_STEERING", default_value = "auto")]
-    pub steering: Steering,
+    #[arg(long, env = "SWARM_STICKY_STEERING", default_value = "auto", value_parser = steering_values())]
+    pub steering: String,
 
     /// Interface to attach the XDP counters (and SYN guard) to.
     #[arg(long, value_name = "IFACE", env = "SWARM_STICKY_XDP_IFACE")]
@@ -247,33 +251,28 @@ pub struct RunArgs {
     pub syn_rate: u32,
 
     /// SYN guard: burst of SYNs allowed above the rate.
-    #[arg(long, value_name = "N", env = "SWARM_STICKY_SYN_BURST", default_value_t = 20)]
+    #[arg(long, value_name = "N", env = "SWARM_STICKY_SYN_BURST", default_value_t = DEFAULT_SYN_BURST)]
     pub syn_burst: u32,
 
     /// Where bpffs is (or gets) mounted; pins live in `swarm-sticky/` below it.
-    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_BPFFS", default_value = "/sys/fs/bpf")]
+    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_BPFFS", default_value = DEFAULT_BPFFS)]
     pub bpffs: PathBuf,
 
     /// Seconds to finish in-flight requests after SIGTERM.
-    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_GRACE_PERIOD", default_value_t = 30)]
+    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_GRACE_PERIOD", default_value_t = DEFAULT_GRACE_PERIOD_SECS)]
     pub grace_period: u64,
 
     /// Open client connections per worker; more wait in the accept queue.
-    #[arg(
-        long,
-        value_name = "N",
-        env = "SWARM_STICKY_MAX_CONNECTIONS",
-        default_value_t = 25_000
-    )]
+    #[arg(long, value_name = "N", env = "SWARM_STICKY_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Log format on stderr.
-    #[arg(long, value_enum, env = "SWARM_STICKY_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    #[arg(long, env = "SWARM_STICKY_LOG_FORMAT", default_value = "text", value_parser = log_format_values())]
+    pub log_format: String,
 
-    /// Access log: one line per request (off, json, common).
-    #[arg(long, value_enum, env = "SWARM_STICKY_ACCESS_LOG", default_value = "off")]
-    pub access_log: AccessLogFormat,
+    /// Access log: one line per request.
+    #[arg(long, env = "SWARM_STICKY_ACCESS_LOG", default_value = "off", value_parser = access_log_values())]
+    pub access_log: String,
 
     /// Append the access log to this file instead of stdout.
     #[arg(long, value_name = "PATH", env = "SWARM_STICKY_ACCESS_LOG_FILE")]
@@ -295,12 +294,7 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Address of the balancer.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        env = "SWARM_STICKY_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
+    #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_LISTEN", default_value = DEFAULT_DEMO_LISTEN)]
     pub listen: SocketAddr,
 
     /// Workers (default: the number of CPUs).

@@ -1,15 +1,34 @@
-//! The validated configuration of a `run`.
+//! The validated configuration of every subcommand: the only module that
+//! reads the command line ([`crate::cli`]).
 //!
-//! [`Config::from_run_args`] turns the parsed command line (and the files
-//! it names) into plain data, and rejects anything invalid before a single
-//! socket is bound or a map is created. Each error names the offending
-//! flag or field; the binary exits with status 64 (`EX_USAGE`) on them.
+//! [`Config::from_run_args`] turns the flags of `run` (and the files they
+//! name) into typed sub-configurations owned by the parts that use them:
+//! the data plane's, the services (parsed once), the key source, the
+//! access log, the admin listener, the Docker watcher. Anything invalid is
+//! rejected before a socket is bound or a map is created, and each error
+//! names the flag or field; the binary exits with 64 (`EX_USAGE`) on them.
 
-use std::{collections::HashSet, net::SocketAddr, path::PathBuf, time::Duration};
+mod keys;
+mod services;
+
+use std::{collections::HashSet, net::SocketAddr, time::Duration};
 
 use proxy_common::{names::MAX_WORKERS, xdp::SynGuardConfig};
 
-use crate::cli::{LogFormat, RunArgs, Steering};
+pub use self::{
+    keys::{KeyError, KeySource, KeyUse, LoadedKeys},
+    services::ServicesSource,
+};
+use crate::{
+    access_log::{AccessLogConfig, AccessLogFormat},
+    admin::AdminAccess,
+    cli::{self, CookieDecodeArgs, DemoArgs, RunArgs},
+    dataplane::{DataplaneConfig, SteeringMode, XdpConfig},
+    discovery::DockerConfig,
+    error::FieldError,
+    inspect::DecodeConfig,
+    services::ServicesConfig,
+};
 
 /// Exit status for an invalid configuration (`EX_USAGE` from sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
@@ -47,117 +66,39 @@ pub enum ConfigError {
     /// A resync period of zero.
     #[error("--resync: must be at least 1 second")]
     Resync,
-    /// A service definition problem (from --backend or the config file),
-    /// naming the field, e.g. `services[1].backends[0].url`.
-    #[error("{field}: {message}")]
-    Field {
-        /// The flag or config path, e.g. `--backend[0]` or `services[1].cookie.name`.
-        field: String,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// A flag or field with a value that is not acceptable.
+    #[error(transparent)]
+    Field(#[from] FieldError),
 }
 
-impl ConfigError {
-    /// A problem with one named field.
-    pub fn field(field: &str, message: impl Into<String>) -> Self {
-        Self::Field {
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
+/// Format of the log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
-/// XDP attachment settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XdpConfig {
-    /// Interface name.
-    pub iface: String,
-    /// SYN guard settings (disabled unless `--syn-rate` > 0).
-    pub syn_guard: SynGuardConfig,
-}
-
-/// Everything the data plane (steering) needs.
-#[derive(Debug, Clone)]
-pub struct DataplaneConfig {
-    /// Published addresses, in `--listen` order.
-    pub listen: Vec<SocketAddr>,
-    /// Number of workers.
-    pub workers: usize,
-    /// Steering mode.
-    pub steering: Steering,
-    /// XDP counters, when asked for.
-    pub xdp: Option<XdpConfig>,
-    /// bpffs mount point.
-    pub bpffs: PathBuf,
-}
-
-/// Who may use the admin API.
-#[derive(Clone, Default)]
-pub struct AdminAccess {
-    /// Bearer token for write actions (and for reads from off-host);
-    /// `None` disables write actions.
-    pub token: Option<String>,
-    /// Read endpoints answer any client, not only loopback.
-    pub public_read: bool,
-}
-
-impl std::fmt::Debug for AdminAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminAccess")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("public_read", &self.public_read)
-            .finish()
-    }
-}
-
-/// Shortest admin token accepted: a guessable token is worse than none.
-pub const MIN_ADMIN_TOKEN: usize = 16;
-
-impl AdminAccess {
-    /// Reads `--admin-token-file` (whitespace around the token is ignored).
-    ///
-    /// # Errors
-    /// When the file cannot be read or the token is shorter than
-    /// [`MIN_ADMIN_TOKEN`] characters.
-    pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        let token = match &args.admin_token_file {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::field("--admin-token-file", format!("cannot read {}: {e}", path.display()))
-                })?;
-                let token = text.trim();
-                if token.len() < MIN_ADMIN_TOKEN || token.chars().any(char::is_whitespace) {
-                    return Err(ConfigError::field(
-                        "--admin-token-file",
-                        format!(
-                            "{} must hold one token of at least {MIN_ADMIN_TOKEN} characters without spaces (e.g. `openssl rand -hex 32`)",
-                            path.display()
-                        ),
-                    ));
-                }
-                Some(token.to_owned())
-            }
-        };
-        Ok(Self {
-            token,
-            public_read: args.admin_public_read,
-        })
-    }
-}
-
-/// The validated configuration of `swarm-sticky run`.
+/// The validated configuration of `swarm-sticky run` (and of the demo).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Steering and XDP.
     pub dataplane: DataplaneConfig,
+    /// The services of the flags and the file, parsed and validated.
+    pub services: ServicesConfig,
+    /// Where the services came from (re-read on SIGHUP).
+    pub services_source: ServicesSource,
+    /// Where the cookie keys come from.
+    pub keys: KeySource,
+    /// The access log.
+    pub access_log: AccessLogConfig,
     /// Admin listener address.
     pub admin: SocketAddr,
     /// Admin API access.
     pub admin_access: AdminAccess,
-    /// State directory (generated cookie key, …).
-    pub state_dir: PathBuf,
+    /// Docker discovery, when `--docker` is given.
+    pub docker: Option<DockerConfig>,
     /// Grace period for in-flight requests on SIGTERM.
     pub grace_period: Duration,
     /// Open connections per worker.
@@ -167,31 +108,92 @@ pub struct Config {
 }
 
 impl Config {
-    /// Validates the command line of `run`.
+    /// Validates the command line of `run`, reading the files it names
+    /// (services, admin token).
     ///
     /// # Errors
     /// The first problem found, naming the flag or field.
     pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        let dataplane = dataplane_from_args(args)?;
+        let dataplane = dataplane(args)?;
         if args.max_connections == 0 {
             return Err(ConfigError::MaxConnections);
         }
-        if args.docker && !args.docker_host.starts_with("unix:///") {
-            return Err(ConfigError::DockerHost(args.docker_host.clone()));
-        }
-        if args.docker && args.resync == 0 {
-            return Err(ConfigError::Resync);
-        }
+        let docker = args.docker.docker.then(|| docker(args)).transpose()?;
+        let services_source = ServicesSource::from_args(&args.services, args.docker.docker);
         Ok(Self {
             dataplane,
+            services: services_source.load()?,
+            services_source,
+            keys: KeySource::from_args(&args.keys, &args.docker),
+            access_log: AccessLogConfig {
+                format: parse_flag("--access-log", &args.access_log)?,
+                file: args.access_log_file.clone(),
+            },
             admin: args.admin,
-            admin_access: AdminAccess::from_run_args(args)?,
-            state_dir: args.state_dir.clone(),
+            admin_access: admin_access(args)?,
+            docker,
             grace_period: Duration::from_secs(args.grace_period),
             max_connections: args.max_connections,
-            log_format: args.log_format,
+            log_format: match args.log_format.as_str() {
+                "json" => LogFormat::Json,
+                _ => LogFormat::Text,
+            },
         })
     }
+
+    /// The demo's configuration: `services` behind `args.listen`, steered
+    /// as `run` would by default, admin on 127.0.0.1:9091, a key of its own.
+    ///
+    /// # Errors
+    /// An invalid worker count.
+    pub fn demo(args: &DemoArgs, services: ServicesConfig, admin: SocketAddr) -> Result<Self, ConfigError> {
+        let workers = args.workers.unwrap_or_else(default_workers);
+        if workers == 0 || workers > MAX_WORKERS as usize {
+            return Err(ConfigError::Workers(workers));
+        }
+        Ok(Self {
+            dataplane: DataplaneConfig {
+                listen: vec![args.listen],
+                workers,
+                steering: SteeringMode::Auto,
+                xdp: None,
+                bpffs: cli::DEFAULT_BPFFS.into(),
+            },
+            services_source: ServicesSource::Fixed(services.clone()),
+            services,
+            keys: KeySource::Ephemeral,
+            access_log: AccessLogConfig {
+                format: AccessLogFormat::Off,
+                file: None,
+            },
+            admin,
+            admin_access: AdminAccess::default(),
+            docker: None,
+            grace_period: Duration::from_secs(5),
+            max_connections: cli::DEFAULT_MAX_CONNECTIONS,
+            log_format: LogFormat::Text,
+        })
+    }
+}
+
+/// What `cookie decode` checks a cookie against, and with which keys.
+///
+/// # Errors
+/// Invalid services (the same checks as `run`'s).
+pub fn decode_config(args: &CookieDecodeArgs) -> Result<(DecodeConfig, KeySource), ConfigError> {
+    let have_services = args.services.config.is_some() || !args.services.backends.is_empty();
+    let services = if have_services {
+        // As with --docker: no service is required.
+        ServicesSource::from_args(&args.services, true).load()?.services
+    } else {
+        Vec::new()
+    };
+    let cfg = DecodeConfig {
+        services,
+        service: args.service.clone(),
+        max_age: args.max_age,
+    };
+    Ok((cfg, KeySource::from_args(&args.keys, &args.docker)))
 }
 
 /// The number of CPUs this process may run on (at least 1).
@@ -199,7 +201,37 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
-fn dataplane_from_args(args: &RunArgs) -> Result<DataplaneConfig, ConfigError> {
+/// Parses a flag that clap limited to known names into its owner's type.
+fn parse_flag<T: std::str::FromStr<Err = String>>(flag: &str, value: &str) -> Result<T, ConfigError> {
+    value.parse().map_err(|e| FieldError::new(flag, e).into())
+}
+
+fn docker(args: &RunArgs) -> Result<DockerConfig, ConfigError> {
+    if !args.docker.docker_host.starts_with("unix:///") {
+        return Err(ConfigError::DockerHost(args.docker.docker_host.clone()));
+    }
+    if args.resync == 0 {
+        return Err(ConfigError::Resync);
+    }
+    Ok(DockerConfig {
+        host: args.docker.docker_host.clone(),
+        resync: Duration::from_secs(args.resync),
+        netns_dir: args.docker_netns_dir.clone(),
+    })
+}
+
+fn admin_access(args: &RunArgs) -> Result<AdminAccess, ConfigError> {
+    let token = match &args.admin_token_file {
+        None => None,
+        Some(path) => Some(AdminAccess::read_token(path).map_err(|e| FieldError::new("--admin-token-file", e))?),
+    };
+    Ok(AdminAccess {
+        token,
+        public_read: args.admin_public_read,
+    })
+}
+
+fn dataplane(args: &RunArgs) -> Result<DataplaneConfig, ConfigError> {
     if args.listen.is_empty() {
         return Err(ConfigError::NoListen);
     }
@@ -216,10 +248,11 @@ fn dataplane_from_args(args: &RunArgs) -> Result<DataplaneConfig, ConfigError> {
     if workers == 0 || workers > MAX_WORKERS as usize {
         return Err(ConfigError::Workers(workers));
     }
+    let steering: SteeringMode = parse_flag("--steering", &args.steering)?;
     let xdp = match &args.xdp_iface {
         None if args.syn_rate > 0 => return Err(ConfigError::SynRateWithoutXdp),
         None => None,
-        Some(_) if matches!(args.steering, Steering::Reuseport | Steering::Shared) => {
+        Some(_) if matches!(steering, SteeringMode::Reuseport | SteeringMode::Shared) => {
             return Err(ConfigError::XdpWithoutEbpf);
         }
         Some(iface) => {
@@ -237,105 +270,11 @@ fn dataplane_from_args(args: &RunArgs) -> Result<DataplaneConfig, ConfigError> {
     Ok(DataplaneConfig {
         listen: args.listen.clone(),
         workers,
-        steering: args.steering,
+        steering,
         xdp,
         bpffs: args.bpffs.clone(),
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::Parser as _;
-
-    use super::*;
-    use crate::cli::{Cli, Command};
-
-    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
-        let cli = Cli::try_parse_from(["swarm-sticky", "run"].iter().chain(args)).expect("parses");
-        let Command::Run(run) = cli.command else {
-            panic!("run expected")
-        };
-        Config::from_run_args(&run)
-    }
-
-    #[test]
-    fn defaults() {
-        let c = parse(&["--listen", "0.0.0.0:8080"]).unwrap();
-        assert_eq!(c.dataplane.listen, vec!["0.0.0.0:8080".parse::<SocketAddr>().unwrap()]);
-        assert_eq!(c.dataplane.steering, Steering::Auto);
-        assert_eq!(c.dataplane.workers, default_workers());
-        assert_eq!(c.admin, "127.0.0.1:9090".parse::<SocketAddr>().unwrap());
-        assert!(c.dataplane.xdp.is_none());
-    }
-
-    #[test]
-    fn listen_repeats_and_takes_ipv6() {
-        let c = parse(&["--listen", "0.0.0.0:8080", "--listen", "[::]:8080", "--workers", "4"]).unwrap();
-        assert_eq!(c.dataplane.listen.len(), 2);
-        assert_eq!(c.dataplane.workers, 4);
-    }
-
-    #[test]
-    fn rejects_with_the_flag_named() {
-        let cases: &[(&[&str], &str)] = &[
-            (&[], "--listen"),
-            (&["--listen", "127.0.0.1:0"], "port 0"),
-            (&["--listen", "127.0.0.1:1", "--listen", "127.0.0.1:1"], "twice"),
-            (&["--listen", "127.0.0.1:1", "--workers", "0"], "--workers"),
-            (&["--listen", "127.0.0.1:1", "--workers", "65"], "--workers"),
-            (&["--listen", "127.0.0.1:1", "--syn-rate", "10"], "--xdp-iface"),
-            (
-                &[
-                    "--listen",
-                    "127.0.0.1:1",
-                    "--xdp-iface",
-                    "eth0",
-                    "--steering",
-                    "reuseport",
-                ],
-                "reuseport",
-            ),
-            (
-                &["--listen", "127.0.0.1:1", "--xdp-iface", "a-very-long-interface"],
-                "--xdp-iface",
-            ),
-            (
-                &["--listen", "127.0.0.1:1", "--max-connections", "0"],
-                "--max-connections",
-            ),
-            (
-                &[
-                    "--listen",
-                    "127.0.0.1:1",
-                    "--docker",
-                    "--docker-host",
-                    "tcp://192.0.2.1:2375",
-                ],
-                "--docker-host",
-            ),
-            (&["--listen", "127.0.0.1:1", "--docker", "--resync", "0"], "--resync"),
-        ];
-        for (args, needle) in cases {
-            let err = parse(args).expect_err("invalid").to_string();
-            assert!(err.contains(needle), "{args:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn syn_guard_from_flags() {
-        let c = parse(&[
-            "--listen",
-            "127.0.0.1:1",
-            "--xdp-iface",
-            "eth0",
-            "--syn-rate",
-            "100",
-            "--syn-burst",
-            "5",
-        ])
-        .unwrap();
-        let xdp = c.dataplane.xdp.unwrap();
-        assert_eq!(xdp.syn_guard, SynGuardConfig::new(100, 5));
-        assert_eq!(xdp.syn_guard.enabled, 1);
-    }
-}
+mod tests;

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq as _;
 
 pub use self::{
     header::{find_cookie, remove_cookie, set_cookie_value},
-    keyring::{KEY_FILE_NAME, Keyring, KeyringError, MAX_KEYS},
+    keyring::{KEY_FILE_NAME, Keyring, KeyringError, KeyringHandle, MAX_KEYS},
 };
 
 /// Version byte of the current format.

@@ -1,171 +1,126 @@
 //! The data plane: how new connections for the published addresses reach
 //! the workers.
 //!
-//! * [`Steering::Ebpf`](crate::cli::Steering): the `sk_lookup` program owns
-//!   the published ports ([`ebpf`]); nothing listens on them. Optional XDP
-//!   counters and SYN guard ([`xdp`]).
-//! * [`Steering::Reuseport`](crate::cli::Steering): one SO_REUSEPORT socket
-//!   per worker on each published address ([`sockets`]).
-//! * `auto` tries eBPF and falls back to SO_REUSEPORT with one warning line
-//!   that names what is missing.
+//! * [`SteeringMode::Ebpf`]: the `sk_lookup` program owns the published
+//!   ports ([`ebpf`]); nothing listens on them. Optional XDP counters and
+//!   SYN guard ([`xdp`]).
+//! * [`SteeringMode::Reuseport`]: one SO_REUSEPORT socket per worker on
+//!   each published address ([`sockets`]).
+//! * [`SteeringMode::Shared`]: one socket per address that every worker
+//!   accepts from (a baseline for benchmarks).
+//! * [`SteeringMode::Auto`] tries eBPF and falls back to SO_REUSEPORT with
+//!   one warning line that names what is missing.
+//!
+//! [`SteeringMode`] is what was asked for, [`Steering`] what runs.
 
 pub mod ebpf;
+mod error;
 pub mod pins;
 pub mod privileges;
 pub mod sockets;
 pub mod xdp;
 
-use std::{net::TcpListener, path::PathBuf};
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+};
 
 use proxy_common::steer::SteerStats;
 use tracing::warn;
 
-use crate::{cli::Steering, config::DataplaneConfig};
+pub use self::{
+    error::DataplaneError,
+    xdp::{XdpConfig, XdpMode},
+};
+use crate::error::chain;
 
-/// Why the data plane could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum DataplaneError {
-    /// The process lacks the capabilities for BPF.
-    #[error("{0}")]
-    Privileges(privileges::Missing),
-    /// The kernel refused with EPERM/EACCES although the capabilities look right.
-    #[error(
-        "the kernel refused to load eBPF ({source}); run as root or grant cap_bpf,cap_net_admin,cap_perfmon (e.g. setcap cap_bpf,cap_net_admin,cap_perfmon+ep swarm-sticky)"
-    )]
-    PermissionDenied {
-        /// The refusal.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// This binary was built without the eBPF object.
-    #[error(
-        "this swarm-sticky was built without its eBPF object (bpf-linker or the nightly rust-src was missing at build time; run `cargo xtask build`)"
-    )]
-    NotBuilt,
-    /// Pinned state of another ABI version.
-    #[error("pinned eBPF state in {dir} speaks ABI v{found}, this swarm-sticky speaks v{expected}: stop the other swarm-sticky version, then remove the pins with `rm -r {dir}` and start again", dir = dir.display())]
-    AbiMismatch {
-        /// The pin directory.
-        dir: PathBuf,
-        /// ABI version found in the pins.
-        found: u32,
-        /// ABI version of this binary.
-        expected: u32,
-    },
-    /// bpffs trouble.
-    #[error(transparent)]
-    Pins(#[from] pins::PinError),
-    /// The object could not be loaded.
-    #[error("load the eBPF object")]
-    Load {
-        /// aya's error.
-        #[source]
-        source: Box<aya::EbpfError>,
-    },
-    /// A map is missing from the object.
-    #[error("the eBPF object has no map {0}")]
-    MissingMap(&'static str),
-    /// A program is missing from the object.
-    #[error("the eBPF object has no program {0}")]
-    MissingProgram(&'static str),
-    /// A map operation failed.
-    #[error("eBPF map {name}")]
-    Map {
-        /// Map name.
-        name: &'static str,
-        /// aya's error.
-        #[source]
-        source: aya::maps::MapError,
-    },
-    /// A program operation failed.
-    #[error("eBPF program {name}")]
-    Program {
-        /// Program name.
-        name: &'static str,
-        /// aya's error.
-        #[source]
-        source: aya::programs::ProgramError,
-    },
-    /// Pinning failed.
-    #[error("pin {what}")]
-    Pin {
-        /// What was pinned.
-        what: &'static str,
-        /// aya's error.
-        #[source]
-        source: aya::pin::PinError,
-    },
-    /// XDP could not attach in native or generic mode.
-    #[error("attach XDP to {iface} (native and generic mode both failed; does the interface exist?)")]
-    XdpAttach {
-        /// Interface name.
-        iface: String,
-        /// The native-mode error.
-        #[source]
-        source: aya::programs::ProgramError,
-    },
-    /// The kernel attached XDP through netlink, which cannot be pinned.
-    #[error("XDP on {iface} was attached without a bpf_link (kernel older than 5.9?); hand-over needs a link")]
-    XdpLegacyLink {
-        /// Interface name.
-        iface: String,
-    },
-    /// Another program listens on a published address.
-    #[error(
-        "{0} is in use: another program listens on it, and eBPF steering would take its connections; stop it or publish another address"
-    )]
-    InUse(std::net::SocketAddr),
-    /// Too many workers for the map key.
-    #[error("{0} workers do not fit the steering map")]
-    TooManyWorkers(usize),
-    /// A socket could not be created.
-    #[error(transparent)]
-    Socket(#[from] sockets::SocketError),
-    /// Another system call failed.
-    #[error("{what}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+/// Where bpffs is mounted unless `--bpffs` says otherwise.
+pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf";
+
+/// How new connections should reach the workers (`--steering`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SteeringMode {
+    /// eBPF when this process may load it, SO_REUSEPORT otherwise (with a warning).
+    #[default]
+    Auto,
+    /// eBPF sk_lookup only; exit with an error when it cannot be loaded.
+    Ebpf,
+    /// One SO_REUSEPORT listening socket per worker on each published address.
+    Reuseport,
+    /// One listening socket per published address that every worker
+    /// accepts from (the classic shared accept loop; a benchmark baseline).
+    Shared,
 }
 
-impl DataplaneError {
-    /// Whether a permission error sits anywhere in the source chain.
-    fn is_permission_denied(&self) -> bool {
-        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
-        while let Some(e) = cur {
-            // EPERM only: EACCES is also what the verifier returns when it
-            // rejects a program, and that is no privilege problem.
-            if let Some(io) = e.downcast_ref::<std::io::Error>()
-                && io.raw_os_error() == Some(libc::EPERM)
-            {
-                return true;
-            }
-            cur = e.source();
-        }
-        false
-    }
+impl SteeringMode {
+    /// Every mode, by its name on the command line.
+    pub const NAMES: [(&'static str, Self); 4] = [
+        ("auto", Self::Auto),
+        ("ebpf", Self::Ebpf),
+        ("reuseport", Self::Reuseport),
+        ("shared", Self::Shared),
+    ];
+}
 
-    /// Rewrites a permission error into a message that says what to do.
-    fn explained(self) -> Self {
-        if matches!(self, Self::Privileges(_) | Self::PermissionDenied { .. }) || !self.is_permission_denied() {
-            return self;
-        }
-        Self::PermissionDenied { source: Box::new(self) }
+impl std::str::FromStr for SteeringMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(_, mode)| *mode)
+            .ok_or_else(|| format!("{s:?} is not one of auto, ebpf, reuseport, shared"))
     }
 }
 
-/// What steers connections in this process.
-pub enum Active {
+/// Everything the data plane needs.
+#[derive(Debug, Clone)]
+pub struct DataplaneConfig {
+    /// Published addresses, in `--listen` order.
+    pub listen: Vec<SocketAddr>,
+    /// Number of workers.
+    pub workers: usize,
+    /// How connections reach them.
+    pub steering: SteeringMode,
+    /// XDP counters, when asked for.
+    pub xdp: Option<XdpConfig>,
+    /// bpffs mount point.
+    pub bpffs: PathBuf,
+}
+
+/// How connections reach the workers, as reported (`/api/status`, the
+/// `steering_info` metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SteeringKind {
+    /// eBPF `sk_lookup`.
+    Ebpf,
+    /// SO_REUSEPORT sockets per worker.
+    Reuseport,
+    /// One shared socket per address.
+    Shared,
+}
+
+impl SteeringKind {
+    /// The name in the API and metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ebpf => "ebpf",
+            Self::Reuseport => "reuseport",
+            Self::Shared => "shared",
+        }
+    }
+}
+
+/// What steers connections in this process, once set up.
+pub enum Steering {
     /// eBPF `sk_lookup` (and maybe XDP).
     Ebpf {
         /// The registration in the pinned state.
         steering: Box<ebpf::EbpfSteering>,
-        /// XDP mode ("native", "generic", "pinned") when attached.
-        xdp: Option<&'static str>,
+        /// How XDP is attached, when it is.
+        xdp: Option<XdpMode>,
     },
     /// One socket per published address shared by all workers.
     Shared,
@@ -176,10 +131,33 @@ pub enum Active {
     },
 }
 
+impl std::fmt::Display for Steering {
+    /// `ebpf (xdp native)`, `ebpf`, `reuseport` or `shared`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ebpf { xdp: Some(mode), .. } => write!(f, "ebpf (xdp {mode})"),
+            Self::Ebpf { xdp: None, .. } => f.write_str("ebpf"),
+            Self::Reuseport { .. } => f.write_str("reuseport"),
+            Self::Shared => f.write_str("shared"),
+        }
+    }
+}
+
+impl Steering {
+    /// The kind, as reported.
+    pub const fn kind(&self) -> SteeringKind {
+        match self {
+            Self::Ebpf { .. } => SteeringKind::Ebpf,
+            Self::Reuseport { .. } => SteeringKind::Reuseport,
+            Self::Shared => SteeringKind::Shared,
+        }
+    }
+}
+
 /// The running data plane.
 pub struct Dataplane {
     /// What steers.
-    pub active: Active,
+    pub steering: Steering,
     /// The published addresses.
     pub listen: Vec<std::net::SocketAddr>,
 }
@@ -187,8 +165,8 @@ pub struct Dataplane {
 /// A point-in-time view for the admin API.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DataplaneStatus {
-    /// "ebpf" or "reuseport".
-    pub steering: &'static str,
+    /// How connections reach the workers.
+    pub steering: SteeringKind,
     /// Why eBPF is not in use, if it was wanted.
     pub fallback_reason: Option<String>,
     /// Pin directory (eBPF only).
@@ -198,7 +176,7 @@ pub struct DataplaneStatus {
     /// Connections that found no live worker socket (eBPF only).
     pub no_worker: Option<u64>,
     /// XDP mode, when attached.
-    pub xdp_mode: Option<&'static str>,
+    pub xdp_mode: Option<XdpMode>,
     /// XDP counters per published port.
     pub xdp_ports: Vec<xdp::PortCounters>,
 }
@@ -212,9 +190,9 @@ impl Dataplane {
     /// be bound.
     pub fn start(cfg: &DataplaneConfig) -> Result<(Self, Vec<Vec<TcpListener>>), DataplaneError> {
         let wanted_ebpf = match cfg.steering {
-            Steering::Reuseport | Steering::Shared => None,
-            Steering::Ebpf => Some(true),
-            Steering::Auto => Some(false),
+            SteeringMode::Reuseport | SteeringMode::Shared => None,
+            SteeringMode::Ebpf => Some(true),
+            SteeringMode::Auto => Some(false),
         };
         let reason = match wanted_ebpf {
             None => None,
@@ -229,13 +207,13 @@ impl Dataplane {
                     } else {
                         ""
                     };
-                    let reason = format!("{:#}", anyhow_like(&err));
+                    let reason = chain(&err).to_string();
                     warn!("eBPF steering unavailable: {reason}; falling back to SO_REUSEPORT listeners{xdp}");
                     Some(reason)
                 }
             },
         };
-        if cfg.steering == Steering::Shared {
+        if cfg.steering == SteeringMode::Shared {
             let shared = cfg
                 .listen
                 .iter()
@@ -256,7 +234,7 @@ impl Dataplane {
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok((
                 Self {
-                    active: Active::Shared,
+                    steering: Steering::Shared,
                     listen: cfg.listen.clone(),
                 },
                 sockets,
@@ -272,7 +250,7 @@ impl Dataplane {
             .collect::<Result<Vec<_>, _>>()?;
         Ok((
             Self {
-                active: Active::Reuseport { reason },
+                steering: Steering::Reuseport { reason },
                 listen: cfg.listen.clone(),
             },
             sockets,
@@ -316,7 +294,7 @@ impl Dataplane {
         };
         Ok((
             Self {
-                active: Active::Ebpf {
+                steering: Steering::Ebpf {
                     steering: Box::new(steering),
                     xdp,
                 },
@@ -329,26 +307,22 @@ impl Dataplane {
     /// Stops steering new connections to this process (unless a successor
     /// already did). Call before draining the workers.
     pub fn leave(&mut self) {
-        if let Active::Ebpf { steering, .. } = &mut self.active {
+        if let Steering::Ebpf { steering, .. } = &mut self.steering {
             match steering.leave() {
                 Ok(true) => tracing::info!("a successor owns the published addresses; draining"),
                 Ok(false) => tracing::info!("published addresses released; draining"),
-                Err(err) => warn!("leaving eBPF steering: {:#}", anyhow_like(&err)),
+                Err(err) => warn!("leaving eBPF steering: {}", chain(&err)),
             }
         }
     }
 
     /// The current status, for the admin API.
     pub fn status(&self) -> DataplaneStatus {
-        match &self.active {
-            Active::Shared | Active::Reuseport { .. } => DataplaneStatus {
-                steering: if matches!(self.active, Active::Shared) {
-                    "shared"
-                } else {
-                    "reuseport"
-                },
-                fallback_reason: match &self.active {
-                    Active::Reuseport { reason } => reason.clone(),
+        match &self.steering {
+            Steering::Shared | Steering::Reuseport { .. } => DataplaneStatus {
+                steering: self.steering.kind(),
+                fallback_reason: match &self.steering {
+                    Steering::Reuseport { reason } => reason.clone(),
                     _ => None,
                 },
                 pin_dir: None,
@@ -357,7 +331,7 @@ impl Dataplane {
                 xdp_mode: None,
                 xdp_ports: Vec::new(),
             },
-            Active::Ebpf {
+            Steering::Ebpf {
                 steering,
                 xdp: xdp_mode,
             } => {
@@ -368,7 +342,7 @@ impl Dataplane {
                     Vec::new()
                 };
                 DataplaneStatus {
-                    steering: "ebpf",
+                    steering: SteeringKind::Ebpf,
                     fallback_reason: None,
                     pin_dir: Some(steering.pin_dir().display().to_string()),
                     steered: Some(stats.steered),
@@ -379,21 +353,4 @@ impl Dataplane {
             }
         }
     }
-}
-
-/// Formats an error with its sources joined by ": " (like anyhow's `{:#}`).
-pub fn anyhow_like<'a>(err: &'a (dyn std::error::Error + 'static)) -> impl std::fmt::Display + 'a {
-    struct Chain<'a>(&'a (dyn std::error::Error + 'static));
-    impl std::fmt::Display for Chain<'_> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "{}", self.0)?;
-            let mut cur = self.0.source();
-            while let Some(e) = cur {
-                write!(f, ": {e}")?;
-                cur = e.source();
-            }
-            Ok(())
-        }
-    }
-    Chain(err)
 }

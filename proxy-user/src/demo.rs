@@ -205,6 +205,32 @@ pub async fn spawn_demo_backends(n: usize) -> std::io::Result<Vec<(String, Socke
     Ok(out)
 }
 
+/// Starts `n` whoami backends on a thread of their own (they live as long
+/// as the process); returns their names and addresses.
+///
+/// # Errors
+/// When the thread, its runtime or a port cannot be had within 10 s.
+pub fn start_demo_backends(n: usize) -> std::io::Result<Vec<(String, SocketAddr)>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("demo-backends".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(err) => {
+                    let _ = tx.send(Err(err));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let _ = tx.send(spawn_demo_backends(n).await);
+                std::future::pending::<()>().await;
+            });
+        })?;
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .map_err(|_| std::io::Error::other("the demo backends did not start"))?
+}
+
 /// The demo's single service (what `--backend` would build) over `backends`.
 pub fn demo_services(backends: &[(String, SocketAddr)]) -> ServicesConfig {
     ServicesConfig::single(CLI_SERVICE, backends)

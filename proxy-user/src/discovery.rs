@@ -1,21 +1,44 @@
 //! Backends from the Docker API: Swarm services selected by labels, and
-//! their running tasks.
+//! their running tasks, published as service configurations.
+//!
+//! The path of a change, one way down: [`watch`] lists the engine on every
+//! event and resync into a [`watch::Snapshot`] (services, their [`labels`]
+//! and [`tasks`]); [`publish`] turns each snapshot into the proxy's
+//! service configurations ([`to_services`], checked as the config file's
+//! are) with typed [`Warning`]s, and sends them on; [`crate::sources`]
+//! merges them with the static services and hands them to the balancer.
 //!
 //! * [`anchor`]: anchor tasks that give this node a namespace on a network.
 //! * [`cluster_key`]: the cookie key derived from the manager join token.
-//! * [`labels`]: what a service's labels ask for (pure).
-//! * [`tasks`]: a service's tasks as backends (pure).
-//! * [`traefik_v1`]: the cookie name Traefik v1 used (migration).
-//! * [`table`]: a discovered table as the proxy's services.
 //! * [`engine`]: the Engine API client (bollard, negotiated version).
-//! * [`watch`]: events, debounced re-lists, resync, reconnects; tables
-//!   published through a `watch` channel.
+//! * [`traefik_v1`]: the cookie name Traefik v1 used (migration).
 
 pub mod anchor;
 pub mod cluster_key;
 pub mod engine;
 pub mod labels;
-pub mod table;
+mod publish;
 pub mod tasks;
+pub mod to_services;
 pub mod traefik_v1;
+mod warning;
 pub mod watch;
+
+use std::{path::PathBuf, time::Duration};
+
+pub use self::{
+    publish::{Discovered, follow},
+    warning::Warning,
+    watch::DiscoveryStatus,
+};
+
+/// How to follow the Docker API (`run --docker`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// The API's `unix://` URL.
+    pub host: String,
+    /// Time between full re-lists; events trigger re-lists in between.
+    pub resync: Duration,
+    /// Where the engine keeps network namespaces (`<exec-root>/netns`).
+    pub netns_dir: PathBuf,
+}

@@ -2,8 +2,9 @@
 //! whether this deployment accepts it) and `swarm-sticky check-config`
 //! (what a configuration file would do).
 //!
-//! Both read the same flags and files as `run`, and neither binds a socket
-//! or writes a file: decoding never generates a key.
+//! Both read the same configuration as `run` (through
+//! [`crate::config`]), and neither binds a socket or writes a file:
+//! decoding never generates a key.
 
 use std::fmt::Write as _;
 
@@ -11,24 +12,25 @@ use serde::Serialize;
 
 use crate::{
     access_log::rfc3339,
-    cli::CookieDecodeArgs,
-    config::ConfigError,
-    cookie::{self, CookieError, KEY_FILE_NAME, Keyring, KeyringError},
-    services::{self, SameSite, SecureMode, ServiceConfig, ServicesConfig},
+    cookie::{self, CookieError, Keyring},
+    services::{SameSite, SecureMode, ServiceConfig, ServicesConfig},
 };
+
+/// What a cookie is checked against.
+#[derive(Debug, Clone)]
+pub struct DecodeConfig {
+    /// The configured services (their names, cookie names and Max-Age).
+    pub services: Vec<ServiceConfig>,
+    /// `--service`: the one service to check against.
+    pub service: Option<String>,
+    /// `--max-age`: reject cookies older than this (default: the
+    /// service's Max-Age).
+    pub max_age: Option<u64>,
+}
 
 /// Why a cookie could not be examined at all.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    /// The configuration is invalid (exit status 64).
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// No key to verify with.
-    #[error("cookie key: {0}")]
-    Keyring(#[from] KeyringError),
-    /// The swarm's join token could not be read (`--docker`).
-    #[error("cluster key: {0}")]
-    ClusterKey(String),
     /// Nothing says which service the cookie belongs to.
     #[error("no service to check the cookie against: name it with --service, or give --config/--backend as for `run`")]
     NoService,
@@ -101,26 +103,14 @@ fn explain(err: CookieError) -> String {
 /// # Errors
 /// When the configuration is invalid, no key can be read, or no service
 /// can be named. An invalid cookie is not an error: the report says why.
-pub fn decode_cookie(args: &CookieDecodeArgs) -> Result<DecodeReport, InspectError> {
-    let input = args.value.trim();
+pub fn decode_cookie(cfg: &DecodeConfig, keyring: &Keyring, input: &str) -> Result<DecodeReport, InspectError> {
+    let input = input.trim();
     let (cookie_name, value) = match input.split_once('=') {
         Some((name, value)) => (Some(name.trim().to_owned()), value.trim()),
         None => (None, input),
     };
-    let keyring = keyring(args)?;
-    let have_flags = args.config.is_some() || !args.backends.is_empty();
-    let configured = if have_flags {
-        services::from_flags(
-            args.config.as_deref(),
-            &args.backends,
-            args.cookie_name.as_deref(),
-            true,
-        )?
-        .services
-    } else {
-        Vec::new()
-    };
-    let candidates: Vec<(String, Option<u64>)> = match &args.service {
+    let configured = &cfg.services;
+    let candidates: Vec<(String, Option<u64>)> = match &cfg.service {
         Some(name) => {
             let max_age = configured
                 .iter()
@@ -177,7 +167,7 @@ pub fn decode_cookie(args: &CookieDecodeArgs) -> Result<DecodeReport, InspectErr
     // reason (expired beats a signature mismatch for another service).
     let mut best: Option<(String, CookieError)> = None;
     for (service, service_max_age) in &candidates {
-        let max_age = args.max_age.or(*service_max_age);
+        let max_age = cfg.max_age.or(*service_max_age);
         match keyring.decode(service, value.as_bytes(), now, max_age) {
             Ok(_) => {
                 report.service = Some(service.clone());
@@ -196,20 +186,6 @@ pub fn decode_cookie(args: &CookieDecodeArgs) -> Result<DecodeReport, InspectErr
         report.reason = Some(explain(err));
     }
     Ok(report)
-}
-
-/// The keys `run` would verify with, read-only.
-fn keyring(args: &CookieDecodeArgs) -> Result<Keyring, InspectError> {
-    if let Some(path) = &args.cookie_key_file {
-        return Ok(Keyring::from_file(path)?);
-    }
-    if args.docker {
-        let key = crate::discovery::cluster_key::read_blocking(&args.docker_host)
-            .map_err(|e| InspectError::ClusterKey(crate::dataplane::anyhow_like(&e).to_string()))?
-            .ok_or_else(|| InspectError::ClusterKey("no manager join token: not a swarm manager".into()))?;
-        return Ok(Keyring::from_secrets(&[key]));
-    }
-    Ok(Keyring::from_file(&args.state_dir.join(KEY_FILE_NAME))?)
 }
 
 /// `swarm-sticky check-config`: what a valid configuration would do.
@@ -242,11 +218,7 @@ pub fn describe(cfg: &ServicesConfig) -> String {
 fn describe_service(out: &mut String, svc: &ServiceConfig) {
     let _ = writeln!(out, "\nservice {:?}: requests matching {}", svc.name, svc.rule);
     let c = &svc.cookie;
-    let same_site = match c.same_site {
-        SameSite::Strict => "Strict",
-        SameSite::Lax => "Lax",
-        SameSite::None => "None",
-    };
+    let same_site = c.same_site.as_str();
     let secure = match (c.secure, c.same_site) {
         (_, SameSite::None) | (SecureMode::Always, _) => "always",
         (SecureMode::Auto, _) => "over TLS or a trusted X-Forwarded-Proto: https",

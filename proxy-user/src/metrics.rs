@@ -14,7 +14,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{balance::ServiceStatus, dataplane::DataplaneStatus};
+use crate::{dataplane::DataplaneStatus, status::ServiceStatus};
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -139,7 +139,7 @@ impl Scrape {
                 .iter()
                 .flat_map(|s| s.backends.iter().map(move |b| (s, b)))
         };
-        let per = |f: &dyn Fn(&crate::balance::BackendStatus) -> u64| -> Vec<(Labels, u64)> {
+        let per = |f: &dyn Fn(&crate::status::BackendStatus) -> u64| -> Vec<(Labels, u64)> {
             backends().map(|(s, b)| (svc_backend(&s.name, &b.name), f(b))).collect()
         };
         counter(
@@ -250,7 +250,7 @@ impl Scrape {
             &open,
         )?;
         let dp = &self.dataplane;
-        let steering: Labels = vec![("steering", dp.steering.to_owned())];
+        let steering: Labels = vec![("steering", dp.steering.as_str().to_owned())];
         gauge(enc, "steering_info", "The steering mode in use.", &[(steering, 1.0)])?;
         if let (Some(steered), Some(no_worker)) = (dp.steered, dp.no_worker) {
             counter(

@@ -9,21 +9,27 @@
 //! backend changed. Limits: request head size (431), head read timeout
 //! (408), connect timeout. Upstream connections come from a per-worker pool.
 //!
-//! Layout: `proxy/forward.rs` is the request path, `proxy/authority.rs`
-//! the one host a request has, `proxy/sticky.rs` the backend choice and
-//! the cookie, `proxy/headers.rs` the request rewrite, `proxy/body.rs` the
-//! request body's deadline, `proxy/observe.rs` the counters and access log,
-//! `proxy/pool.rs` the upstream pool, `proxy/io.rs` the client socket
-//! wrapper, `proxy/tunnel.rs` upgraded connections.
+//! Layout, in the order a request meets it: `proxy/io.rs` the client
+//! socket (and hibernation), `proxy/observe.rs` the counters and access
+//! log around each request, `proxy/forward.rs` the request path (refuse,
+//! route, choose, rewrite, send, respond; the choice itself is
+//! [`crate::sticky`]), `proxy/authority.rs` the one host a request has,
+//! `proxy/headers.rs` the request rewrite, `proxy/send.rs` sending with
+//! failover and deadlines, `proxy/body.rs` the request body's deadline,
+//! `proxy/pool.rs` the upstream pool, `proxy/tunnel.rs` upgraded
+//! connections; `proxy/answer.rs` and `proxy/outcome.rs` are what they
+//! share.
 
+mod answer;
 mod authority;
 mod body;
 mod forward;
 mod headers;
 mod io;
 mod observe;
+mod outcome;
 mod pool;
-mod sticky;
+mod send;
 mod tunnel;
 
 use std::{convert::Infallible, net::SocketAddr, rc::Rc, sync::Arc, time::Duration};
@@ -36,12 +42,11 @@ use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
 pub use self::io::HIBERNATE_AFTER;
 use crate::{
-    access_log::{AccessLog, AccessLogError},
-    balance::{BalanceError, Balancer},
-    cli::RunArgs,
-    config::ConfigError,
-    cookie::{Keyring, KeyringError},
-    services::{self, ServicesConfig},
+    access_log::AccessLog,
+    balance::Balancer,
+    cookie::{Keyring, KeyringHandle},
+    services::ServicesConfig,
+    sticky::Pins,
     worker::{ConnInfo, ConnectionHandler, LocalFuture, Shutdown},
 };
 
@@ -51,21 +56,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Body type of requests sent upstream and responses sent to clients.
 pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
 
-/// Why the proxy could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ProxyInitError {
-    /// Invalid services (exit status 64).
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The cookie keys could not be loaded or created.
-    #[error("cookie key: {0}")]
-    Keyring(#[from] KeyringError),
-    /// The access log file cannot be opened.
-    #[error(transparent)]
-    AccessLog(#[from] AccessLogError),
-}
-
-/// The sticky reverse proxy. Cheap to share: clone the `Arc`.
+/// The sticky reverse proxy: the request path over a balancer's table and
+/// a keyring, shared by every worker. Cheap to share: clone the `Arc`.
 pub struct Proxy {
     inner: Arc<Inner>,
 }
@@ -73,83 +65,38 @@ pub struct Proxy {
 struct Inner {
     balancer: Arc<Balancer>,
     /// Swappable for key rotation while running.
-    keyring: arc_swap::ArcSwap<Keyring>,
+    keyring: KeyringHandle,
     /// One line per request, when enabled.
     access_log: Option<AccessLog>,
 }
 
 impl Proxy {
-    /// A proxy over `services`, signing cookies with `keyring`.
-    pub fn new(services: ServicesConfig, keyring: Keyring) -> Arc<Self> {
-        Self::with_access_log(services, keyring, None)
-    }
-
-    /// [`Proxy::new`], writing a line per request to `access_log`.
-    pub fn with_access_log(services: ServicesConfig, keyring: Keyring, access_log: Option<AccessLog>) -> Arc<Self> {
-        let balancer = Arc::new(Balancer::new(services));
+    /// A proxy over `balancer`'s table, signing cookies with `keyring`,
+    /// writing a line per request to `access_log`.
+    pub fn new(balancer: Arc<Balancer>, keyring: KeyringHandle, access_log: Option<AccessLog>) -> Arc<Self> {
         Arc::new(Self {
             inner: Arc::new(Inner {
                 balancer,
-                keyring: arc_swap::ArcSwap::from_pointee(keyring),
+                keyring,
                 access_log,
             }),
         })
     }
 
-    /// Builds the proxy from the command line of `run`: services from
-    /// `--backend`/`--config`/`--cookie-name`, keys from `--cookie-key-file`
-    /// or `<--state-dir>/cookie.key`.
-    ///
-    /// # Errors
-    /// [`ProxyInitError::Config`] (exit 64) or [`ProxyInitError::Keyring`].
-    pub fn from_run_args(args: &RunArgs) -> Result<Arc<Self>, ProxyInitError> {
-        let services = services::from_run_args(args)?;
-        let keyring = Keyring::from_run_args(args)?;
-        let log = AccessLog::open(args.access_log, args.access_log_file.as_deref())?;
-        Ok(Self::with_access_log(services, keyring, log))
+    /// A proxy with a balancer and keys of its own over `services` (tests,
+    /// benchmarks, tools).
+    pub fn standalone(services: ServicesConfig, keyring: Keyring) -> Arc<Self> {
+        Self::new(Arc::new(Balancer::new(services)), KeyringHandle::new(keyring), None)
     }
 
-    /// Publishes a new service configuration (SIGHUP). Open connections,
-    /// sessions (cookies) and backend state (drain, health) are kept.
-    pub fn reload(&self, services: ServicesConfig) {
-        self.inner.balancer.replace(services);
-        tracing::info!("services reloaded");
-    }
-
-    /// Replaces the cookie keys (e.g. a new cluster key after the manager
-    /// join token was rotated; see [`Keyring::rotate_to`] and
-    /// [`Keyring::rotated`] to keep old keys verifying). Cookies issued
-    /// from now on are signed by the new first key (the per-second
-    /// Set-Cookie cache follows the keyring), and a valid cookie of an older
-    /// key is re-signed on its next response.
-    pub fn set_keyring(&self, keyring: Keyring) {
-        self.inner.keyring.store(Arc::new(keyring));
-        tracing::info!("cookie keys replaced");
-    }
-
-    /// The current cookie keys.
-    pub fn keyring(&self) -> Arc<Keyring> {
-        self.inner.keyring.load_full()
-    }
-
-    /// Marks a backend draining (admin API): no new sessions, pinned
-    /// sessions keep being served.
-    ///
-    /// # Errors
-    /// When the service or backend is unknown.
-    pub fn set_draining(&self, service: &str, backend: &str, draining: bool) -> Result<(), BalanceError> {
-        self.inner.balancer.set_draining(service, backend, draining)
-    }
-
-    /// The routing table and backend state (for the admin API).
+    /// The routing table and backend state.
     pub fn balancer(&self) -> &Arc<Balancer> {
         &self.inner.balancer
     }
 
-    /// Starts the active health checks on the current (multi-thread or
-    /// main) tokio runtime.
-    pub fn spawn_health_checks(&self) -> tokio::task::JoinHandle<()> {
-        crate::balance::spawn_health_checks(self.inner.balancer.clone())
+    /// The cookie keys in force.
+    pub fn keyring(&self) -> &KeyringHandle {
+        &self.inner.keyring
     }
 }
 
@@ -180,7 +127,7 @@ struct ConnCtx {
     peer_headers: headers::PeerHeaders,
     /// Backend picked for this connection per service: cookie-less
     /// requests (keep-alive, HTTP/2 streams) follow the first pick.
-    pins: std::cell::RefCell<Vec<(String, String)>>,
+    pins: Pins,
     /// Requests being handled (HTTP/2 idle timeout).
     active: std::cell::Cell<usize>,
     /// When the last request handler returned.
@@ -253,7 +200,7 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
     let ctx = Rc::new(ConnCtx {
         peer: conn.peer,
         peer_headers: headers::PeerHeaders::new(conn.peer.ip()),
-        pins: std::cell::RefCell::new(Vec::new()),
+        pins: Pins::default(),
         active: std::cell::Cell::new(0),
         idle_since: std::cell::Cell::new(tokio::time::Instant::now()),
         client: shared.fd(),
@@ -413,7 +360,7 @@ mod tests {
         let _client = TcpStream::connect(local).await.unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
         let backends: Vec<(String, SocketAddr)> = vec![("a".into(), "192.0.2.1:8000".parse().unwrap())];
-        let proxy = Proxy::new(
+        let proxy = Proxy::standalone(
             ServicesConfig::single("web", &backends),
             Keyring::from_secrets(&["unit-test-key-unit-test-key"]),
         );

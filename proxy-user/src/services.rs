@@ -8,8 +8,10 @@
 //! `services[1].backends[0].url: …`. This module does not route requests
 //! (see [`crate::balance`]) nor sign cookies (see [`crate::cookie`]).
 
+mod cookie;
 mod file;
 pub mod path;
+mod rule;
 mod validate;
 
 use std::{
@@ -17,10 +19,13 @@ use std::{
     time::Duration,
 };
 
-use sha2::{Digest as _, Sha256};
-
 use self::validate::{validate, validate_name};
-use crate::{cli::RunArgs, config::ConfigError};
+pub use self::{
+    cookie::{CookieConfig, CookieOverrides, SameSite, SecureMode, default_cookie_name},
+    rule::Rule,
+    validate::{Claims, validate_service},
+};
+use crate::error::FieldError;
 
 /// Name of the service formed by the `--backend` flags.
 pub const CLI_SERVICE: &str = "default";
@@ -117,67 +122,6 @@ pub struct ServiceConfig {
     pub upgrades: Vec<String>,
 }
 
-/// A routing rule: a host (exact, case-insensitive, without port) and a
-/// path prefix must both match; within each, any of the listed values may.
-/// A prefix matches on segment boundaries of the normalised path (see
-/// [`path`]). Among the services that match, the longest matching prefix
-/// wins, and a rule with hosts beats one without.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// Lower-case host names without a trailing dot; empty: any host.
-    pub hosts: Vec<String>,
-    /// Path prefixes, each starting with `/` (at least one; `/` matches
-    /// every path).
-    pub path_prefixes: Vec<String>,
-    /// Remove the matched prefix from the path before forwarding, and
-    /// name it in `X-Forwarded-Prefix` (Traefik v1's `PathPrefixStrip`).
-    pub strip_prefix: bool,
-}
-
-impl Default for Rule {
-    /// Any host, every path.
-    fn default() -> Self {
-        Self {
-            hosts: Vec::new(),
-            path_prefixes: vec!["/".to_owned()],
-            strip_prefix: false,
-        }
-    }
-}
-
-impl std::fmt::Display for Rule {
-    /// The rule in Traefik v1's words, e.g. `Host:a.example,b.example PathPrefixStrip:/api`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if !self.hosts.is_empty() {
-            write!(f, "Host:{} ", self.hosts.join(","))?;
-        }
-        let matcher = if self.strip_prefix {
-            "PathPrefixStrip"
-        } else {
-            "PathPrefix"
-        };
-        write!(f, "{matcher}:{}", self.path_prefixes.join(","))
-    }
-}
-
-impl Rule {
-    /// The longest prefix of this rule that a request for `host`
-    /// (lower-case, no port, no trailing dot) and the normalised `path`
-    /// ([`path::normalize`]) is under, if the host matches.
-    pub fn matched_prefix(&self, host: Option<&str>, path: &str) -> Option<&str> {
-        let host_ok =
-            self.hosts.is_empty() || host.is_some_and(|h| self.hosts.iter().any(|r| r.eq_ignore_ascii_case(h)));
-        if !host_ok {
-            return None;
-        }
-        self.path_prefixes
-            .iter()
-            .filter(|p| path::prefix_matches(p, path))
-            .max_by_key(|p| p.len())
-            .map(String::as_str)
-    }
-}
-
 /// A static backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendConfig {
@@ -203,64 +147,6 @@ pub struct TaskInfo {
     pub container: Option<String>,
     /// Node ID.
     pub node: Option<String>,
-}
-
-/// `SameSite` attribute of the sticky cookie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    /// `SameSite=Strict`.
-    Strict,
-    /// `SameSite=Lax` (the default).
-    Lax,
-    /// `SameSite=None`, which forces `Secure`.
-    None,
-}
-
-/// When the `Secure` attribute is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecureMode {
-    /// When the request came over TLS or with `X-Forwarded-Proto: https`
-    /// from a trusted proxy (the default).
-    Auto,
-    /// Always.
-    Always,
-    /// Never (unless `SameSite=None`).
-    Never,
-}
-
-/// The sticky cookie of one service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CookieConfig {
-    /// Cookie name (default: [`default_cookie_name`] of the service).
-    pub name: String,
-    /// `Path` (default `/`).
-    pub path: String,
-    /// `HttpOnly` (default on).
-    pub http_only: bool,
-    /// `SameSite` (default Lax).
-    pub same_site: SameSite,
-    /// `Secure` policy (default auto).
-    pub secure: SecureMode,
-    /// `Max-Age`, also enforced when verifying (default: a session cookie,
-    /// no expiry).
-    pub max_age: Option<Duration>,
-    /// `Domain` (default none).
-    pub domain: Option<String>,
-}
-
-impl CookieConfig {
-    /// The defaults for a service called `service`.
-    pub fn for_service(service: &str) -> Self {
-        Self {
-            name: default_cookie_name(service),
-            path: "/".to_owned(),
-            http_only: true,
-            same_site: SameSite::Lax,
-            secure: SecureMode::Auto,
-            max_age: None,
-            domain: None,
-        }
-    }
 }
 
 /// Active HTTP health check of a service's backends.
@@ -294,50 +180,28 @@ impl Default for PassiveHealthConfig {
     }
 }
 
-/// The default cookie name of a service: `_` and the first five hex digits
-/// of SHA-256 of its name (Traefik v1 style), so services never share one.
-pub fn default_cookie_name(service: &str) -> String {
-    let digest = Sha256::digest(service.as_bytes());
-    let hex: String = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
-    format!("_{}", &hex[..5])
-}
-
-/// Builds the services from `--backend`, `--config` and `--cookie-name`.
+/// Builds the services from `--config`, `--backend` and `--cookie-name`.
 ///
 /// The `--backend` flags form the service [`CLI_SERVICE`] (PathPrefix `/`);
 /// the config file may add more. `--cookie-name` names the cookie of every
-/// service that does not set one, and must then apply to exactly one.
+/// service that does not set one, and must then apply to exactly one. With
+/// `docker`, no static service is needed.
 ///
 /// # Errors
 /// The first invalid field, named (`--backend[2]: …`, `services[0].rule: …`).
-pub fn from_run_args(args: &RunArgs) -> Result<ServicesConfig, ConfigError> {
-    from_flags(
-        args.config.as_deref(),
-        &args.backends,
-        args.cookie_name.as_deref(),
-        args.docker,
-    )
-}
-
-/// [`from_run_args`] from the individual flags (`--config`, `--backend`,
-/// `--cookie-name`, `--docker`), for subcommands that read the same
-/// configuration as `run`.
-///
-/// # Errors
-/// The first invalid field, named.
 pub fn from_flags(
     config: Option<&std::path::Path>,
     static_backends: &[String],
     cookie_name: Option<&str>,
     docker: bool,
-) -> Result<ServicesConfig, ConfigError> {
+) -> Result<ServicesConfig, FieldError> {
     if let Some(name) = cookie_name {
         validate::validate_cookie_name("--cookie-name", name)?;
     }
     let mut cfg = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::field("--config", format!("cannot read {}: {e}", path.display())))?;
+                .map_err(|e| FieldError::new("--config", format!("cannot read {}: {e}", path.display())))?;
             file::parse(&text, cookie_name)?
         }
         None => ServicesConfig {
@@ -352,7 +216,7 @@ pub fn from_flags(
             let field = format!("--backend[{i}]");
             let (name, url) = spec
                 .split_once('=')
-                .ok_or_else(|| ConfigError::field(&field, format!("{spec:?} is not NAME=URL")))?;
+                .ok_or_else(|| FieldError::new(&field, format!("{spec:?} is not NAME=URL")))?;
             validate_name(&field, name)?;
             let addr = parse_backend_url(&field, url)?;
             backends.push(BackendConfig {
@@ -388,7 +252,7 @@ impl ServicesConfig {
     ///
     /// # Errors
     /// The first invalid field, named.
-    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+    pub fn from_toml_str(text: &str) -> Result<Self, FieldError> {
         let cfg = file::parse(text, None)?;
         validate(&cfg, false, false)?;
         Ok(cfg)
@@ -425,20 +289,20 @@ impl ServicesConfig {
 }
 
 /// Parses `http://host:port` (IP literal or a resolvable name) to an address.
-pub(crate) fn parse_backend_url(field: &str, url: &str) -> Result<SocketAddr, ConfigError> {
+pub(crate) fn parse_backend_url(field: &str, url: &str) -> Result<SocketAddr, FieldError> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| ConfigError::field(field, format!("{url:?} must start with http://")))?;
+        .ok_or_else(|| FieldError::new(field, format!("{url:?} must start with http://")))?;
     let hostport = rest.strip_suffix('/').unwrap_or(rest);
     if hostport.is_empty() || hostport.contains(['/', '?', '#', '@']) {
-        return Err(ConfigError::field(
+        return Err(FieldError::new(
             field,
             format!("{url:?} must be http://HOST:PORT without a path"),
         ));
     }
     if let Ok(addr) = hostport.parse::<SocketAddr>() {
         if addr.port() == 0 {
-            return Err(ConfigError::field(field, format!("{url:?} has port 0")));
+            return Err(FieldError::new(field, format!("{url:?} has port 0")));
         }
         return Ok(addr);
     }
@@ -446,7 +310,7 @@ pub(crate) fn parse_backend_url(field: &str, url: &str) -> Result<SocketAddr, Co
         .rsplit_once(':')
         .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
     {
-        return Err(ConfigError::field(
+        return Err(FieldError::new(
             field,
             format!("{url:?} needs a port, e.g. http://10.0.0.5:8000"),
         ));
@@ -456,7 +320,7 @@ pub(crate) fn parse_backend_url(field: &str, url: &str) -> Result<SocketAddr, Co
         .to_socket_addrs()
         .ok()
         .and_then(|mut it| it.next())
-        .ok_or_else(|| ConfigError::field(field, format!("cannot resolve {hostport:?}")))
+        .ok_or_else(|| FieldError::new(field, format!("cannot resolve {hostport:?}")))
 }
 
 #[cfg(test)]

@@ -1,115 +1,93 @@
-//! Where the proxy's services come from, combined: the static ones
-//! (`--backend`, `--config`; re-read on SIGHUP) and the ones discovered from
-//! the Docker API. Either source changing publishes the union to the proxy.
+//! Where the balancer's services come from, merged: the static ones
+//! (`--backend`, `--config`; re-read on SIGHUP and the admin reload) and
+//! those [`crate::discovery`] publishes. Either changing hands the union to
+//! the balancer. A discovered service that would take the name, cookie or
+//! rule of a configured service (or of a discovered one before it) is left
+//! out with a warning: the configured one wins.
 
-use std::{
-    collections::BTreeSet,
-    path::PathBuf,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{
-    discovery::{
-        table,
-        watch::{DiscoveryStatus, Snapshot},
-    },
-    proxy::Proxy,
-    services::{ServiceConfig, ServicesConfig},
+    balance::Balancer,
+    discovery::{Discovered, Warning},
+    services::{Claims, ServicesConfig},
 };
 
-/// The two sources and the proxy they feed.
+/// The two sources and the balancer they feed.
 pub struct Sources {
-    proxy: Arc<Proxy>,
+    balancer: Arc<Balancer>,
     base: Mutex<ServicesConfig>,
-    discovered: Mutex<Vec<ServiceConfig>>,
-    /// Warnings of the last discovered table (label and reach problems).
-    pub warnings: Mutex<Vec<(String, String)>>,
-    /// State of the Docker watcher.
-    pub discovery: Arc<Mutex<DiscoveryStatus>>,
+    discovered: Mutex<Arc<Discovered>>,
+    /// Warnings of the last merge (discovery's and the merge's own).
+    warnings: Mutex<Vec<Warning>>,
 }
 
 impl Sources {
-    /// Sources that start with the static services `base`.
-    pub fn new(proxy: Arc<Proxy>, base: ServicesConfig) -> Arc<Self> {
+    /// Sources feeding `balancer`, starting with the static services `base`.
+    pub fn new(balancer: Arc<Balancer>, base: ServicesConfig) -> Arc<Self> {
         Arc::new(Self {
-            proxy,
+            balancer,
             base: Mutex::new(base),
-            discovered: Mutex::new(Vec::new()),
-            warnings: Mutex::new(Vec::new()),
-            discovery: Arc::default(),
+            discovered: Mutex::default(),
+            warnings: Mutex::default(),
         })
     }
 
     /// Replaces the static services (SIGHUP) and publishes.
-    pub fn set_base(&self, base: ServicesConfig) {
+    pub fn set_static(&self, base: ServicesConfig) {
         *self.base.lock().unwrap_or_else(PoisonError::into_inner) = base;
         self.publish();
+        info!("services reloaded");
+    }
+
+    /// Replaces the discovered services and publishes.
+    pub fn set_discovered(&self, discovered: Arc<Discovered>) {
+        *self.discovered.lock().unwrap_or_else(PoisonError::into_inner) = discovered;
+        self.publish();
+    }
+
+    /// Takes every table discovery publishes on `rx` until it stops.
+    pub async fn follow(self: Arc<Self>, mut rx: watch::Receiver<Arc<Discovered>>) {
+        while rx.changed().await.is_ok() {
+            let discovered = rx.borrow_and_update().clone();
+            self.set_discovered(discovered);
+        }
+    }
+
+    /// The warnings about discovered services now.
+    pub fn warnings(&self) -> Vec<Warning> {
+        self.warnings.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn publish(&self) {
         let mut cfg = self.base.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let names: BTreeSet<String> = cfg.services.iter().map(|s| s.name.clone()).collect();
-        for s in self.discovered.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-            if names.contains(&s.name) {
-                warn!(service = %s.name, "a discovered service has the name of a configured one; the configured one wins");
-                continue;
-            }
-            cfg.services.push(s.clone());
+        let discovered = self.discovered.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let before = self.warnings();
+        let mut warnings = discovered.warnings.clone();
+        let mut claims = Claims::default();
+        for svc in &cfg.services {
+            // The static services were checked together already.
+            let _ = claims.claim(|f| f.to_owned(), svc);
         }
-        self.proxy.reload(cfg);
-    }
-
-    /// Follows the Docker API at `host` until the task is dropped; the
-    /// engine's network namespaces are in `netns_dir`. Also keeps this
-    /// node's anchors (see [`crate::discovery::anchor`]).
-    pub async fn follow_docker(self: Arc<Self>, host: String, resync: Duration, netns_dir: PathBuf) {
-        let (tx, mut rx) = watch::channel(Arc::new(Snapshot::default()));
-        tokio::spawn(crate::discovery::watch::run(
-            host.clone(),
-            resync,
-            tx,
-            self.discovery.clone(),
-        ));
-        tokio::spawn(crate::discovery::anchor::maintain(
-            host,
-            netns_dir.clone(),
-            rx.clone(),
-            resync,
-        ));
-        let mut last_warnings = Vec::new();
-        loop {
-            // A task whose overlay namespace is missing becomes reachable
-            // without the table changing: look again after a resync period.
-            let retry = last_warnings
-                .iter()
-                .any(|(_, w): &(String, String)| w.contains("no namespace"));
-            tokio::select! {
-                changed = rx.changed() => if changed.is_err() { return },
-                () = tokio::time::sleep(resync), if retry => {}
-            }
-            let snapshot = rx.borrow_and_update().clone();
-            let (services, mut warnings) = table::services(&snapshot, |id| table::overlay_netns(&netns_dir, id));
-            for (svc, ws) in &snapshot.warnings {
-                warnings.extend(ws.iter().map(|w| (svc.clone(), w.clone())));
-            }
-            if warnings != last_warnings {
-                for (svc, w) in &warnings {
-                    warn!(service = %svc, "{w}");
+        for svc in &discovered.services {
+            match claims.claim(|f| format!("labels: {f}"), svc) {
+                Ok(()) => cfg.services.push(svc.clone()),
+                Err(err) => {
+                    let w = Warning::NotServed {
+                        service: svc.name.clone(),
+                        reason: err.to_string(),
+                    };
+                    if !before.contains(&w) {
+                        tracing::warn!(service = %svc.name, "{w}");
+                    }
+                    warnings.push(w);
                 }
             }
-            let backends: usize = services.iter().map(|s| s.backends.len()).sum();
-            info!(services = services.len(), backends, "discovered table published");
-            *self.discovered.lock().unwrap_or_else(PoisonError::into_inner) = services;
-            self.warnings
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone_from(&warnings);
-            last_warnings = warnings;
-            self.publish();
         }
+        self.balancer.replace(cfg);
+        *self.warnings.lock().unwrap_or_else(PoisonError::into_inner) = warnings;
     }
 }

@@ -5,15 +5,15 @@
 //! [`BackendStats`] lives in the backend's runtime state and
 //! [`ServiceStats`] in the balancer, so both survive table swaps (SIGHUP,
 //! Docker changes) for as long as the backend or service exists.
+//!
+//! Counters only: this module knows no other part of swarm-sticky. What a
+//! [`Tally`] counts by (the sticky decisions, the reasons a cookie is
+//! rejected) is defined with the decision, in [`crate::sticky`].
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
-
-use serde::Serialize;
-
-use crate::cookie::CookieError;
 
 /// Lowest and highest status code counted one by one.
 const FIRST_STATUS: u16 = 100;
@@ -72,85 +72,6 @@ pub struct BackendStats {
     pub tunnel_bytes_down: AtomicU64,
 }
 
-/// How the backend of a request was decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// A valid cookie named a backend that served the request.
-    Hit,
-    /// No cookie: a new session (or the connection's earlier pick).
-    New,
-    /// A valid cookie named a backend that could not serve it (down,
-    /// unhealthy, removed, or its connection failed): moved elsewhere.
-    Failover,
-    /// A Traefik v1 cookie (the backend URL) naming a current backend.
-    Migrated,
-    /// The cookie was not acceptable (see [`RejectReason`]): a new session.
-    Rejected,
-}
-
-impl Decision {
-    /// Every decision, in the order the counters are kept.
-    pub const ALL: [Self; 5] = [Self::Hit, Self::New, Self::Failover, Self::Migrated, Self::Rejected];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Hit => "hit",
-            Self::New => "new",
-            Self::Failover => "failover",
-            Self::Migrated => "migrated",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
-/// Why a cookie was rejected (a coarser view of [`CookieError`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RejectReason {
-    /// Not a value this proxy (or Traefik v1) issues: bad base64, length,
-    /// version or identity, or too long.
-    Malformed,
-    /// Well-formed but the signature does not verify (tampered, another
-    /// cluster's key, or another service's cookie).
-    Forged,
-    /// Signed by a key that is no longer in the keyring.
-    UnknownKey,
-    /// Older than the service's Max-Age.
-    Expired,
-}
-
-impl RejectReason {
-    /// Every reason, in the order the counters are kept.
-    pub const ALL: [Self; 4] = [Self::Malformed, Self::Forged, Self::UnknownKey, Self::Expired];
-
-    /// The label value.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Malformed => "malformed",
-            Self::Forged => "forged",
-            Self::UnknownKey => "unknown_key",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-impl From<CookieError> for RejectReason {
-    fn from(err: CookieError) -> Self {
-        match err {
-            CookieError::TooLong
-            | CookieError::Base64
-            | CookieError::Malformed
-            | CookieError::Version(_)
-            | CookieError::Identity => Self::Malformed,
-            CookieError::BadTag => Self::Forged,
-            CookieError::UnknownKey => Self::UnknownKey,
-            CookieError::Expired => Self::Expired,
-        }
-    }
-}
-
 /// Upper bounds (seconds) of the latency histogram's buckets: 0.5 ms to 10 s.
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -195,46 +116,49 @@ impl LatencyHistogram {
     }
 }
 
+/// One counter per kind of a small enum, indexed by the kind's position.
+#[derive(Debug)]
+pub struct Tally<const N: usize>([AtomicU64; N]);
+
+impl<const N: usize> Default for Tally<N> {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl<const N: usize> Tally<N> {
+    /// Counts one of kind `i` (ignored when out of range).
+    pub fn add(&self, i: usize) {
+        if let Some(n) = self.0.get(i) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The count of kind `i` (0 when out of range).
+    pub fn get(&self, i: usize) -> u64 {
+        self.0.get(i).map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+}
+
+/// How many sticky decisions there are (`sticky::Decision::ALL`, which
+/// checks it at compile time).
+pub const DECISION_KINDS: usize = 5;
+/// How many reasons a cookie is rejected for (`sticky::RejectReason::ALL`,
+/// which checks it at compile time).
+pub const REJECT_REASONS: usize = 4;
+
 /// Counters of one service.
 #[derive(Debug, Default)]
 pub struct ServiceStats {
-    /// Sticky decisions, indexed like [`Decision::ALL`].
-    decisions: [AtomicU64; Decision::ALL.len()],
-    /// Rejected cookies, indexed like [`RejectReason::ALL`].
-    rejected: [AtomicU64; RejectReason::ALL.len()],
+    /// Sticky decisions, by `sticky::Decision`.
+    pub decisions: Tally<DECISION_KINDS>,
+    /// Rejected cookies, by `sticky::RejectReason`.
+    pub rejected: Tally<REJECT_REASONS>,
     /// Answers the proxy gave itself (no backend configured, available or
     /// reachable), by status.
     pub local_responses: StatusCounts,
     /// Time from the request head to the response head, every request.
     pub latency: LatencyHistogram,
-}
-
-impl ServiceStats {
-    /// Counts one decision.
-    pub fn decided(&self, d: Decision) {
-        self.decisions[d as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts one rejected cookie (the decision is counted separately).
-    pub fn rejected(&self, r: RejectReason) {
-        self.rejected[r as usize].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Decisions with their counts.
-    pub fn decisions(&self) -> impl Iterator<Item = (Decision, u64)> + '_ {
-        Decision::ALL
-            .into_iter()
-            .zip(&self.decisions)
-            .map(|(d, n)| (d, n.load(Ordering::Relaxed)))
-    }
-
-    /// Rejections with their counts.
-    pub fn rejections(&self) -> impl Iterator<Item = (RejectReason, u64)> + '_ {
-        RejectReason::ALL
-            .into_iter()
-            .zip(&self.rejected)
-            .map(|(r, n)| (r, n.load(Ordering::Relaxed)))
-    }
 }
 
 #[cfg(test)]
@@ -273,15 +197,12 @@ mod tests {
     }
 
     #[test]
-    fn decisions_and_rejections_count_by_kind() {
-        let s = ServiceStats::default();
-        s.decided(Decision::Hit);
-        s.decided(Decision::Rejected);
-        s.rejected(RejectReason::from(CookieError::BadTag));
-        s.rejected(RejectReason::from(CookieError::Base64));
-        let d: Vec<_> = s.decisions().filter(|(_, n)| *n > 0).collect();
-        assert_eq!(d, [(Decision::Hit, 1), (Decision::Rejected, 1)]);
-        let r: Vec<_> = s.rejections().filter(|(_, n)| *n > 0).collect();
-        assert_eq!(r, [(RejectReason::Malformed, 1), (RejectReason::Forged, 1)]);
+    fn a_tally_counts_by_kind() {
+        let t = Tally::<3>::default();
+        t.add(0);
+        t.add(2);
+        t.add(2);
+        t.add(7);
+        assert_eq!((t.get(0), t.get(1), t.get(2), t.get(7)), (1, 0, 2, 0));
     }
 }

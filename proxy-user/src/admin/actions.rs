@@ -103,10 +103,10 @@ pub(super) fn handle(state: &AdminState, method: &Method, path: &str, creds: Cre
 }
 
 fn drain(state: &AdminState, service: &str, backend: &str, draining: bool) -> Reply {
-    let Some(balancer) = &state.balancer else {
-        return text(StatusCode::NOT_FOUND, "this process has no routing table\n");
+    let Some(parts) = state.parts() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n");
     };
-    match balancer.set_draining(service, backend, draining) {
+    match parts.balancer.set_draining(service, backend, draining) {
         Ok(()) => json_status(
             StatusCode::OK,
             &Drained {
@@ -122,12 +122,17 @@ fn drain(state: &AdminState, service: &str, backend: &str, draining: bool) -> Re
 }
 
 fn reload(state: &AdminState) -> Reply {
-    let Some(reload) = &state.reload else {
-        return text(StatusCode::NOT_FOUND, "this process has nothing to reload\n");
+    let Some(parts) = state.parts() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "starting\n");
     };
     tracing::info!("admin API: reloading the configuration");
-    match reload() {
+    match (parts.reload)() {
         Ok(()) => json_status(StatusCode::OK, &serde_json::json!({ "reloaded": true })),
-        Err(error) => json_status(StatusCode::UNPROCESSABLE_ENTITY, &Failure { error }),
+        Err(error) => json_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &Failure {
+                error: error.to_string(),
+            },
+        ),
     }
 }

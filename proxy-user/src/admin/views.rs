@@ -5,43 +5,51 @@ use std::{net::SocketAddr, sync::atomic::Ordering};
 
 use serde::Serialize;
 
-use super::AdminState;
-use crate::{balance::ServiceStatus, metrics::Scrape};
+use super::{AdminState, Parts};
+use crate::{
+    balance::Balancer,
+    discovery::{DiscoveryStatus, Warning},
+    metrics::Scrape,
+    status::ServiceStatus,
+};
 
-/// A label or configuration warning about one service.
+/// A warning about one service, as the API shows it.
 #[derive(Serialize)]
-pub(super) struct Warning {
+pub(super) struct WarningView {
     service: String,
+    /// What kind of problem (`label`, `skipped`, `no_namespace`, …).
+    kind: &'static str,
     warning: String,
+}
+
+impl From<&Warning> for WarningView {
+    fn from(w: &Warning) -> Self {
+        Self {
+            service: w.service().to_owned(),
+            kind: w.kind(),
+            warning: w.to_string(),
+        }
+    }
 }
 
 /// `/api/discovery`.
 #[derive(Serialize)]
 pub(super) struct DiscoveryView {
     #[serde(flatten)]
-    status: crate::discovery::watch::DiscoveryStatus,
+    status: DiscoveryStatus,
     /// Seconds since the table in force was last confirmed by the engine.
     table_age_secs: Option<f64>,
-    warnings: Vec<Warning>,
+    warnings: Vec<WarningView>,
 }
 
-pub(super) fn discovery(state: &AdminState) -> Option<DiscoveryView> {
-    let sources = state.sources.as_ref()?;
-    let status = sources
+pub(super) fn discovery(parts: &Parts) -> Option<DiscoveryView> {
+    let status = parts
         .discovery
+        .as_ref()?
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    let warnings = sources
-        .warnings
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-        .map(|(service, warning)| Warning {
-            service: service.clone(),
-            warning: warning.clone(),
-        })
-        .collect();
+    let warnings = parts.sources.warnings().iter().map(WarningView::from).collect();
     Some(DiscoveryView {
         table_age_secs: status.table_age().map(|d| d.as_secs_f64()),
         status,
@@ -79,26 +87,22 @@ pub(super) struct Status {
     access: AccessView,
 }
 
-fn dataplane(state: &AdminState) -> (Vec<SocketAddr>, crate::dataplane::DataplaneStatus) {
-    let dp = state
+fn dataplane(parts: &Parts) -> (Vec<SocketAddr>, crate::dataplane::DataplaneStatus) {
+    let dp = parts
         .dataplane
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     (dp.listen.clone(), dp.status())
 }
 
-pub(super) fn services(state: &AdminState) -> Vec<ServiceStatus> {
-    state.balancer.as_ref().map(|b| b.status()).unwrap_or_default()
-}
-
-pub(super) fn status(state: &AdminState) -> Status {
-    let (listen, dataplane) = dataplane(state);
+pub(super) fn status(state: &AdminState, parts: &Parts) -> Status {
+    let (listen, dataplane) = dataplane(parts);
     Status {
         pid: std::process::id(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: state.started.elapsed().as_secs(),
         listen,
-        workers: state
+        workers: parts
             .workers
             .iter()
             .enumerate()
@@ -109,9 +113,9 @@ pub(super) fn status(state: &AdminState) -> Status {
             })
             .collect(),
         dataplane,
-        services: services(state),
-        unrouted: state.balancer.as_ref().map_or(0, |b| b.unrouted.total()),
-        discovery: discovery(state),
+        services: crate::status::services(&parts.balancer),
+        unrouted: parts.balancer.unrouted.total(),
+        discovery: discovery(parts),
         access: AccessView {
             writes: state.access.token.is_some(),
         },
@@ -119,35 +123,31 @@ pub(super) fn status(state: &AdminState) -> Status {
 }
 
 /// Every value `/metrics` reports, copied now.
-pub(super) fn scrape(state: &AdminState) -> Scrape {
-    let (_, dataplane) = dataplane(state);
-    let latency = state.balancer.as_ref().map_or_else(Vec::new, |b| {
-        b.table()
-            .services
-            .iter()
-            .map(|s| (s.config.name.clone(), s.stats.latency.snapshot()))
-            .collect()
-    });
+pub(super) fn scrape(parts: &Parts) -> Scrape {
+    let (_, dataplane) = dataplane(parts);
+    let latency = parts
+        .balancer
+        .table()
+        .services
+        .iter()
+        .map(|s| (s.config.name.clone(), s.stats.latency.snapshot()))
+        .collect();
     Scrape {
-        services: services(state),
+        services: crate::status::services(&parts.balancer),
         latency,
-        unrouted: state
-            .balancer
-            .as_ref()
-            .map_or_else(Vec::new, |b| b.unrouted.nonzero().collect()),
-        workers: state
+        unrouted: parts.balancer.unrouted.nonzero().collect(),
+        workers: parts
             .workers
             .iter()
             .map(|w| (w.accepted.load(Ordering::Relaxed), w.open.load(Ordering::Relaxed)))
             .collect(),
         dataplane,
-        discovery: discovery(state).map(|d| (d.status.connected, d.table_age_secs, d.warnings.len())),
+        discovery: discovery(parts).map(|d| (d.status.connected, d.table_age_secs, d.warnings.len())),
     }
 }
 
 /// Every request counted so far (the dashboard's rate is its derivative).
-pub(super) fn total_requests(state: &AdminState) -> u64 {
-    let Some(b) = &state.balancer else { return 0 };
+pub(super) fn total_requests(b: &Balancer) -> u64 {
     let table = b.table();
     let relayed: u64 = table
         .services

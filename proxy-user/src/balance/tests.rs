@@ -1,6 +1,6 @@
 //! SWRR weights, drain, passive health, routing and state across swaps.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
 use super::*;
 use crate::services::{BackendConfig, ServicesConfig};
@@ -180,7 +180,7 @@ fn status_view() {
     for _ in 0..t.services[0].config.passive.failures {
         bal.record_failure(&t.services[0], t.services[0].backend("b0").unwrap());
     }
-    let s = bal.status();
+    let s = crate::status::services(&bal);
     assert_eq!(s[0].name, "web");
     let (b0, b1) = (&s[0].backends[0], &s[0].backends[1]);
     assert!(!b0.available && b0.down_for_ms > 0 && !b0.draining && b0.healthy);

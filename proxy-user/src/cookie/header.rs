@@ -71,7 +71,8 @@ pub fn remove_cookie(headers: &mut HeaderMap, name: &str) {
 /// whether the request came over TLS (or a trusted `X-Forwarded-Proto:
 /// https`), which decides `Secure` in auto mode. `SameSite=None` always
 /// gets `Secure` (browsers reject it otherwise). `None` only for a
-/// configuration that was not validated.
+/// configuration that was not validated (every source of services goes
+/// through `services::validate_service`).
 pub fn set_cookie_value(cfg: &CookieConfig, value: &str, secure_request: bool) -> Option<HeaderValue> {
     let secure = match cfg.secure {
         SecureMode::Always => true,
@@ -95,11 +96,8 @@ pub fn set_cookie_value(cfg: &CookieConfig, value: &str, secure_request: bool) -
     if cfg.http_only {
         s.push_str("; HttpOnly");
     }
-    s.push_str(match cfg.same_site {
-        SameSite::Strict => "; SameSite=Strict",
-        SameSite::Lax => "; SameSite=Lax",
-        SameSite::None => "; SameSite=None",
-    });
+    s.push_str("; SameSite=");
+    s.push_str(cfg.same_site.as_str());
     if secure {
         s.push_str("; Secure");
     }

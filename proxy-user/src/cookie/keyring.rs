@@ -7,6 +7,7 @@ use std::{
     io::Write as _,
     os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use rand::RngCore as _;
@@ -146,17 +147,6 @@ impl Keyring {
         }
     }
 
-    /// `--cookie-key-file` when given, else the state directory's key.
-    ///
-    /// # Errors
-    /// As [`Keyring::from_file`] and [`Keyring::load_or_generate`].
-    pub fn from_run_args(args: &crate::cli::RunArgs) -> Result<Self, KeyringError> {
-        match &args.cookie_key_file {
-            Some(path) => Self::from_file(path),
-            None => Self::load_or_generate(&args.state_dir),
-        }
-    }
-
     /// A keyring whose first (signing) key is `secret`, followed by the keys
     /// of `self` (which keep verifying), at most [`MAX_KEYS`] in all. Used
     /// when a key is rotated while running.
@@ -208,6 +198,37 @@ impl Keyring {
 
     pub(super) fn key_by_id(&self, id: &[u8]) -> Option<&Key> {
         self.keys.iter().find(|k| k.id == id)
+    }
+}
+
+/// The keys in force, shared: the request path reads them on every
+/// request (lock-free), and the cluster key follower replaces them when
+/// the swarm's join token rotates.
+#[derive(Debug, Clone)]
+pub struct KeyringHandle(Arc<arc_swap::ArcSwap<Keyring>>);
+
+impl KeyringHandle {
+    /// A handle on `keyring`.
+    pub fn new(keyring: Keyring) -> Self {
+        Self(Arc::new(arc_swap::ArcSwap::from_pointee(keyring)))
+    }
+
+    /// The keys now, for one request.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Keyring>> {
+        self.0.load()
+    }
+
+    /// The keys now, kept.
+    pub fn load_full(&self) -> Arc<Keyring> {
+        self.0.load_full()
+    }
+
+    /// Puts `keyring` in force: cookies are signed with its first key from
+    /// now on (the per-second Set-Cookie cache follows), and a valid
+    /// cookie of another of its keys is re-signed on its next response.
+    pub fn replace(&self, keyring: Keyring) {
+        self.0.store(Arc::new(keyring));
+        tracing::info!("cookie keys replaced");
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use aya::{
     Ebpf,
     maps::{Array, PerCpuHashMap, PerCpuValues},
-    programs::{Xdp, XdpMode, links::FdLink},
+    programs::{Xdp, XdpMode as AttachMode, links::FdLink},
     util::nr_cpus,
 };
 use proxy_common::{
@@ -23,7 +23,37 @@ use super::{
     DataplaneError,
     ebpf::{map_err, map_mut, map_ref},
 };
-use crate::config::XdpConfig;
+
+/// XDP attachment settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XdpConfig {
+    /// Interface name.
+    pub iface: String,
+    /// SYN guard settings (disabled unless `--syn-rate` > 0).
+    pub syn_guard: SynGuardConfig,
+}
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// In the driver.
+    Native,
+    /// In the generic (skb) path, where the driver has no XDP support.
+    Generic,
+    /// Attached by an earlier process; this one reuses its pinned link.
+    Pinned,
+}
+
+impl std::fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Generic => "generic",
+            Self::Pinned => "pinned",
+        })
+    }
+}
 
 /// `BPF_NOEXIST`: create only, keep an existing entry (and its counts).
 const BPF_NOEXIST: u64 = 1;
@@ -48,7 +78,7 @@ pub struct PortCounters {
 ///
 /// # Errors
 /// An unknown interface, or a failure to load, attach or update.
-pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Result<&'static str, DataplaneError> {
+pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Result<XdpMode, DataplaneError> {
     let ncpus = nr_cpus().map_err(|(_, source)| DataplaneError::Io {
         what: "count CPUs",
         source,
@@ -82,7 +112,7 @@ pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Res
     let pin = dir.join(format!("xdp_link_{}", cfg.iface));
     if pin.exists() {
         info!(iface = %cfg.iface, "reusing the pinned XDP program");
-        return Ok("pinned");
+        return Ok(XdpMode::Pinned);
     }
     let prog: &mut Xdp = ebpf
         .program_mut(PROG_XDP)
@@ -91,10 +121,10 @@ pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Res
         .map_err(|source| DataplaneError::Program { name: PROG_XDP, source })?;
     prog.load()
         .map_err(|source| DataplaneError::Program { name: PROG_XDP, source })?;
-    let (id, mode) = match prog.attach(&cfg.iface, XdpMode::Driver) {
-        Ok(id) => (id, "native"),
-        Err(native) => match prog.attach(&cfg.iface, XdpMode::Skb) {
-            Ok(id) => (id, "generic"),
+    let (id, mode) = match prog.attach(&cfg.iface, AttachMode::Driver) {
+        Ok(id) => (id, XdpMode::Native),
+        Err(native) => match prog.attach(&cfg.iface, AttachMode::Skb) {
+            Ok(id) => (id, XdpMode::Generic),
             Err(_) => {
                 return Err(DataplaneError::XdpAttach {
                     iface: cfg.iface.clone(),
@@ -113,7 +143,7 @@ pub fn setup(ebpf: &mut Ebpf, dir: &Path, cfg: &XdpConfig, ports: &[u16]) -> Res
         what: "the XDP link",
         source,
     })?;
-    info!(iface = %cfg.iface, mode, guard = cfg.syn_guard.enabled != 0, "XDP attached");
+    info!(iface = %cfg.iface, %mode, guard = cfg.syn_guard.enabled != 0, "XDP attached");
     Ok(mode)
 }
 

@@ -38,7 +38,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{engine::Engine, table, watch::Snapshot};
+use super::{engine::Engine, to_services, watch::Snapshot};
 
 /// Label with the node an anchor is for.
 pub const LABEL_NODE: &str = "com.swarm-sticky.anchor.node";
@@ -180,7 +180,7 @@ async fn reconcile(
 ) -> Result<(), AnchorError> {
     let existing = anchors(engine, node).await?;
     for net in remote_only(snapshot, node) {
-        if !existing.contains_key(&net) && table::overlay_netns(netns_dir, &net).is_none() {
+        if !existing.contains_key(&net) && to_services::overlay_netns(netns_dir, &net).is_none() {
             create(engine, node, &net).await?;
         }
     }
@@ -190,6 +190,22 @@ async fn reconcile(
             engine.docker().delete_service(id).await?;
             info!(network = %net, "removed the anchor of a network no served service uses");
         }
+    }
+    Ok(())
+}
+
+/// What the anchor task runs (`swarm-sticky anchor`, PID 1 of its
+/// container): nothing but waiting for SIGTERM or SIGINT.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub async fn wait_for_stop() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
     Ok(())
 }
@@ -224,7 +240,7 @@ pub async fn maintain(host: String, netns_dir: PathBuf, mut rx: watch::Receiver<
         match result {
             Ok(()) => last_error = None,
             Err(err) => {
-                let text = format!("{:#}", crate::dataplane::anyhow_like(&err));
+                let text = crate::error::chain(&err).to_string();
                 if last_error.as_deref() != Some(text.as_str()) {
                     warn!(error = %text, "anchors: retrying on the next pass");
                 }
@@ -284,7 +300,7 @@ mod tests {
                 service("mixed", &["n2"], &[("n2", "other"), ("n2", "me")]),
                 service("starting", &["n3"], &[]),
             ],
-            warnings: BTreeMap::new(),
+            warnings: Vec::new(),
         };
         assert_eq!(remote_only(&snap, "me"), BTreeSet::from(["n1".to_string()]));
         assert_eq!(

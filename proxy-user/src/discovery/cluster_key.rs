@@ -14,14 +14,14 @@
 //! re-signed in between get a new pick once. An instance started after a
 //! rotation knows only the new key.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use hkdf::Hkdf;
 use sha2::Sha256;
 use tracing::{info, warn};
 
 use super::engine::Engine;
-use crate::{cookie::Keyring, proxy::Proxy};
+use crate::cookie::{Keyring, KeyringHandle};
 
 /// Domain separation: a key for this purpose only, and a version that
 /// changes if the derivation ever does.
@@ -68,13 +68,13 @@ pub fn read_blocking(host: &str) -> Result<Option<[u8; 32]>, ReadKeyError> {
 }
 
 /// Follows the manager join token of the engine at `host`, re-read every
-/// `every`, and rotates the proxy's cookie keys when it changes. `current`
+/// `every`, and rotates the cookie keys in `keyring` when it changes. `current`
 /// is the key derived at start (`None`: the state directory's key signs,
 /// because the token could not be read then; it is replaced, and still
 /// verifies, once the token can be read). Runs until the task is dropped;
 /// an engine that does not answer is retried on the next tick (the
 /// discovery watcher reports it).
-pub async fn follow(proxy: Arc<Proxy>, host: String, every: Duration, mut current: Option<[u8; 32]>) {
+pub async fn follow(keyring: KeyringHandle, host: String, every: Duration, mut current: Option<[u8; 32]>) {
     let mut engine: Option<Engine> = None;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -97,8 +97,8 @@ pub async fn follow(proxy: Arc<Proxy>, host: String, every: Duration, mut curren
         if current == Some(key) {
             continue;
         }
-        let ring: Keyring = proxy.keyring().rotate_to(&key);
-        proxy.set_keyring(ring);
+        let ring: Keyring = keyring.load().rotate_to(&key);
+        keyring.replace(ring);
         if current.is_some() {
             warn!(
                 "the swarm's manager join token was rotated: cookies are signed with the new derived key; the previous one still verifies (a second rotation drops it)"

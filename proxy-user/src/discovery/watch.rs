@@ -9,7 +9,7 @@
 //! the table's age is exported in [`DiscoveryStatus`].
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeSet,
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{
+    Warning,
     engine::{Engine, EngineError, ServiceInfo},
     labels::{self, ServiceLabels, Skip},
     tasks::{self, Task, TaskBackend, TaskState},
@@ -50,8 +51,8 @@ pub struct DiscoveredService {
 pub struct Snapshot {
     /// Served services, by name.
     pub services: Vec<DiscoveredService>,
-    /// Warnings per service name (labels and mapping problems).
-    pub warnings: BTreeMap<String, Vec<String>>,
+    /// Label problems and services that cannot be served.
+    pub warnings: Vec<Warning>,
 }
 
 /// Builds the table from one listing (pure). `unhealthy` holds the tasks
@@ -66,20 +67,19 @@ pub fn build(services: &[ServiceInfo], all_tasks: &[Task], unhealthy: &BTreeSet<
         let parsed = match labels::parse(&s.labels) {
             Ok(p) => p,
             Err(Skip::NotLabelled | Skip::Disabled) => continue,
-            Err(Skip::Invalid(why)) => {
-                out.warnings
-                    .entry(s.name.clone())
-                    .or_default()
-                    .push(format!("not served: {why}"));
+            Err(Skip::Invalid(reason)) => {
+                out.warnings.push(Warning::NotServed {
+                    service: s.name.clone(),
+                    reason,
+                });
                 continue;
             }
         };
-        if !parsed.warnings.is_empty() {
-            out.warnings
-                .entry(s.name.clone())
-                .or_default()
-                .extend(parsed.warnings.iter().cloned());
-        }
+        out.warnings
+            .extend(parsed.warnings.iter().map(|message| Warning::Label {
+                service: s.name.clone(),
+                message: message.clone(),
+            }));
         match tasks::backends(all_tasks, &s.id, &parsed) {
             Ok(mut backends) => {
                 for b in backends.iter_mut().filter(|b| unhealthy.contains(&b.task_id)) {
@@ -93,11 +93,10 @@ pub fn build(services: &[ServiceInfo], all_tasks: &[Task], unhealthy: &BTreeSet<
                     networks: s.networks.clone(),
                 });
             }
-            Err(err) => out
-                .warnings
-                .entry(s.name.clone())
-                .or_default()
-                .push(format!("not served: {err}")),
+            Err(err) => out.warnings.push(Warning::NotServed {
+                service: s.name.clone(),
+                reason: err.to_string(),
+            }),
         }
     }
     out.services.sort_by(|a, b| a.name.cmp(&b.name));
@@ -160,7 +159,7 @@ fn set_disconnected(status: &Mutex<DiscoveryStatus>, err: &EngineError) -> bool 
     let mut st = status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let was = st.connected || st.last_error.is_none();
     st.connected = false;
-    st.last_error = Some(format!("{:#}", crate::dataplane::anyhow_like(err)));
+    st.last_error = Some(crate::error::chain(err).to_string());
     was
 }
 
@@ -178,7 +177,7 @@ pub async fn run(
             Ok(e) => e,
             Err(err) => {
                 if set_disconnected(&status, &err) {
-                    warn!(host = %host, error = %crate::dataplane::anyhow_like(&err), "docker API unreachable; keeping the last backend table");
+                    warn!(host = %host, error = %crate::error::chain(&err), "docker API unreachable; keeping the last backend table");
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -188,7 +187,7 @@ pub async fn run(
         let mut events = Box::pin(engine.changes());
         if let Err(err) = refresh(&engine, &tx, &status).await {
             if set_disconnected(&status, &err) {
-                warn!(error = %crate::dataplane::anyhow_like(&err), "docker API listing failed; keeping the last backend table");
+                warn!(error = %crate::error::chain(&err), "docker API listing failed; keeping the last backend table");
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -223,7 +222,7 @@ pub async fn run(
             }
         };
         if set_disconnected(&status, &failure) {
-            warn!(error = %crate::dataplane::anyhow_like(&failure), "lost the docker API; keeping the last backend table and reconnecting");
+            warn!(error = %crate::error::chain(&failure), "lost the docker API; keeping the last backend table and reconnecting");
         }
     }
 }
@@ -280,9 +279,16 @@ mod tests {
         let names: Vec<&str> = snap.services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, vec!["other", "whoami"]);
         assert_eq!(snap.services[1].backends.len(), 2);
-        assert!(snap.warnings["broken"][0].contains("no backend port"));
-        assert!(snap.warnings["other"][0].contains("swarm-sticky.colour"));
-        assert!(!snap.warnings.contains_key("whoami"));
+        let about = |svc: &str| -> Vec<String> {
+            snap.warnings
+                .iter()
+                .filter(|w| w.service() == svc)
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert!(about("broken")[0].contains("no backend port"), "{:?}", snap.warnings);
+        assert!(about("other")[0].contains("swarm-sticky.colour"), "{:?}", snap.warnings);
+        assert!(about("whoami").is_empty(), "{:?}", snap.warnings);
         // Same input, same table: nothing would be republished.
         assert_eq!(build(&services, &tasks, &BTreeSet::new()), snap);
         // A local container failing its HEALTHCHECK: that task only.

@@ -7,31 +7,18 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
     time::{Instant, SystemTime},
 };
 
 use http::{Method, Request, Response, Version};
 use hyper::body::Incoming;
 
-use super::{ConnCtx, Inner, ProxyBody, forward, headers::raw_host};
-use crate::{
-    access_log,
-    balance::{Backend, Service},
-    stats::Decision,
-};
+use super::{ConnCtx, Inner, ProxyBody, forward, headers::raw_host, outcome::Outcome};
+use crate::access_log;
 
 /// Status logged for a request whose client left before the answer
 /// (nginx's convention).
 pub(super) const CLIENT_CLOSED: u16 = 499;
-
-/// What became of one request, for the counters and the access log.
-#[derive(Default)]
-pub(super) struct Outcome {
-    pub(super) service: Option<Arc<Service>>,
-    pub(super) backend: Option<Arc<Backend>>,
-    pub(super) decision: Option<Decision>,
-}
 
 /// A request being served: counted and logged when it ends, or as 499 when
 /// it is dropped before an answer.
@@ -55,7 +42,7 @@ impl Served<'_> {
                     svc.stats.latency.observe(elapsed);
                 }
                 if let Some(d) = out.decision {
-                    svc.stats.decided(d);
+                    svc.stats.decisions.add(d.index());
                 }
                 match backend {
                     Some(b) => b.state.stats.responses.record(status),

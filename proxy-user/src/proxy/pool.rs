@@ -24,7 +24,7 @@ use hyper::{body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
 
 use super::{BoxError, ProxyBody, body::Upload};
-use crate::balance::Backend;
+use crate::routing::Backend;
 
 type Sender = SendRequest<ProxyBody>;
 

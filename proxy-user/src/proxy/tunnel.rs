@@ -25,7 +25,7 @@ use tokio::{
     time::Instant,
 };
 
-use crate::balance::Backend;
+use crate::routing::Backend;
 
 /// What a tunnel needs besides its two connections.
 pub(super) struct Tunnel {

@@ -7,10 +7,10 @@ use std::{net::IpAddr, time::Duration};
 use serde::Deserialize;
 
 use super::{
-    BackendConfig, CookieConfig, DEFAULT_UPGRADE, HealthCheckConfig, Limits, PassiveHealthConfig, Rule, SameSite,
-    SecureMode, ServiceConfig, ServiceTimeouts, ServicesConfig, parse_backend_url,
+    BackendConfig, CookieConfig, CookieOverrides, DEFAULT_UPGRADE, HealthCheckConfig, Limits, PassiveHealthConfig,
+    Rule, ServiceConfig, ServiceTimeouts, ServicesConfig, parse_backend_url,
 };
-use crate::config::ConfigError;
+use crate::error::FieldError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,10 +130,10 @@ struct FilePassive {
 
 /// Parses the file; `cookie_flag` (from `--cookie-name`) names the cookie
 /// of services that set none. Cross-field checks happen in `validate`.
-pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesConfig, ConfigError> {
+pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesConfig, FieldError> {
     let raw: FileConfig = toml::from_str(text).map_err(|e| {
         let msg = e.message().to_owned();
-        ConfigError::field(
+        FieldError::new(
             "--config",
             format!(
                 "{msg} ({})",
@@ -145,7 +145,7 @@ pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesCon
     for (i, p) in raw.trusted_proxies.iter().enumerate() {
         let ip = p
             .parse::<IpAddr>()
-            .map_err(|_| ConfigError::field(&format!("trusted_proxies[{i}]"), format!("{p:?} is not an IP address")))?;
+            .map_err(|_| FieldError::new(&format!("trusted_proxies[{i}]"), format!("{p:?} is not an IP address")))?;
         trusted_proxies.push(ip);
     }
     let d = Limits::default();
@@ -174,7 +174,7 @@ pub(super) fn parse(text: &str, cookie_flag: Option<&str>) -> Result<ServicesCon
     })
 }
 
-fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<ServiceConfig, ConfigError> {
+fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<ServiceConfig, FieldError> {
     let at = |f: &str| format!("services[{i}].{f}");
     let mut backends = Vec::new();
     for (j, b) in s.backends.into_iter().enumerate() {
@@ -189,51 +189,18 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
     }
     let mut cookie = CookieConfig::for_service(&s.name);
     let c = s.cookie;
-    if let Some(name) = c.name.or_else(|| cookie_flag.map(str::to_owned)) {
-        cookie.name = name;
+    let overrides = CookieOverrides {
+        name: c.name.or_else(|| cookie_flag.map(str::to_owned)),
+        path: c.path,
+        domain: c.domain,
+        http_only: c.http_only,
+        same_site: c.same_site,
+        secure: c.secure,
+        max_age: c.max_age,
+    };
+    if let Some((field, problem)) = overrides.apply(&mut cookie).into_iter().next() {
+        return Err(FieldError::new(&at(&format!("cookie.{field}")), problem));
     }
-    if let Some(p) = c.path {
-        cookie.path = p;
-    }
-    if let Some(h) = c.http_only {
-        cookie.http_only = h;
-    }
-    if let Some(v) = c.same_site {
-        cookie.same_site = match v.to_ascii_lowercase().as_str() {
-            "strict" => SameSite::Strict,
-            "lax" => SameSite::Lax,
-            "none" => SameSite::None,
-            _ => {
-                return Err(ConfigError::field(
-                    &at("cookie.same_site"),
-                    format!("{v:?} is not strict, lax or none"),
-                ));
-            }
-        };
-    }
-    if let Some(v) = c.secure {
-        cookie.secure = match v.to_ascii_lowercase().as_str() {
-            "auto" => SecureMode::Auto,
-            "always" => SecureMode::Always,
-            "never" => SecureMode::Never,
-            _ => {
-                return Err(ConfigError::field(
-                    &at("cookie.secure"),
-                    format!("{v:?} is not auto, always or never"),
-                ));
-            }
-        };
-    }
-    if let Some(secs) = c.max_age {
-        if secs == 0 {
-            return Err(ConfigError::field(
-                &at("cookie.max_age"),
-                "must be positive (omit it for a session cookie)",
-            ));
-        }
-        cookie.max_age = Some(Duration::from_secs(secs));
-    }
-    cookie.domain = c.domain;
     let health = s.health.map(|h| HealthCheckConfig {
         path: h.path.unwrap_or_else(|| "/".to_owned()),
         interval: Duration::from_millis(h.interval_ms.unwrap_or(5000)),

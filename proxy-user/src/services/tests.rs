@@ -1,28 +1,32 @@
 //! Validation of `--backend`, `--cookie-name` and the TOML config.
 
-use clap::Parser as _;
-
 use super::*;
-use crate::cli::{Cli, Command};
 
-fn run_args(args: &[&str]) -> RunArgs {
-    let cli =
-        Cli::try_parse_from(["swarm-sticky", "run", "--listen", "127.0.0.1:8080"].iter().chain(args)).expect("parses");
-    let Command::Run(run) = cli.command else {
-        panic!("run expected")
-    };
-    *run
+/// The services of `--backend` and `--cookie-name` flags as `run` gets them.
+fn from_args(args: &[&str]) -> Result<ServicesConfig, FieldError> {
+    let mut backends = Vec::new();
+    let mut cookie_name = None;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = (*it.next().expect("a value")).to_owned();
+        match *flag {
+            "--backend" => backends.push(value),
+            "--cookie-name" => cookie_name = Some(value),
+            other => panic!("no flag {other} here"),
+        }
+    }
+    from_flags(None, &backends, cookie_name.as_deref(), false)
 }
 
 /// `--backend NAME=URL` forms one service on PathPrefix:/ with defaults.
 #[test]
 fn backends_from_flags() {
-    let cfg = from_run_args(&run_args(&[
+    let cfg = from_args(&[
         "--backend",
         "a=http://127.0.0.1:8001",
         "--backend",
         "b=http://127.0.0.1:8002/",
-    ]))
+    ])
     .unwrap();
     assert_eq!(cfg.services.len(), 1);
     let s = &cfg.services[0];
@@ -64,7 +68,7 @@ fn flag_errors_name_the_flag() {
         ),
     ];
     for (args, needle) in cases {
-        let err = from_run_args(&run_args(args)).expect_err("invalid").to_string();
+        let err = from_args(args).expect_err("invalid").to_string();
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }

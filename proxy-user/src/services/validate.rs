@@ -1,12 +1,17 @@
-//! Cross-field validation of a [`ServicesConfig`]: names, uniqueness of
-//! services, rules and cookie names, paths, health settings.
+//! Validation of the service model, one door for every source: each
+//! service on its own ([`validate_service`]: names, rule, backends, cookie,
+//! health, deadlines, upgrades), what services may not share
+//! ([`Claims`]: names, cookie names, rules), and the table-wide limits.
+//! The config file and the flags go through [`validate`]; discovered
+//! services go through the same checks one by one, so that a bad label
+//! skips its service and no other.
 
 use std::collections::HashSet;
 
-use super::{Rule, ServicesConfig};
-use crate::config::ConfigError;
+use super::{ServiceConfig, ServicesConfig};
+use crate::error::FieldError;
 
-pub(super) fn validate_name(field: &str, name: &str) -> Result<(), ConfigError> {
+pub(super) fn validate_name(field: &str, name: &str) -> Result<(), FieldError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -15,7 +20,7 @@ pub(super) fn validate_name(field: &str, name: &str) -> Result<(), ConfigError> 
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::field(
+        Err(FieldError::new(
             field,
             format!("name {name:?} must be 1-64 characters of [A-Za-z0-9._-]"),
         ))
@@ -25,14 +30,11 @@ pub(super) fn validate_name(field: &str, name: &str) -> Result<(), ConfigError> 
 /// Checks a cookie name; `field` is where it came from (the
 /// `--cookie-name` flag is checked before it is copied into services, so
 /// that its error names the flag).
-pub(super) fn validate_cookie_name(field: &str, name: &str) -> Result<(), ConfigError> {
+pub(super) fn validate_cookie_name(field: &str, name: &str) -> Result<(), FieldError> {
     if is_token(name) {
         Ok(())
     } else {
-        Err(ConfigError::field(
-            field,
-            format!("{name:?} is not a valid cookie name"),
-        ))
+        Err(FieldError::new(field, format!("{name:?} is not a valid cookie name")))
     }
 }
 
@@ -42,23 +44,142 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Checks a rule's hosts and prefixes; `taken` holds the (host, prefix)
-/// pairs of the services before it, which no other rule may repeat.
-fn validate_rule<'a>(
-    field: &str,
-    rule: &'a Rule,
-    taken: &mut HashSet<(Option<&'a str>, &'a str)>,
-) -> Result<(), ConfigError> {
+/// What no two services may share: names, cookie names, and (host, path
+/// prefix) pairs of their rules.
+#[derive(Debug, Default)]
+pub struct Claims {
+    names: HashSet<String>,
+    cookies: HashSet<String>,
+    rules: HashSet<(Option<String>, String)>,
+}
+
+impl Claims {
+    /// Claims what `svc` uses, unless a service claimed before has some of
+    /// it; the error names `svc`'s field (through `at`).
+    ///
+    /// # Errors
+    /// The first name, cookie name or rule already claimed.
+    pub fn claim(&mut self, at: impl Fn(&str) -> String, svc: &ServiceConfig) -> Result<(), FieldError> {
+        if self.names.contains(&svc.name) {
+            return Err(FieldError::new(
+                &at("name"),
+                format!("{:?} is declared twice", svc.name),
+            ));
+        }
+        if self.cookies.contains(&svc.cookie.name) {
+            return Err(FieldError::new(
+                &at("cookie.name"),
+                format!("{:?} is used by two services", svc.cookie.name),
+            ));
+        }
+        let hosts: Vec<Option<String>> = if svc.rule.hosts.is_empty() {
+            vec![None]
+        } else {
+            svc.rule.hosts.iter().cloned().map(Some).collect()
+        };
+        let pairs: Vec<(Option<String>, String)> = hosts
+            .iter()
+            .flat_map(|h| svc.rule.path_prefixes.iter().map(move |p| (h.clone(), p.clone())))
+            .collect();
+        if let Some((host, prefix)) = pairs.iter().find(|p| self.rules.contains(*p)) {
+            let host = host.as_ref().map(|h| format!("host {h}, prefix ")).unwrap_or_default();
+            return Err(FieldError::new(
+                &at("rule"),
+                format!("another service has the rule {host}{prefix}"),
+            ));
+        }
+        self.names.insert(svc.name.clone());
+        self.cookies.insert(svc.cookie.name.clone());
+        self.rules.extend(pairs);
+        Ok(())
+    }
+}
+
+/// Checks one service on its own; `at` names a field of it (e.g.
+/// `services[1].cookie.name`, or `labels.cookie.name` for a discovered
+/// service). A service without backends passes: a discovered one may have
+/// no running task for a while.
+///
+/// # Errors
+/// The first field that is not acceptable.
+pub fn validate_service(at: impl Fn(&str) -> String, svc: &ServiceConfig) -> Result<(), FieldError> {
+    validate_name(&at("name"), &svc.name)?;
+    validate_rule(&at, svc)?;
+    let mut backend_names = HashSet::new();
+    for (j, b) in svc.backends.iter().enumerate() {
+        validate_name(&at(&format!("backends[{j}].name")), &b.name)?;
+        if !backend_names.insert(b.name.as_str()) {
+            return Err(FieldError::new(
+                &at(&format!("backends[{j}].name")),
+                format!("{:?} is declared twice", b.name),
+            ));
+        }
+    }
+    let c = &svc.cookie;
+    validate_cookie_name(&at("cookie.name"), &c.name)?;
+    if !c.path.starts_with('/') || !c.path.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
+        return Err(FieldError::new(
+            &at("cookie.path"),
+            "must start with / and be visible ASCII without ;",
+        ));
+    }
+    if let Some(d) = &c.domain
+        && !is_token(d)
+    {
+        return Err(FieldError::new(
+            &at("cookie.domain"),
+            format!("{d:?} is not a valid domain"),
+        ));
+    }
+    if let Some(h) = &svc.health {
+        if !h.path.starts_with('/') {
+            return Err(FieldError::new(&at("health.path"), "must start with /"));
+        }
+        if h.interval.is_zero() || h.timeout.is_zero() {
+            return Err(FieldError::new(&at("health"), "interval and timeout must be positive"));
+        }
+        if !(100..=599).contains(&h.expected_status) {
+            return Err(FieldError::new(
+                &at("health.expected_status"),
+                "must be an HTTP status 100-599",
+            ));
+        }
+    }
+    if svc.passive.failures == 0 {
+        return Err(FieldError::new(&at("passive_health.failures"), "must be at least 1"));
+    }
+    for (field, d) in [
+        ("limits.request_body_timeout_ms", svc.timeouts.request_body),
+        ("limits.response_timeout_ms", svc.timeouts.response),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return Err(FieldError::new(&at(field), "must be positive"));
+        }
+    }
+    for (j, p) in svc.upgrades.iter().enumerate() {
+        if !is_token(p) {
+            return Err(FieldError::new(
+                &at(&format!("upgrades[{j}]")),
+                format!("{p:?} is not a protocol name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a rule's hosts and prefixes.
+fn validate_rule(at: &impl Fn(&str) -> String, svc: &ServiceConfig) -> Result<(), FieldError> {
+    let rule = &svc.rule;
     if rule.path_prefixes.is_empty() {
-        return Err(ConfigError::field(
-            &format!("{field}.path_prefix"),
+        return Err(FieldError::new(
+            &at("rule.path_prefix"),
             "at least one prefix is required",
         ));
     }
     for p in &rule.path_prefixes {
         if !p.starts_with('/') || p.bytes().any(|b| !b.is_ascii_graphic() || matches!(b, b'?' | b'#')) {
-            return Err(ConfigError::field(
-                &format!("{field}.path_prefix"),
+            return Err(FieldError::new(
+                &at("rule.path_prefix"),
                 format!("{p:?} must start with / and be a path without spaces, ? or #"),
             ));
         }
@@ -69,43 +190,27 @@ fn validate_rule<'a>(
             && h.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_'));
         if !ok {
-            return Err(ConfigError::field(
-                &format!("{field}.host"),
+            return Err(FieldError::new(
+                &at("rule.host"),
                 format!("{h:?} is not a lower-case host name"),
             ));
-        }
-    }
-    let hosts: Vec<Option<&str>> = if rule.hosts.is_empty() {
-        vec![None]
-    } else {
-        rule.hosts.iter().map(|h| Some(h.as_str())).collect()
-    };
-    for host in hosts {
-        for prefix in &rule.path_prefixes {
-            if !taken.insert((host, prefix.as_str())) {
-                return Err(ConfigError::field(
-                    field,
-                    format!(
-                        "another service has the rule {}{prefix}",
-                        host.map(|h| format!("host {h}, prefix ")).unwrap_or_default()
-                    ),
-                ));
-            }
         }
     }
     Ok(())
 }
 
-pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool, docker: bool) -> Result<(), ConfigError> {
+/// Checks a whole configuration (the file and the flags): the limits,
+/// every service, and what they may not share.
+pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool, docker: bool) -> Result<(), FieldError> {
     // With Docker discovery the services come from the engine.
     if cfg.services.is_empty() && !docker {
-        return Err(ConfigError::field(
+        return Err(FieldError::new(
             "--backend",
             "no service: give --backend NAME=URL, --config FILE or --docker",
         ));
     }
     if cfg.limits.max_header_bytes < 8192 {
-        return Err(ConfigError::field("limits.max_header_bytes", "must be at least 8192"));
+        return Err(FieldError::new("limits.max_header_bytes", "must be at least 8192"));
     }
     let l = &cfg.limits;
     for (field, d) in [
@@ -116,98 +221,25 @@ pub(super) fn validate(cfg: &ServicesConfig, cookie_flag: bool, docker: bool) ->
         ("limits.response_timeout_ms", l.response_timeout),
     ] {
         if d.is_zero() {
-            return Err(ConfigError::field(field, "must be positive"));
+            return Err(FieldError::new(field, "must be positive"));
         }
     }
-    let mut names = HashSet::new();
-    let mut cookies = HashSet::new();
-    let mut rules = HashSet::new();
+    let mut claims = Claims::default();
     for (i, svc) in cfg.services.iter().enumerate() {
         let at = |f: &str| format!("services[{i}].{f}");
-        validate_name(&at("name"), &svc.name)?;
-        if !names.insert(svc.name.as_str()) {
-            return Err(ConfigError::field(
-                &at("name"),
-                format!("{:?} is declared twice", svc.name),
-            ));
-        }
-        validate_rule(&at("rule"), &svc.rule, &mut rules)?;
+        validate_service(at, svc)?;
+        // A discovered service may have no task for a while; a configured
+        // one without a backend is a mistake.
         if svc.backends.is_empty() {
-            return Err(ConfigError::field(&at("backends"), "at least one backend is required"));
+            return Err(FieldError::new(&at("backends"), "at least one backend is required"));
         }
-        let mut backend_names = HashSet::new();
-        for (j, b) in svc.backends.iter().enumerate() {
-            validate_name(&at(&format!("backends[{j}].name")), &b.name)?;
-            if !backend_names.insert(b.name.as_str()) {
-                return Err(ConfigError::field(
-                    &at(&format!("backends[{j}].name")),
-                    format!("{:?} is declared twice", b.name),
-                ));
+        claims.claim(at, svc).map_err(|mut err| {
+            if cookie_flag && err.field.ends_with("cookie.name") {
+                err.message
+                    .push_str(" (--cookie-name applies to every service without cookie.name)");
             }
-        }
-        let c = &svc.cookie;
-        validate_cookie_name(&at("cookie.name"), &c.name)?;
-        if !cookies.insert(c.name.as_str()) {
-            let hint = if cookie_flag {
-                " (--cookie-name applies to every service without cookie.name)"
-            } else {
-                ""
-            };
-            return Err(ConfigError::field(
-                &at("cookie.name"),
-                format!("{:?} is used by two services{hint}", c.name),
-            ));
-        }
-        if !c.path.starts_with('/') || !c.path.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
-            return Err(ConfigError::field(
-                &at("cookie.path"),
-                "must start with / and be visible ASCII without ;",
-            ));
-        }
-        if let Some(d) = &c.domain
-            && !is_token(d)
-        {
-            return Err(ConfigError::field(
-                &at("cookie.domain"),
-                format!("{d:?} is not a valid domain"),
-            ));
-        }
-        if let Some(h) = &svc.health {
-            if !h.path.starts_with('/') {
-                return Err(ConfigError::field(&at("health.path"), "must start with /"));
-            }
-            if h.interval.is_zero() || h.timeout.is_zero() {
-                return Err(ConfigError::field(
-                    &at("health"),
-                    "interval and timeout must be positive",
-                ));
-            }
-            if !(100..=599).contains(&h.expected_status) {
-                return Err(ConfigError::field(
-                    &at("health.expected_status"),
-                    "must be an HTTP status 100-599",
-                ));
-            }
-        }
-        if svc.passive.failures == 0 {
-            return Err(ConfigError::field(&at("passive_health.failures"), "must be at least 1"));
-        }
-        for (field, d) in [
-            ("limits.request_body_timeout_ms", svc.timeouts.request_body),
-            ("limits.response_timeout_ms", svc.timeouts.response),
-        ] {
-            if d.is_some_and(|d| d.is_zero()) {
-                return Err(ConfigError::field(&at(field), "must be positive"));
-            }
-        }
-        for (j, p) in svc.upgrades.iter().enumerate() {
-            if !is_token(p) {
-                return Err(ConfigError::field(
-                    &at(&format!("upgrades[{j}]")),
-                    format!("{p:?} is not a protocol name"),
-                ));
-            }
-        }
+            err
+        })?;
     }
     Ok(())
 }

@@ -1,11 +1,27 @@
-//! Helpers of label parsing: booleans, "did you mean" hints, and picking
-//! one value among the spellings (with a warning when they disagree).
+//! Helpers of label parsing: booleans, durations, "did you mean" hints,
+//! and picking one value among the spellings (with a warning when they
+//! disagree).
 
 /// `true/1/yes/on` or `false/0/no/off`, any case.
 pub(super) fn parse_bool(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
         "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// A duration: `500ms`, `30s`, `2m`, or plain seconds.
+pub(super) fn parse_duration(v: &str) -> Option<std::time::Duration> {
+    let v = v.trim();
+    let (number, unit) = v
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((v, "s"), |i| (&v[..i], &v[i..]));
+    let n: u64 = number.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(std::time::Duration::from_millis(n)),
+        "s" => Some(std::time::Duration::from_secs(n)),
+        "m" => Some(std::time::Duration::from_secs(n.checked_mul(60)?)),
         _ => None,
     }
 }

@@ -70,7 +70,7 @@ fn v2_labels() {
     assert_eq!(s.rule.hosts, vec!["a.example"]);
     assert_eq!(s.rule.path_prefixes, vec!["/app"]);
     assert_eq!(s.cookie.name.as_deref(), Some("sess"));
-    assert_eq!(s.cookie.secure, Some(true));
+    assert_eq!(s.cookie.secure.as_deref(), Some("always"));
     assert_eq!(s.cookie.same_site.as_deref(), Some("strict"));
     assert_eq!(s.cookie.max_age, Some(3600));
     assert_eq!(s.network.as_deref(), Some("appnet"));
@@ -139,4 +139,51 @@ fn sticky_is_the_default_and_can_be_switched_off() {
         .unwrap()
         .sticky
     );
+}
+
+/// Health checks cannot come from labels: they are named in a warning,
+/// not accepted silently.
+#[test]
+fn health_labels_are_warned_about() {
+    let s = parse(&labels(&[
+        ("swarm-sticky.port", "80"),
+        ("swarm-sticky.health.path", "/healthz"),
+        ("swarm-sticky.health.interval", "5s"),
+    ]))
+    .unwrap();
+    assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    assert!(
+        s.warnings[0].contains("swarm-sticky.health.interval") && s.warnings[0].contains("HEALTHCHECK"),
+        "{:?}",
+        s.warnings
+    );
+}
+
+/// A service's own deadlines and upgrades; a bad duration is warned about
+/// and the default stays.
+#[test]
+fn deadlines_and_upgrades_from_labels() {
+    let s = parse(&labels(&[
+        ("swarm-sticky.port", "80"),
+        ("swarm-sticky.request-body-timeout", "2m"),
+        ("swarm-sticky.response-timeout", "1500ms"),
+        ("swarm-sticky.upgrades", "websocket, H2C"),
+    ]))
+    .unwrap();
+    assert_eq!(s.timeouts.request_body, Some(std::time::Duration::from_secs(120)));
+    assert_eq!(s.timeouts.response, Some(std::time::Duration::from_millis(1500)));
+    assert_eq!(s.upgrades, ["websocket", "h2c"]);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    let s = parse(&labels(&[
+        ("swarm-sticky.port", "80"),
+        ("swarm-sticky.response-timeout", "soon"),
+    ]))
+    .unwrap();
+    assert_eq!(s.timeouts.response, None);
+    assert!(
+        s.warnings[0].contains("swarm-sticky.response-timeout"),
+        "{:?}",
+        s.warnings
+    );
+    assert_eq!(s.upgrades, ["websocket"]);
 }

@@ -8,16 +8,12 @@
 //! container fails its Docker HEALTHCHECK is left out (with a warning): its
 //! clients fail over as if it were down.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
+use std::path::{Path, PathBuf};
+
+use super::{Warning, labels::Affinity, tasks::TaskState, traefik_v1, watch::Snapshot};
+use crate::services::{
+    BackendConfig, CookieConfig, PassiveHealthConfig, Rule, ServiceConfig, TaskInfo, validate_service,
 };
-
-use super::{labels::Affinity, tasks::TaskState, traefik_v1, watch::Snapshot};
-use crate::services::{BackendConfig, CookieConfig, PassiveHealthConfig, Rule, SameSite, SecureMode, ServiceConfig};
-
-/// Where Docker keeps network namespaces (`<exec-root>/netns`).
-pub const DOCKER_NETNS: &str = "/var/run/docker/netns";
 
 /// The namespace of overlay network `network_id` on this node, in Docker's
 /// namespace directory `dir`: its load-balancer namespace `lb_<id[:9]>`,
@@ -30,116 +26,115 @@ pub fn overlay_netns(dir: &Path, network_id: &str) -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-fn same_site(v: &str) -> Option<SameSite> {
-    match v.to_ascii_lowercase().as_str() {
-        "strict" => Some(SameSite::Strict),
-        "lax" => Some(SameSite::Lax),
-        "none" => Some(SameSite::None),
-        _ => None,
-    }
-}
-
-/// The services of `snapshot`, with one warning line per problem
-/// (`(service, message)`). `netns_of` finds a network's namespace.
-pub fn services(
-    snapshot: &Snapshot,
-    netns_of: impl Fn(&str) -> Option<PathBuf>,
-) -> (Vec<ServiceConfig>, Vec<(String, String)>) {
+/// The services of `snapshot`, each checked as a configured one is, with
+/// the warnings found on the way (a service that fails a check is left
+/// out with a [`Warning::NotServed`]). `netns_of` finds a network's
+/// namespace.
+pub fn services(snapshot: &Snapshot, netns_of: impl Fn(&str) -> Option<PathBuf>) -> (Vec<ServiceConfig>, Vec<Warning>) {
     let mut out = Vec::new();
     let mut warnings = Vec::new();
     for svc in &snapshot.services {
         let l = &svc.labels;
-        let mut warn = |m: String| warnings.push((svc.name.clone(), m));
         if !l.sticky {
-            warn("stickiness is off in the labels, but swarm-sticky always pins sessions".into());
+            warnings.push(Warning::StickinessOff {
+                service: svc.name.clone(),
+            });
         }
-        let rule = Rule {
-            hosts: l
-                .rule
-                .hosts
-                .iter()
-                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-                .collect(),
-            path_prefixes: if l.rule.path_prefixes.is_empty() {
-                vec!["/".into()]
-            } else {
-                l.rule.path_prefixes.clone()
-            },
-            strip_prefix: l.rule.strip_prefix,
-        };
         let mut cookie = CookieConfig::for_service(&svc.name);
-        if let Some(n) = &l.cookie.name {
-            cookie.name.clone_from(n);
-        } else if let Some(v1) = &l.traefik_v1 {
+        if l.cookie.name.is_none()
+            && let Some(v1) = &l.traefik_v1
+        {
             // Migration: the browser holds Traefik v1's cookie under this
             // name; reading it keeps the session.
             cookie.name = traefik_v1::cookie_name(&svc.name, v1.backend.as_deref());
         }
-        if let Some(p) = &l.cookie.path {
-            cookie.path.clone_from(p);
-        }
-        if let Some(h) = l.cookie.http_only {
-            cookie.http_only = h;
-        }
-        if let Some(s) = &l.cookie.same_site {
-            match same_site(s) {
-                Some(v) => cookie.same_site = v,
-                None => warn(format!("cookie SameSite {s:?} is not strict, lax or none; using lax")),
-            }
-        }
-        match l.cookie.secure {
-            Some(true) => cookie.secure = SecureMode::Always,
-            Some(false) => cookie.secure = SecureMode::Never,
-            None => {}
-        }
-        cookie.max_age = l.cookie.max_age.map(Duration::from_secs);
-        cookie.domain.clone_from(&l.cookie.domain);
-
-        let mut backends = Vec::new();
-        for b in &svc.backends {
-            if b.state == TaskState::Unhealthy {
-                // Left out: no new sessions, and a cookie naming it fails
-                // over (to its slot's successor or a new pick), as if the
-                // task were down. It returns when its container is healthy.
-                warn(format!(
-                    "task {} is not served: its container's HEALTHCHECK is not healthy",
-                    b.task_id
-                ));
-                continue;
-            }
-            let Some(via) = netns_of(&b.network_id) else {
-                warn(format!(
-                    "task {} is not reachable yet: the overlay network {} has no namespace on this node",
-                    b.task_id, b.network_id
-                ));
-                continue;
-            };
-            let weight = if b.state == TaskState::Draining { 0 } else { l.weight };
-            backends.push(BackendConfig {
-                name: b.identity.clone(),
-                addr: b.addr,
-                weight,
-                via: Some(via),
-                task: Some(crate::services::TaskInfo {
-                    task: b.task_id.clone(),
-                    container: b.container_id.clone(),
-                    node: b.node_id.clone(),
-                }),
+        for (field, problem) in l.cookie.clone().apply(&mut cookie) {
+            warnings.push(Warning::Label {
+                service: svc.name.clone(),
+                message: format!("cookie {field}: {problem}; the default stays"),
             });
         }
-        out.push(ServiceConfig {
+        let config = ServiceConfig {
             name: svc.name.clone(),
-            rule,
-            backends,
+            rule: rule(l),
+            backends: backends(svc, l.weight, &netns_of, &mut warnings),
             cookie,
             health: None,
             passive: PassiveHealthConfig::default(),
             slot_affinity: l.affinity == Affinity::SameSlot,
-            timeouts: crate::services::ServiceTimeouts::default(),
-            upgrades: vec![crate::services::DEFAULT_UPGRADE.to_owned()],
-        });
+            timeouts: l.timeouts,
+            upgrades: l.upgrades.clone(),
+        };
+        // The same checks as the config file's: a label value the proxy
+        // could not use (a cookie name with `;`, say) must not reach it.
+        match validate_service(|f| format!("labels: {f}"), &config) {
+            Ok(()) => out.push(config),
+            Err(err) => warnings.push(Warning::NotServed {
+                service: svc.name.clone(),
+                reason: err.to_string(),
+            }),
+        }
     }
     (out, warnings)
+}
+
+fn rule(l: &super::labels::ServiceLabels) -> Rule {
+    Rule {
+        hosts: l
+            .rule
+            .hosts
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .collect(),
+        path_prefixes: if l.rule.path_prefixes.is_empty() {
+            vec!["/".into()]
+        } else {
+            l.rule.path_prefixes.clone()
+        },
+        strip_prefix: l.rule.strip_prefix,
+    }
+}
+
+/// The tasks of `svc` that can be backends here.
+fn backends(
+    svc: &super::watch::DiscoveredService,
+    weight: u32,
+    netns_of: &impl Fn(&str) -> Option<PathBuf>,
+    warnings: &mut Vec<Warning>,
+) -> Vec<BackendConfig> {
+    let mut out = Vec::new();
+    for b in &svc.backends {
+        if b.state == TaskState::Unhealthy {
+            // Left out: no new sessions, and a cookie naming it fails over
+            // (to its slot's successor or a new pick), as if the task were
+            // down. It returns when its container is healthy.
+            warnings.push(Warning::Unhealthy {
+                service: svc.name.clone(),
+                task: b.task_id.clone(),
+            });
+            continue;
+        }
+        let Some(via) = netns_of(&b.network_id) else {
+            warnings.push(Warning::NoNamespace {
+                service: svc.name.clone(),
+                task: b.task_id.clone(),
+                network: b.network_id.clone(),
+            });
+            continue;
+        };
+        out.push(BackendConfig {
+            name: b.identity.clone(),
+            addr: b.addr,
+            weight: if b.state == TaskState::Draining { 0 } else { weight },
+            via: Some(via),
+            task: Some(TaskInfo {
+                task: b.task_id.clone(),
+                container: b.container_id.clone(),
+                node: b.node_id.clone(),
+            }),
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -184,7 +179,7 @@ mod tests {
                 ],
                 networks: vec!["abcdefghijklmnop".into()],
             }],
-            warnings: BTreeMap::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -204,7 +199,7 @@ mod tests {
             .as_ref()
             .expect("a discovered backend names its task");
         assert_eq!((task.task.as_str(), task.node.as_deref()), ("t1", None));
-        assert_eq!(s.cookie.same_site, SameSite::Strict);
+        assert_eq!(s.cookie.same_site, crate::services::SameSite::Strict);
         assert_eq!(s.backends.len(), 2);
         assert_eq!(s.backends[0].name, "t1.1");
         assert_eq!(s.backends[0].weight, 1);
@@ -231,7 +226,7 @@ mod tests {
                     backends: Vec::new(),
                     networks: Vec::new(),
                 }],
-                warnings: BTreeMap::new(),
+                warnings: Vec::new(),
             };
             services(&snap, |_| None).0[0].cookie.name.clone()
         };
@@ -269,7 +264,7 @@ mod tests {
         let names: Vec<&str> = services[0].backends.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(names, vec!["t2.1"]);
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].1.contains("HEALTHCHECK"), "{warnings:?}");
+        assert!(warnings[0].to_string().contains("HEALTHCHECK"), "{warnings:?}");
     }
 
     /// Without the overlay's namespace on this node a task cannot be
@@ -280,6 +275,51 @@ mod tests {
         let (services, warnings) = services(&snapshot(), |_| None);
         assert!(services[0].backends.is_empty());
         assert_eq!(warnings.len(), 2);
-        assert!(warnings[0].1.contains("no namespace on this node"));
+        assert!(matches!(&warnings[0], Warning::NoNamespace { .. }), "{warnings:?}");
+    }
+
+    /// A label value the proxy could not use is caught by the same checks
+    /// as the config file's: that service is left out with the reason, and
+    /// the others are served.
+    #[test]
+    fn a_service_with_a_bad_cookie_label_is_skipped_and_the_others_serve() {
+        let mut snap = snapshot();
+        let mut bad = snap.services[0].clone();
+        bad.name = "bad".into();
+        bad.labels.cookie.name = Some("bad;name".into());
+        bad.labels.rule.path_prefixes = vec!["/other".into()];
+        let mut spaced = snap.services[0].clone();
+        spaced.name = "spaced".into();
+        spaced.labels.cookie.name = Some("spaced".into());
+        spaced.labels.cookie.path = Some("/a b".into());
+        spaced.labels.rule.path_prefixes = vec!["/third".into()];
+        snap.services.push(bad);
+        snap.services.push(spaced);
+        let (services, warnings) = services(&snap, |_| Some(PathBuf::from("/ns")));
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["web"]);
+        let reasons: Vec<(&str, String)> = warnings.iter().map(|w| (w.service(), w.to_string())).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert_eq!(reasons[0].0, "bad");
+        assert!(
+            reasons[0].1.contains("not served") && reasons[0].1.contains("cookie.name"),
+            "{reasons:?}"
+        );
+        assert_eq!(reasons[1].0, "spaced");
+        assert!(reasons[1].1.contains("cookie.path"), "{reasons:?}");
+    }
+
+    /// A SameSite label the proxy does not know is warned about and the
+    /// default stays.
+    #[test]
+    fn an_unknown_same_site_keeps_the_default() {
+        let mut snap = snapshot();
+        snap.services[0].labels.cookie.same_site = Some("lots".into());
+        let (services, warnings) = services(&snap, |_| Some(PathBuf::from("/ns")));
+        assert_eq!(services[0].cookie.same_site, crate::services::SameSite::Lax);
+        assert!(
+            matches!(&warnings[0], Warning::Label { message, .. } if message.contains("lots")),
+            "{warnings:?}"
+        );
     }
 }
