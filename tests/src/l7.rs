@@ -12,6 +12,6 @@ mod interleave;
 mod lifecycle;
 mod routing;
 mod sticky;
-mod support;
+mod tools;
 mod tunnel;
 mod upstream;

@@ -31,6 +31,13 @@ impl Instance {
     /// `--admin`, `--state-dir` and `--steering reuseport`, and waits until
     /// it is ready.
     pub fn start(state_dir: &Path, args: &[&str]) -> Self {
+        let mut i = Self::launch(state_dir, args);
+        i.process.wait_ready();
+        i
+    }
+
+    /// [`Instance::start`] without waiting for it to be ready.
+    pub fn launch(state_dir: &Path, args: &[&str]) -> Self {
         let (listen, admin) = (free_port(), free_port());
         let mut all: Vec<String> = [
             "run",
@@ -49,8 +56,7 @@ impl Instance {
         .map(ToString::to_string)
         .collect();
         all.extend(args.iter().map(ToString::to_string));
-        let mut process = Proxy::spawn_here(&all);
-        process.wait_ready();
+        let process = Proxy::spawn_here(&all);
         Self { listen, admin, process }
     }
 

@@ -36,7 +36,7 @@ impl TestProxy {
 
     /// `workers` workers over `services` signing with `keyring`.
     pub fn start_with(services: ServicesConfig, keyring: Keyring, workers: usize) -> Self {
-        Self::serve(Proxy::new(services, keyring), workers)
+        Self::serve(Proxy::standalone(services, keyring), workers)
     }
 
     /// Serves an already built proxy with `workers` workers.
@@ -121,14 +121,9 @@ pub struct Client {
 impl Client {
     /// Connects to `addr`.
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Self { send }
+        Self {
+            send: http1(addr).await,
+        }
     }
 
     /// GET `path` with an optional `Cookie` header.
@@ -174,6 +169,19 @@ where
         cookie,
         headers: parts.headers,
     }
+}
+
+/// An HTTP/1.1 client connection to `addr` (its task runs until the
+/// connection ends).
+pub async fn http1(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    send
 }
 
 /// An HTTP/2 (prior knowledge) client connection to `addr`, and the task

@@ -82,6 +82,7 @@ fn cookie_for(p: &TestProxy, cfg: &ServicesConfig, backend: &str) -> String {
     let value = p
         .proxy
         .keyring()
+        .load()
         .encode(
             "web",
             &Sticky {
@@ -127,7 +128,7 @@ async fn a_backend_that_never_answers_gets_504_or_the_request_moves() {
         (Duration::from_millis(500)..Duration::from_secs(5)).contains(&waited),
         "{waited:?}"
     );
-    let status = p.proxy.balancer().status();
+    let status = proxy_user::status::services(p.proxy.balancer());
     let hung_status = status[0].backends.iter().find(|b| b.name == "hung").unwrap();
     assert_eq!(hung_status.timeouts, 2);
 }

@@ -73,7 +73,7 @@ async fn active_health_check_takes_hung_backend_out() {
         backends[0].addr, hung.addr
     );
     let p = TestProxy::start(ServicesConfig::from_toml_str(&text).unwrap());
-    let checker = p.proxy.spawn_health_checks();
+    let checker = proxy_user::balance::spawn_health_checks(p.proxy.balancer().clone());
     let deadline = tokio::time::Instant::now() + crate::harness::proxy::WAIT;
     loop {
         let table = p.proxy.balancer().table();

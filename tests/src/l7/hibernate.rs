@@ -10,14 +10,12 @@ use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::{Request, header};
 use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::TokioIo;
 use proxy_user::{proxy::HIBERNATE_AFTER, services::ServicesConfig};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{
     backend::{pairs, streaming_backend, whoamis},
-    proxy::{Client, TestProxy, WAIT, websocket},
+    proxy::{Client, TestProxy, WAIT, http1, websocket},
 };
 
 fn past_hibernation() -> Duration {
@@ -55,11 +53,7 @@ async fn keep_alive_and_pin_survive_hibernation() {
 async fn a_slow_body_is_not_cut_by_hibernation() {
     let (addr, mut requests) = streaming_backend().await;
     let p = TestProxy::start(ServicesConfig::single("web", &[("stream".into(), addr)]));
-    let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = http1(p.addr).await;
     let req = || {
         Request::get("/")
             .header(header::HOST, "x")

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, header};
-use hyper_util::rt::TokioIo;
 use proxy_user::services::ServicesConfig;
 use sha2::{Digest as _, Sha256};
 use tokio::{
@@ -18,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{
     backend::{pairs, streaming_backend, whoamis},
-    proxy::{Client, TestProxy, WAIT, get, http2, read_reply, untrusted_and_trusted, websocket},
+    proxy::{Client, TestProxy, WAIT, get, http1, http2, read_reply, untrusted_and_trusted, websocket},
 };
 
 /// Reads from a raw socket until EOF or `WAIT`, as text.
@@ -57,11 +56,7 @@ async fn post_10_mib_arrives_intact() {
 async fn streaming_response_is_not_buffered() {
     let (addr, mut requests) = streaming_backend().await;
     let p = TestProxy::start(ServicesConfig::single("web", &[("stream".into(), addr)]));
-    let stream = TcpStream::connect(p.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = http1(p.addr).await;
     let req = Request::get("/")
         .header(header::HOST, "x")
         .body(Full::new(Bytes::new()))
@@ -285,11 +280,7 @@ async fn shutdown_finishes_in_flight_request() {
     let (addr, mut requests) = streaming_backend().await;
     let p = TestProxy::start(ServicesConfig::single("web", &[("stream".into(), addr)]));
     let proxy_addr = p.addr;
-    let stream = TcpStream::connect(proxy_addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut send = http1(proxy_addr).await;
     let req = Request::get("/")
         .header(header::HOST, "x")
         .body(Full::new(Bytes::new()))

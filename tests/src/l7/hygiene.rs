@@ -4,14 +4,15 @@
 //! service allows them, and an access log that escapes what clients sent
 //! and records every request, even those cancelled or refused early.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, header};
 use proxy_user::{
-    access_log::{AccessLog, AccessLogFormat},
-    cookie::Keyring,
+    access_log::{AccessLog, AccessLogConfig, AccessLogFormat},
+    balance::Balancer,
+    cookie::{Keyring, KeyringHandle},
     proxy::Proxy,
     services::ServicesConfig,
 };
@@ -207,8 +208,13 @@ async fn the_access_log_escapes_and_misses_no_request() {
          [[services]]\nname = 'web'\nbackends = [{{ name = '{}', url = 'http://{}' }}]\n",
         hung.addr, web.name, web.addr
     );
-    let log = AccessLog::open(AccessLogFormat::Json, Some(&path)).unwrap();
-    let proxy = Proxy::with_access_log(ServicesConfig::from_toml_str(&text).unwrap(), Keyring::random(), log);
+    let log = AccessLog::open(&AccessLogConfig {
+        format: AccessLogFormat::Json,
+        file: Some(path.clone()),
+    })
+    .unwrap();
+    let balancer = Arc::new(Balancer::new(ServicesConfig::from_toml_str(&text).unwrap()));
+    let proxy = Proxy::new(balancer, KeyringHandle::new(Keyring::random()), log);
     let p = TestProxy::serve(proxy, 1);
 
     let r = exchange(

@@ -1,7 +1,7 @@
-//! A running `swarm-sticky run` over its life: SIGHUP re-reads the
-//! configuration (and keeps the running one when the new one is invalid),
-//! and `/readyz` says 503 while the process drains, which is what DNS
-//! health checks and keepalived act on (`docs/deploy.md`).
+//! A running `swarm-sticky run` over its life: `/readyz` says 503 while
+//! the process starts and while it drains, which is what DNS health checks
+//! and keepalived act on (`docs/deploy.md`); SIGHUP re-reads the
+//! configuration (and keeps the running one when the new one is invalid).
 
 use std::{
     io::{Read as _, Write as _},
@@ -125,4 +125,43 @@ fn readyz_is_503_while_draining() {
     let _ = inflight.read_to_end(&mut rest);
     let status = i.process.wait_exit(WAIT);
     assert!(status.success(), "{status}");
+}
+
+/// Start-up waits for the cookie key of the swarm, and here the Docker API
+/// accepts connections but never answers: meanwhile `/healthz` answers,
+/// `/readyz` and the API say 503, and once the API's timeout passed the
+/// process falls back to the state directory's key and turns ready.
+#[test]
+fn readyz_is_503_while_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let engine = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in engine.incoming().flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let docker_host = format!("unix://{}", socket.display());
+    let mut i = Instance::launch(dir.path(), &["--docker", "--docker-host", &docker_host]);
+    let admin = i.admin;
+    wait_until("/readyz to answer 503 while starting", WAIT, || {
+        client::get(admin, "/readyz").is_ok_and(|r| r.status == 503)
+    });
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "start-up is waiting on the Docker API"
+    );
+    assert_eq!(client::get(admin, "/healthz").unwrap().status, 200);
+    let status = client::get(admin, "/api/status").unwrap();
+    assert_eq!((status.status, status.body.as_str()), (503, "starting\n"));
+
+    i.process.wait_for_line(
+        "cookies are signed with the state directory's key",
+        Duration::from_secs(30),
+    );
+    wait_until("/readyz to turn 200", WAIT, || {
+        client::get(admin, "/readyz").is_ok_and(|r| r.status == 200)
+    });
 }

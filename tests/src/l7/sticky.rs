@@ -126,7 +126,7 @@ async fn reload_keeps_sessions_and_moves_removed() {
         by_backend.insert(r.backend().to_owned(), r.cookie.unwrap());
     }
     let mut c = Client::connect(p.addr).await;
-    p.proxy.reload(ServicesConfig::single("web", &all[..2]));
+    p.proxy.balancer().replace(ServicesConfig::single("web", &all[..2]));
     for (name, cookie) in &by_backend {
         let r = c.get("/", Some(cookie)).await;
         if name == "whoami-3" {
@@ -146,7 +146,7 @@ async fn drain_keeps_pinned_sessions() {
     let p = TestProxy::start(ServicesConfig::single("web", &pairs(&backends)));
     let r = get(p.addr, "/", None).await;
     let (pinned, cookie) = (r.backend().to_owned(), r.cookie.unwrap());
-    p.proxy.set_draining("web", &pinned, true).unwrap();
+    p.proxy.balancer().set_draining("web", &pinned, true).unwrap();
     for _ in 0..10 {
         assert_ne!(get(p.addr, "/", None).await.backend(), pinned, "no new sessions");
         assert_eq!(
@@ -218,7 +218,14 @@ async fn run_flags_and_state_dir_key_survive_restart() {
     use clap::Parser as _;
     use proxy_user::{
         cli::{Cli, Command},
+        config::{Config, KeyUse},
         proxy::Proxy,
+    };
+    // What `run` builds from its flags: the services and the keys.
+    let from_flags = |args: &proxy_user::cli::RunArgs| {
+        let config = Config::from_run_args(args).unwrap();
+        let keys = config.keys.load(KeyUse::Serve).unwrap();
+        Proxy::standalone(config.services, keys.keyring)
     };
 
     let backends = whoamis(2);
@@ -238,7 +245,7 @@ async fn run_flags_and_state_dir_key_survive_restart() {
         panic!("run")
     };
 
-    let first = TestProxy::serve(Proxy::from_run_args(&args).unwrap(), 1);
+    let first = TestProxy::serve(from_flags(&args), 1);
     let r = get(first.addr, "/", None).await;
     let cookie = r.cookie.clone().unwrap();
     assert!(cookie.starts_with("SID="), "{cookie}");
@@ -249,7 +256,7 @@ async fn run_flags_and_state_dir_key_survive_restart() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 
-    let second = TestProxy::serve(Proxy::from_run_args(&args).unwrap(), 1);
+    let second = TestProxy::serve(from_flags(&args), 1);
     let again = get(second.addr, "/", Some(&cookie)).await;
     assert_eq!(again.backend(), r.backend());
     assert!(again.cookie.is_none(), "the restarted proxy verifies the old cookie");
@@ -265,7 +272,7 @@ async fn key_rotation_while_running_keeps_sessions() {
     let before = get(p.addr, "/", None).await;
     let old_cookie = before.cookie.clone().unwrap();
     let new_key = [7u8; 32];
-    p.proxy.set_keyring(p.proxy.keyring().rotated(&new_key));
+    p.proxy.keyring().replace(p.proxy.keyring().load().rotated(&new_key));
     let only_new = Keyring::from_secrets(&[new_key]);
     let signed_by_new = |cookie: &str| {
         let value = cookie.split_once('=').unwrap().1;

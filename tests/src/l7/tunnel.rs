@@ -18,7 +18,7 @@ use crate::harness::{
 fn setup() -> (TestProxy, RawBackend) {
     let backend = RawBackend::start("127.0.0.1:0");
     let services = ServicesConfig::single("ws", &[("b1".to_owned(), backend.addr)]);
-    let proxy = Proxy::new(services, Keyring::random());
+    let proxy = Proxy::standalone(services, Keyring::random());
     (TestProxy::serve(proxy, 2), backend)
 }
 
@@ -35,7 +35,7 @@ fn tunnel_echo_1_mib_and_100_mib() {
     let down = up + 2 * EARLY.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let status = p.proxy.balancer().status();
+        let status = proxy_user::status::services(p.proxy.balancer());
         let b = &status[0].backends[0];
         if (b.tunnel_bytes_up, b.tunnel_bytes_down) == (up, down) {
             break;
@@ -81,7 +81,7 @@ fn tunnel_idle_timeout_closes_both_sides() {
     let backend = RawBackend::start("127.0.0.1:0");
     let mut services = ServicesConfig::single("ws", &[("b1".to_owned(), backend.addr)]);
     services.limits.idle_timeout = Duration::from_millis(1000);
-    let p = TestProxy::serve(Proxy::new(services, Keyring::random()), 1);
+    let p = TestProxy::serve(Proxy::standalone(services, Keyring::random()), 1);
     let (mut client, _) = upgrade(p.addr, "/watch", b"");
     let start = Instant::now();
     let seen = backend
@@ -104,7 +104,7 @@ fn tunnel_idle_timeout_closes_both_sides() {
 fn tunnel_counts_under_the_connection_cap() {
     let backend = RawBackend::start("127.0.0.1:0");
     let services = ServicesConfig::single("ws", &[("b1".to_owned(), backend.addr)]);
-    let p = TestProxy::serve_capped(Proxy::new(services, Keyring::random()), 1, 1);
+    let p = TestProxy::serve_capped(Proxy::standalone(services, Keyring::random()), 1, 1);
     let target = p.addr;
     let (first, _) = upgrade(target, "/echo", b"");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -129,7 +129,7 @@ fn tunnel_counts_under_the_connection_cap() {
 fn tunnel_is_drained_like_a_request() {
     let backend = RawBackend::start("127.0.0.1:0");
     let services = ServicesConfig::single("ws", &[("b1".to_owned(), backend.addr)]);
-    let p = TestProxy::serve(Proxy::new(services, Keyring::random()), 1);
+    let p = TestProxy::serve(Proxy::standalone(services, Keyring::random()), 1);
     let target = p.addr;
     let (mut conn, _) = upgrade(target, "/echo", b"");
     let stopping = std::thread::spawn(move || p.stop());
