@@ -29,7 +29,7 @@ use crate::{
     access_log::AccessLog,
     admin::{self, AdminState, Parts, ReloadHook},
     balance::{Balancer, spawn_health_checks},
-    config::{Config, KeyUse, ServicesSource},
+    config::{Config, KeyUse, LogFormat, ServicesSource},
     cookie::KeyringHandle,
     dataplane::{Dataplane, Steering},
     discovery::{self, DiscoveryStatus, cluster_key},
@@ -278,5 +278,24 @@ fn raise_nofile_limit() {
         tracing::debug!(limit = lim.rlim_cur, "open files limit");
     } else {
         warn!("cannot raise the open files limit: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Sets up the log on stderr in `format` (`SWARM_STICKY_LOG` filters,
+/// default `info`); without timestamps under journald, which adds its own.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWARM_STICKY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Under systemd, journald stamps every line itself.
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match (format, journald) {
+        (LogFormat::Text, false) => builder.init(),
+        (LogFormat::Text, true) => builder.without_time().init(),
+        (LogFormat::Json, _) => builder.json().init(),
     }
 }

@@ -9,7 +9,7 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::Context as _;
 use clap::Parser as _;
 use proxy_user::{
-    app::App,
+    app::{self, App},
     cli::{Cli, Command, CookieCommand, CookieDecodeArgs, DemoArgs, RunArgs},
     config::{self, Config, EXIT_CONFIG, KeyUse, LogFormat},
     demo, discovery, inspect, probe, services,
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         }
     };
     if !matches!(cli.command, Command::Run(_)) {
-        init_logging(LogFormat::Text);
+        app::init_logging(LogFormat::Text);
     }
     match cli.command {
         Command::Run(args) => run(&args),
@@ -52,7 +52,7 @@ fn run(args: &RunArgs) -> ExitCode {
         Ok(c) => c,
         Err(err) => return config_error(err),
     };
-    init_logging(config.log_format);
+    app::init_logging(config.log_format);
     report(App::build(config).and_then(App::run))
 }
 
@@ -137,22 +137,5 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
             tracing::error!("{err:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWARM_STICKY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    // Under systemd, journald stamps every line itself.
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match (format, journald) {
-        (LogFormat::Text, false) => builder.init(),
-        (LogFormat::Text, true) => builder.without_time().init(),
-        (LogFormat::Json, _) => builder.json().init(),
     }
 }
