@@ -142,15 +142,13 @@ impl Config {
     }
 
     /// The demo's configuration: `services` behind `args.listen`, steered
-    /// as `run` would by default, admin on 127.0.0.1:9091, a key of its own.
+    /// as `run` would by default, the admin listener on `admin`, a key of
+    /// its own.
     ///
     /// # Errors
     /// An invalid worker count.
     pub fn demo(args: &DemoArgs, services: ServicesConfig, admin: SocketAddr) -> Result<Self, ConfigError> {
-        let workers = args.workers.unwrap_or_else(default_workers);
-        if workers == 0 || workers > MAX_WORKERS as usize {
-            return Err(ConfigError::Workers(workers));
-        }
+        let workers = workers(args.workers)?;
         Ok(Self {
             dataplane: DataplaneConfig {
                 listen: vec![args.listen],
@@ -201,6 +199,15 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
+/// `--workers`, or one per CPU, within what the steering map holds.
+fn workers(flag: Option<usize>) -> Result<usize, ConfigError> {
+    let workers = flag.unwrap_or_else(default_workers);
+    if workers == 0 || workers > MAX_WORKERS as usize {
+        return Err(ConfigError::Workers(workers));
+    }
+    Ok(workers)
+}
+
 /// Parses a flag that clap limited to known names into its owner's type.
 fn parse_flag<T: std::str::FromStr<Err = String>>(flag: &str, value: &str) -> Result<T, ConfigError> {
     value.parse().map_err(|e| FieldError::new(flag, e).into())
@@ -244,10 +251,7 @@ fn dataplane(args: &RunArgs) -> Result<DataplaneConfig, ConfigError> {
             return Err(ConfigError::DuplicateListen(*addr));
         }
     }
-    let workers = args.workers.unwrap_or_else(default_workers);
-    if workers == 0 || workers > MAX_WORKERS as usize {
-        return Err(ConfigError::Workers(workers));
-    }
+    let workers = workers(args.workers)?;
     let steering: SteeringMode = parse_flag("--steering", &args.steering)?;
     let xdp = match &args.xdp_iface {
         None if args.syn_rate > 0 => return Err(ConfigError::SynRateWithoutXdp),
