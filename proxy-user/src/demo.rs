@@ -236,12 +236,14 @@ pub fn demo_services(backends: &[(String, SocketAddr)]) -> ServicesConfig {
     ServicesConfig::single(CLI_SERVICE, backends)
 }
 
-/// Where the demo's admin listener (dashboard, API, metrics) is.
-pub const DEMO_ADMIN: &str = "127.0.0.1:9090";
-
 /// What the demo prints: the backends, the curl lines to try and where
-/// to watch.
-pub fn demo_instructions(listen: SocketAddr, services: &ServicesConfig, backends: &[(String, SocketAddr)]) -> String {
+/// to watch (the admin listener on `admin`).
+pub fn demo_instructions(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    services: &ServicesConfig,
+    backends: &[(String, SocketAddr)],
+) -> String {
     let cookie = services.services.first().map_or("_cookie", |s| s.cookie.name.as_str());
     let mut s = String::from("swarm-sticky demo\n\nbackends:\n");
     for (name, addr) in backends {
@@ -259,7 +261,7 @@ pub fn demo_instructions(listen: SocketAddr, services: &ServicesConfig, backends
          # see the Set-Cookie header:\n\
          curl -si http://{listen}/ | grep -i set-cookie\n\n\
          # watch it: dashboard, JSON status and Prometheus metrics\n\
-         #   http://{DEMO_ADMIN}/   http://{DEMO_ADMIN}/api/status   http://{DEMO_ADMIN}/metrics\n"
+         #   http://{admin}/   http://{admin}/api/status   http://{admin}/metrics\n"
     );
     s
 }

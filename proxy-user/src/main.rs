@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use proxy_user::{
     app::{self, App},
-    cli::{Cli, Command, CookieCommand, CookieDecodeArgs, DemoArgs, RunArgs},
+    cli::{self, Cli, Command, CookieCommand, CookieDecodeArgs, DemoArgs, RunArgs},
     config::{self, Config, EXIT_CONFIG, KeyUse, LogFormat},
     demo, discovery, inspect, probe, services,
 };
@@ -60,8 +60,8 @@ fn run(args: &RunArgs) -> ExitCode {
 fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let backends = demo::start_demo_backends(3).context("start the demo backends")?;
     let services = demo::demo_services(&backends);
-    println!("{}", demo::demo_instructions(args.listen, &services, &backends));
-    let admin = demo::DEMO_ADMIN.parse().context("demo admin address")?;
+    let admin = cli::DEFAULT_ADMIN.parse().context("the admin address")?;
+    println!("{}", demo::demo_instructions(args.listen, admin, &services, &backends));
     let config = Config::demo(args, services, admin)?;
     App::build(config)?.run()
 }

@@ -23,7 +23,8 @@ async fn demo_backends_and_instructions() {
     for _ in 0..5 {
         assert_eq!(get(p.addr, "/", Some(&cookie)).await.backend(), a.backend());
     }
-    let text = demo_instructions(p.addr, &services, &backends);
+    let admin = proxy_user::cli::DEFAULT_ADMIN.parse().unwrap();
+    let text = demo_instructions(p.addr, admin, &services, &backends);
     assert!(text.contains(&format!("curl -s http://{}/", p.addr)), "{text}");
     assert!(text.contains(&cookie_name) && text.contains("whoami-3"), "{text}");
 }
