@@ -78,6 +78,10 @@ pub async fn follow(keyring: KeyringHandle, host: String, every: Duration, mut c
     let mut engine: Option<Engine> = None;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if current.is_some() {
+        // Start-up has just read the token: the first look is a period on.
+        tick.tick().await;
+    }
     loop {
         tick.tick().await;
         if engine.is_none() {
