@@ -72,6 +72,14 @@ impl Instance {
         serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body))
     }
 
+    /// The backends of the first service in `/api/services`, by name.
+    pub fn backend_names(&self) -> Vec<String> {
+        self.admin_json("/api/services")[0]["backends"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|b| Some(b["name"].as_str()?.to_owned())).collect())
+            .unwrap_or_default()
+    }
+
     /// The value of the sample `series` (name and labels exactly as
     /// exposed) in `/metrics`.
     pub fn metric(&self, series: &str) -> Option<f64> {

@@ -288,14 +288,7 @@ fn reload_from_the_api() {
     let token = token_file(dir.path());
     let config_arg = config.display().to_string();
     let i = Instance::start(dir.path(), &["--config", &config_arg, "--admin-token-file", &token]);
-    let names = || -> Vec<String> {
-        i.admin_json("/api/services")[0]["backends"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let names = || i.backend_names();
     assert_eq!(names(), ["w1"]);
     write(&[&w1, &w2]);
     let r = post(&i, "/api/reload", Some(TOKEN));

@@ -29,15 +29,6 @@ fn write_config(path: &std::path::Path, backends: &[&Whoami]) {
     std::fs::write(path, text).unwrap();
 }
 
-fn backend_names(i: &Instance) -> Vec<String> {
-    i.admin_json("/api/services")[0]["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// SIGHUP re-reads `--config`: a backend added to the file gets traffic;
 /// an invalid file is refused with the reason in the log, and the running
 /// table (and its traffic) stays.
@@ -49,11 +40,11 @@ fn sighup_reloads_the_configuration_and_refuses_an_invalid_one() {
     write_config(&config, &[&w1]);
     let config_arg = config.display().to_string();
     let mut i = Instance::start(dir.path(), &["--config", &config_arg]);
-    assert_eq!(backend_names(&i), ["w1"]);
+    assert_eq!(i.backend_names(), ["w1"]);
 
     write_config(&config, &[&w1, &w2]);
     i.process.signal(libc::SIGHUP);
-    wait_until("w2 in the table after SIGHUP", WAIT, || backend_names(&i).len() == 2);
+    wait_until("w2 in the table after SIGHUP", WAIT, || i.backend_names().len() == 2);
     let served: Vec<String> = (0..10)
         .filter_map(|_| client::get(i.listen, "/").ok()?.whoami())
         .collect();
@@ -63,7 +54,7 @@ fn sighup_reloads_the_configuration_and_refuses_an_invalid_one() {
     i.process.signal(libc::SIGHUP);
     let line = i.process.wait_for_line("reload rejected", WAIT);
     assert!(line.contains("services[0]"), "the reason names the field: {line}");
-    assert_eq!(backend_names(&i), ["w1", "w2"], "the running table stays");
+    assert_eq!(i.backend_names(), ["w1", "w2"], "the running table stays");
     assert_eq!(client::get(i.listen, "/").unwrap().status, 200);
 }
 
