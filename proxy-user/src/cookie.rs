@@ -266,6 +266,19 @@ impl Key {
         Self { id, mac }
     }
 
+    /// A 32-byte secret for another use of this key (`label`, `context`).
+    /// A cookie tag's input starts with the service name's length as a
+    /// u32, which is never `u32::MAX`: these inputs start with four 0xff
+    /// bytes, so no derived secret is ever a cookie tag.
+    pub(crate) fn derive(&self, label: &[u8], context: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac.clone();
+        mac.update(&[0xff; 4]);
+        mac.update(&u32::try_from(label.len()).unwrap_or(u32::MAX).to_be_bytes());
+        mac.update(label);
+        mac.update(context);
+        mac.finalize().into_bytes().into()
+    }
+
     /// The truncated tag; the pre-keyed HMAC is cloned, never re-keyed.
     fn tag(&self, service: &str, signed: &[u8]) -> [u8; TAG_LEN] {
         let mut mac = self.mac.clone();

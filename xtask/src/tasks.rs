@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use crate::{cmd, setup};
 
 /// Debian packages whose commands the privileged and swarm tests use.
-const TEST_PACKAGES: [(&str, &str); 8] = [
+const TEST_PACKAGES: [(&str, &str); 11] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("setpriv", "util-linux"),
@@ -18,6 +18,11 @@ const TEST_PACKAGES: [(&str, &str); 8] = [
     ("chromium", "chromium"),
     // The packaging test verifies the systemd unit.
     ("systemd-analyze", "systemd"),
+    // The static test binary links aws-lc (rustls), C code built for musl.
+    ("musl-gcc", "musl-tools"),
+    // The HTTPS tests: a real TLS client and the TLS scanner.
+    ("openssl", "openssl"),
+    ("testssl", "testssl.sh"),
 ];
 
 /// Target of the static binary in the swarm tests' `FROM scratch` image.

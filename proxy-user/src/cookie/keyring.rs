@@ -188,6 +188,19 @@ impl Keyring {
         self.keys.is_empty()
     }
 
+    /// The signing key's id.
+    pub fn signing_id(&self) -> [u8; 4] {
+        self.keys[0].id
+    }
+
+    /// A 32-byte secret derived from the key `id` for another use
+    /// (`label`, e.g. TLS session tickets, and a `context` such as a time
+    /// period); `None` when no key has that id. Every instance with the
+    /// same keys derives the same secret.
+    pub fn derive(&self, id: [u8; 4], label: &[u8], context: &[u8]) -> Option<[u8; 32]> {
+        self.key_by_id(&id).map(|k| k.derive(label, context))
+    }
+
     pub(super) fn ids(&self) -> Vec<[u8; 4]> {
         self.keys.iter().map(|k| k.id).collect()
     }

@@ -1,0 +1,179 @@
+//! HTTPS termination with rustls (aws-lc-rs): one server configuration for
+//! every TLS listener and worker, TLS 1.2 and 1.3 (or 1.3 only), ALPN `h2`
+//! and `http/1.1`.
+//!
+//! Layout: `tls/certs.rs` reads certificate files, `tls/library.rs` keeps
+//! the sources and their last good certificates, `tls/store.rs` picks one
+//! per handshake by SNI and key type, `tls/ticket.rs` seals session
+//! tickets every manager can open, `tls/handshake.rs` runs a bounded
+//! handshake and counts it.
+//!
+//! Reloads (SIGHUP, the admin API's reload, and a poll of the files every
+//! [`WATCH_INTERVAL`]) build a new SNI index and swap it in: handshakes
+//! from then on see the new certificates, connections keep theirs.
+
+mod certs;
+mod handshake;
+mod library;
+mod store;
+mod ticket;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use rustls::{ServerConfig, version};
+
+pub use self::{
+    certs::CertFiles,
+    handshake::{Accepted, DURATION_BUCKETS, TlsCounts, TlsStats},
+    library::CertStatus,
+    ticket::PERIOD as TICKET_PERIOD,
+};
+use self::{library::Library, store::SniResolver, ticket::ClusterTicketer};
+use crate::cookie::KeyringHandle;
+
+/// How often the certificate files are checked for changes. A change is
+/// read one interval after it is seen, so that a certificate and its key
+/// written one after the other are read together; a read that still
+/// caught a half-written file is repeated once the files change again.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The oldest TLS version served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinVersion {
+    /// TLS 1.2 and 1.3.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// The validated TLS settings of `run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `--tls-cert-dir`.
+    pub cert_dir: Option<PathBuf>,
+    /// `--tls-cert` and `--tls-key`: the default certificate.
+    pub cert: Option<CertFiles>,
+    /// `--tls-min-version`.
+    pub min_version: MinVersion,
+    /// The whole handshake, from the first byte.
+    pub handshake_timeout: Duration,
+    /// The largest ClientHello accepted, in bytes.
+    pub max_client_hello: usize,
+}
+
+/// Why TLS cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// No certificate could be loaded.
+    #[error("no usable TLS certificate{}", .0.iter().map(|e| format!("\n  {e}")).collect::<String>())]
+    NoCertificate(Vec<String>),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// TLS for every listener that has it.
+pub struct Tls {
+    settings: TlsSettings,
+    server_config: Arc<ServerConfig>,
+    resolver: Arc<SniResolver>,
+    library: Mutex<Library>,
+    /// Handshake counters.
+    pub stats: TlsStats,
+}
+
+impl Tls {
+    /// Loads the certificates and builds the server configuration, with
+    /// session tickets sealed under keys derived from `keyring`.
+    ///
+    /// # Errors
+    /// When no certificate loads, or rustls refuses the settings.
+    pub fn new(settings: TlsSettings, keyring: KeyringHandle) -> Result<Arc<Self>, TlsError> {
+        let mut library = Library::new(settings.cert_dir.clone(), settings.cert.clone());
+        let errors = library.refresh();
+        if library.serving() == 0 {
+            let mut errors = errors;
+            if errors.is_empty() {
+                errors.push(match &settings.cert_dir {
+                    Some(dir) => format!(
+                        "{}: no certificate found (see the layouts in the README)",
+                        dir.display()
+                    ),
+                    None => "no --tls-cert-dir or --tls-cert given".to_owned(),
+                });
+            }
+            return Err(TlsError::NoCertificate(errors));
+        }
+        let resolver = Arc::new(SniResolver::new(library.store()));
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
+            MinVersion::Tls12 => &[&version::TLS13, &version::TLS12],
+            MinVersion::Tls13 => &[&version::TLS13],
+        };
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.ticketer = Arc::new(ClusterTicketer::new(keyring));
+        Ok(Arc::new(Self {
+            settings,
+            server_config: Arc::new(config),
+            resolver,
+            library: Mutex::new(library),
+            stats: TlsStats::default(),
+        }))
+    }
+
+    fn library(&self) -> std::sync::MutexGuard<'_, Library> {
+        self.library.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Re-reads the certificate sources now; new handshakes use what
+    /// loaded, a source that failed keeps its previous certificate.
+    /// Returns the errors.
+    pub fn reload(&self) -> Vec<String> {
+        let mut library = self.library();
+        let errors = library.refresh();
+        self.resolver.replace(library.store());
+        errors
+    }
+
+    /// Follows the certificate files: every [`WATCH_INTERVAL`], reloads the
+    /// ones that changed and then stayed unchanged for an interval.
+    pub async fn watch(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pending = false;
+        loop {
+            tick.tick().await;
+            let this = self.clone();
+            // Directory scans and stat calls block: off the runtime.
+            let changed = tokio::task::spawn_blocking(move || this.library().changed())
+                .await
+                .unwrap_or(false);
+            if changed && !pending {
+                pending = true;
+                continue;
+            }
+            if pending {
+                pending = false;
+                let this = self.clone();
+                let _done = tokio::task::spawn_blocking(move || {
+                    tracing::info!("certificate files changed: reloading");
+                    this.reload()
+                })
+                .await;
+            }
+        }
+    }
+
+    /// Every certificate source with what it serves and its last error.
+    pub fn status(&self) -> Vec<CertStatus> {
+        self.library().status()
+    }
+}
