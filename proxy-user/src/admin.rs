@@ -48,7 +48,9 @@ use crate::{
 
 /// Re-reads the configuration; `Err` says why the new one was refused
 /// (the running one stays).
-pub type ReloadHook = Arc<dyn Fn() -> Result<(), FieldError> + Send + Sync>;
+/// It returns the certificate errors of the reload (each certificate that
+/// failed keeps its previous one).
+pub type ReloadHook = Arc<dyn Fn() -> Result<Vec<String>, FieldError> + Send + Sync>;
 
 /// Who may use the admin API.
 #[derive(Clone, Default)]
@@ -105,6 +107,10 @@ pub struct Parts {
     pub discovery: Option<Arc<Mutex<DiscoveryStatus>>>,
     /// The reload action.
     pub reload: ReloadHook,
+    /// The published listeners.
+    pub listeners: Vec<crate::listener::Listener>,
+    /// TLS, with an HTTPS listener.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// The admin API's state. It serves from the start of the process:

@@ -34,8 +34,9 @@ use crate::{
     dataplane::{Dataplane, Steering},
     discovery::{self, DiscoveryStatus, cluster_key},
     error::FieldError,
-    proxy::Proxy,
+    proxy::{Edge, Proxy},
     sources::Sources,
+    tls::Tls,
     worker::{Shutdown, StopPolicy, Worker, WorkerSpec, WorkerStats},
 };
 
@@ -55,6 +56,8 @@ pub struct App {
     cluster_key: Option<[u8; 32]>,
     sources: Arc<Sources>,
     proxy: Arc<Proxy>,
+    /// With an HTTPS listener.
+    tls: Option<Arc<Tls>>,
     dataplane: Arc<Mutex<Dataplane>>,
     /// `sockets[worker][published address]`.
     sockets: Vec<Vec<std::net::TcpListener>>,
@@ -88,7 +91,16 @@ impl App {
         let access_log = AccessLog::open(&config.access_log)?;
         let balancer = Arc::new(Balancer::new(config.services.clone()));
         let keyring = KeyringHandle::new(keys.keyring);
-        let proxy = Proxy::new(balancer.clone(), keyring.clone(), access_log);
+        let tls = match config.edge.tls.clone() {
+            Some(settings) => Some(Tls::new(settings, keyring.clone()).context("set up TLS")?),
+            None => None,
+        };
+        let edge = Edge {
+            listeners: config.edge.listeners.clone(),
+            tls: tls.clone(),
+            proxy_protocol_from: config.edge.proxy_protocol_from.clone(),
+        };
+        let proxy = Proxy::new(balancer.clone(), keyring.clone(), access_log, edge);
         let sources = Sources::new(balancer.clone(), config.services.clone());
         let (dataplane, sockets) = Dataplane::start(&config.dataplane).context("set up steering")?;
         Ok(Self {
@@ -100,6 +112,7 @@ impl App {
             cluster_key: keys.cluster_key,
             sources,
             proxy,
+            tls,
             dataplane: Arc::new(Mutex::new(dataplane)),
             sockets,
         })
@@ -120,18 +133,27 @@ impl App {
             balancer: self.balancer.clone(),
             sources: self.sources.clone(),
             discovery: discovery.clone(),
-            reload: reload_hook(self.config.services_source.clone(), self.sources.clone()),
+            reload: reload_hook(
+                self.config.services_source.clone(),
+                self.sources.clone(),
+                self.tls.clone(),
+            ),
+            listeners: self.config.edge.listeners.clone(),
+            tls: self.tls.clone(),
         });
         self.runtime.block_on(async {
             spawn_ebpf_log(&self.dataplane);
             self.start_health_checks();
             self.follow_docker(discovery);
             self.follow_cluster_key();
+            if let Some(tls) = &self.tls {
+                tokio::spawn(tls.clone().watch());
+            }
             let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
             let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
             let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
             self.admin.ready.store(true, Ordering::Release);
-            let listen: Vec<String> = self.config.dataplane.listen.iter().map(ToString::to_string).collect();
+            let listen: Vec<String> = self.config.edge.listeners.iter().map(ToString::to_string).collect();
             info!(listen = %listen.join(","), workers = workers.len(), steering = %steering, admin = %self.config.admin, "ready");
             loop {
                 tokio::select! {
@@ -139,7 +161,7 @@ impl App {
                     _ = int.recv() => break,
                     _ = hup.recv() => {
                         info!("SIGHUP: reloading the configuration");
-                        if let Err(err) = reload(&self.config.services_source, &self.sources) {
+                        if let Err(err) = reload(&self.config.services_source, &self.sources, self.tls.as_deref()) {
                             tracing::error!("reload rejected, keeping the running configuration: {err}");
                         }
                     }
@@ -214,14 +236,17 @@ impl App {
     }
 }
 
-/// Re-reads the static services; a refused file leaves the running ones.
-fn reload(source: &ServicesSource, sources: &Sources) -> Result<(), FieldError> {
+/// Re-reads the certificates and the static services; a refused services
+/// file leaves the running ones, a certificate that fails keeps its
+/// previous one (its errors are returned, and logged).
+fn reload(source: &ServicesSource, sources: &Sources, tls: Option<&Tls>) -> Result<Vec<String>, FieldError> {
+    let certificate_errors = tls.map(Tls::reload).unwrap_or_default();
     sources.set_static(source.load()?);
-    Ok(())
+    Ok(certificate_errors)
 }
 
-fn reload_hook(source: ServicesSource, sources: Arc<Sources>) -> ReloadHook {
-    Arc::new(move || reload(&source, &sources))
+fn reload_hook(source: ServicesSource, sources: Arc<Sources>, tls: Option<Arc<Tls>>) -> ReloadHook {
+    Arc::new(move || reload(&source, &sources, tls.as_deref()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -36,6 +36,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 25_000;
 pub const DEFAULT_SYN_BURST: u32 = 20;
 /// The balancer address of `demo`.
 pub const DEFAULT_DEMO_LISTEN: &str = "127.0.0.1:8080";
+/// Default HTTPS address of `demo`.
+pub const DEFAULT_DEMO_TLS_LISTEN: &str = "127.0.0.1:8443";
+/// Default of `--tls-handshake-timeout`.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 
 /// Sticky sessions for Docker Swarm.
 #[derive(Debug, Parser)]
@@ -198,14 +202,22 @@ fn access_log_values() -> PossibleValuesParser {
 /// Flags of `swarm-sticky run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Published address to serve (repeatable), e.g. 0.0.0.0:8080 or [::]:8080.
+    /// Published listener (repeatable, or comma-separated): ADDR or
+    /// http://ADDR for plain HTTP, https://ADDR for HTTPS (needs
+    /// --tls-cert-dir or --tls-cert); http+proxy:// and https+proxy:// also
+    /// read PROXY protocol headers from --proxy-protocol-from. E.g.
+    /// 0.0.0.0:80, https://0.0.0.0:443, https+proxy://[::]:443.
     #[arg(
         long = "listen",
-        value_name = "ADDR",
+        value_name = "LISTENER",
         env = "SWARM_STICKY_LISTEN",
         value_delimiter = ','
     )]
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<String>,
+
+    /// HTTPS: certificates, versions, PROXY protocol.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Which services exist.
     #[command(flatten)]
@@ -290,12 +302,56 @@ pub struct RunArgs {
     pub admin_public_read: bool,
 }
 
+/// HTTPS and the PROXY protocol of `run`'s listeners.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Directory of certificates, one per entry: NAME/fullchain.pem +
+    /// NAME/privkey.pem (certbot's live/), NAME/cert.pem + NAME/key.pem,
+    /// NAME.pem (or .crt) + NAME.key, or NAME.pem holding chain and key.
+    /// Chosen by SNI; re-read on change, SIGHUP and the admin reload.
+    #[arg(long, value_name = "DIR", env = "SWARM_STICKY_TLS_CERT_DIR")]
+    pub tls_cert_dir: Option<PathBuf>,
+
+    /// A certificate chain (PEM) to serve, also to clients without SNI or
+    /// with a name no certificate has (needs --tls-key).
+    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Oldest TLS version accepted.
+    #[arg(long, value_name = "VERSION", env = "SWARM_STICKY_TLS_MIN_VERSION", default_value = "1.2", value_parser = ["1.2", "1.3"])]
+    pub tls_min_version: String,
+
+    /// Seconds a client has for the whole TLS handshake.
+    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_TLS_HANDSHAKE_TIMEOUT", default_value_t = DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS)]
+    pub tls_handshake_timeout: u64,
+
+    /// Networks whose PROXY protocol headers are believed on +proxy
+    /// listeners (repeatable, or comma-separated), e.g. 10.0.0.0/8. From
+    /// other sources a header is refused.
+    #[arg(
+        long,
+        value_name = "CIDR",
+        env = "SWARM_STICKY_PROXY_PROTOCOL_FROM",
+        value_delimiter = ','
+    )]
+    pub proxy_protocol_from: Vec<String>,
+}
+
 /// Flags of `swarm-sticky demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Address of the balancer.
     #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_LISTEN", default_value = DEFAULT_DEMO_LISTEN)]
     pub listen: SocketAddr,
+
+    /// Address of the balancer's HTTPS listener (a certificate for
+    /// localhost is generated).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_DEMO_TLS_LISTEN)]
+    pub tls_listen: SocketAddr,
 
     /// Workers (default: the number of CPUs).
     #[arg(long, value_name = "N", env = "SWARM_STICKY_WORKERS")]

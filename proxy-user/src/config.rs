@@ -8,14 +8,16 @@
 //! rejected before a socket is bound or a map is created, and each error
 //! names the flag or field; the binary exits with 64 (`EX_USAGE`) on them.
 
+mod edge;
 mod keys;
 mod services;
 
-use std::{collections::HashSet, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use proxy_common::{names::MAX_WORKERS, xdp::SynGuardConfig};
 
 pub use self::{
+    edge::{EdgeConfig, MAX_CLIENT_HELLO},
     keys::{KeyError, KeySource, KeyUse, LoadedKeys},
     services::ServicesSource,
 };
@@ -27,7 +29,9 @@ use crate::{
     discovery::DockerConfig,
     error::FieldError,
     inspect::DecodeConfig,
+    listener::{Listener, Scheme},
     services::ServicesConfig,
+    tls::{CertFiles, MinVersion, TlsSettings},
 };
 
 /// Exit status for an invalid configuration (`EX_USAGE` from sysexits.h).
@@ -85,6 +89,8 @@ pub enum LogFormat {
 pub struct Config {
     /// Steering and XDP.
     pub dataplane: DataplaneConfig,
+    /// The listeners' schemes, TLS and PROXY protocol.
+    pub edge: EdgeConfig,
     /// The services of the flags and the file, parsed and validated.
     pub services: ServicesConfig,
     /// Where the services came from (re-read on SIGHUP).
@@ -114,7 +120,8 @@ impl Config {
     /// # Errors
     /// The first problem found, naming the flag or field.
     pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        let dataplane = dataplane(args)?;
+        let edge = edge::edge(&args.listen, &args.tls)?;
+        let dataplane = dataplane(args, &edge)?;
         if args.max_connections == 0 {
             return Err(ConfigError::MaxConnections);
         }
@@ -122,6 +129,7 @@ impl Config {
         let services_source = ServicesSource::from_args(&args.services, args.docker.docker);
         Ok(Self {
             dataplane,
+            edge,
             services: services_source.load()?,
             services_source,
             keys: KeySource::from_args(&args.keys, &args.docker),
@@ -141,17 +149,47 @@ impl Config {
         })
     }
 
-    /// The demo's configuration: `services` behind `args.listen`, steered
-    /// as `run` would by default, the admin listener on `admin`, a key of
-    /// its own.
+    /// The demo's configuration: `services` behind `args.listen` and, with
+    /// `cert`, HTTPS on `args.tls_listen`, steered as `run` would by
+    /// default, the admin listener on `admin`, a key of its own.
     ///
     /// # Errors
-    /// An invalid worker count.
-    pub fn demo(args: &DemoArgs, services: ServicesConfig, admin: SocketAddr) -> Result<Self, ConfigError> {
+    /// An invalid worker count, or a certificate that does not load.
+    pub fn demo(
+        args: &DemoArgs,
+        services: ServicesConfig,
+        admin: SocketAddr,
+        cert: Option<CertFiles>,
+    ) -> Result<Self, ConfigError> {
         let workers = workers(args.workers)?;
+        let mut listeners = vec![Listener::http(args.listen)];
+        let tls = match cert {
+            None => None,
+            Some(cert) => {
+                listeners.push(Listener {
+                    addr: args.tls_listen,
+                    scheme: Scheme::Https,
+                    proxy_protocol: false,
+                });
+                let settings = TlsSettings {
+                    cert_dir: None,
+                    cert: Some(cert),
+                    min_version: MinVersion::Tls12,
+                    handshake_timeout: Duration::from_secs(cli::DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS),
+                    max_client_hello: MAX_CLIENT_HELLO,
+                };
+                crate::tls::check(&settings).map_err(|e| FieldError::new("demo certificate", e.to_string()))?;
+                Some(settings)
+            }
+        };
         Ok(Self {
+            edge: EdgeConfig {
+                listeners: listeners.clone(),
+                tls,
+                proxy_protocol_from: Vec::new(),
+            },
             dataplane: DataplaneConfig {
-                listen: vec![args.listen],
+                listen: listeners.iter().map(|l| l.addr).collect(),
                 workers,
                 steering: SteeringMode::Auto,
                 xdp: None,
@@ -238,19 +276,7 @@ fn admin_access(args: &RunArgs) -> Result<AdminAccess, ConfigError> {
     })
 }
 
-fn dataplane(args: &RunArgs) -> Result<DataplaneConfig, ConfigError> {
-    if args.listen.is_empty() {
-        return Err(ConfigError::NoListen);
-    }
-    let mut seen = HashSet::new();
-    for addr in &args.listen {
-        if addr.port() == 0 {
-            return Err(ConfigError::ListenPortZero(*addr));
-        }
-        if !seen.insert(*addr) {
-            return Err(ConfigError::DuplicateListen(*addr));
-        }
-    }
+fn dataplane(args: &RunArgs, edge: &EdgeConfig) -> Result<DataplaneConfig, ConfigError> {
     let workers = workers(args.workers)?;
     let steering: SteeringMode = parse_flag("--steering", &args.steering)?;
     let xdp = match &args.xdp_iface {
@@ -272,7 +298,7 @@ fn dataplane(args: &RunArgs) -> Result<DataplaneConfig, ConfigError> {
         }
     };
     Ok(DataplaneConfig {
-        listen: args.listen.clone(),
+        listen: edge.listeners.iter().map(|l| l.addr).collect(),
         workers,
         steering,
         xdp,

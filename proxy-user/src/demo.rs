@@ -34,7 +34,10 @@ use tokio_tungstenite::{
     tungstenite::{handshake::derive_accept_key, protocol::Role},
 };
 
-use crate::services::{CLI_SERVICE, ServicesConfig};
+use crate::{
+    services::{CLI_SERVICE, ServicesConfig},
+    tls::CertFiles,
+};
 
 /// Serves whoami on `listener` until the task is dropped.
 pub async fn serve_whoami(listener: TcpListener, name: String) {
@@ -236,10 +239,33 @@ pub fn demo_services(backends: &[(String, SocketAddr)]) -> ServicesConfig {
     ServicesConfig::single(CLI_SERVICE, backends)
 }
 
+/// A self-signed certificate for `localhost` (and 127.0.0.1, ::1) in a
+/// new private directory under the system's temporary one, for the demo's
+/// HTTPS listener; clients trust it with `curl --cacert <chain>`.
+///
+/// # Errors
+/// When the directory or the files cannot be written.
+pub fn localhost_certificate() -> std::io::Result<CertFiles> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let dir = std::env::temp_dir().join(format!("swarm-sticky-demo-{}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let cert = rcgen::generate_simple_self_signed(names).map_err(std::io::Error::other)?;
+    let files = CertFiles {
+        chain: dir.join("localhost.pem"),
+        key: dir.join("localhost.key"),
+    };
+    std::fs::write(&files.chain, cert.cert.pem())?;
+    std::fs::write(&files.key, cert.signing_key.serialize_pem())?;
+    Ok(files)
+}
+
 /// What the demo prints: the backends, the curl lines to try and where
-/// to watch (the admin listener on `admin`).
+/// to watch (the admin listener on `admin`); with `https`, the HTTPS
+/// listener and the certificate to trust.
 pub fn demo_instructions(
     listen: SocketAddr,
+    https: Option<(SocketAddr, &CertFiles)>,
     admin: SocketAddr,
     services: &ServicesConfig,
     backends: &[(String, SocketAddr)],
@@ -259,8 +285,20 @@ pub fn demo_instructions(
          curl -s -c /tmp/sticky.jar -b /tmp/sticky.jar http://{listen}/ | head -1\n\
          curl -s -c /tmp/sticky.jar -b /tmp/sticky.jar http://{listen}/ | head -1\n\n\
          # see the Set-Cookie header:\n\
-         curl -si http://{listen}/ | grep -i set-cookie\n\n\
-         # watch it: dashboard, JSON status and Prometheus metrics\n\
+         curl -si http://{listen}/ | grep -i set-cookie\n\n"
+    );
+    if let Some((addr, cert)) = https {
+        let port = addr.port();
+        let chain = cert.chain.display();
+        let _ = write!(
+            s,
+            "# the same over HTTPS (HTTP/2 by ALPN; the cookie is Secure):\n\
+             curl -si --cacert {chain} https://localhost:{port}/ | grep -iE '^HTTP|set-cookie'\n\n"
+        );
+    }
+    let _ = write!(
+        s,
+        "# watch it: dashboard, JSON status and Prometheus metrics\n\
          #   http://{admin}/   http://{admin}/api/status   http://{admin}/metrics\n"
     );
     s

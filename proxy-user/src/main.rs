@@ -61,8 +61,13 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let backends = demo::start_demo_backends(3).context("start the demo backends")?;
     let services = demo::demo_services(&backends);
     let admin = cli::DEFAULT_ADMIN.parse().context("the admin address")?;
-    println!("{}", demo::demo_instructions(args.listen, admin, &services, &backends));
-    let config = Config::demo(args, services, admin)?;
+    let cert = demo::localhost_certificate().context("write the demo's localhost certificate")?;
+    let https = Some((args.tls_listen, &cert));
+    println!(
+        "{}",
+        demo::demo_instructions(args.listen, https, admin, &services, &backends)
+    );
+    let config = Config::demo(args, services, admin, Some(cert.clone()))?;
     App::build(config)?.run()
 }
 

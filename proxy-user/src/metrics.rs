@@ -14,7 +14,11 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{dataplane::DataplaneStatus, status::ServiceStatus};
+use crate::{
+    dataplane::DataplaneStatus,
+    status::ServiceStatus,
+    tls::{CertStatus, TlsCounts},
+};
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -37,6 +41,8 @@ pub struct Scrape {
     pub dataplane: DataplaneStatus,
     /// Docker discovery, when enabled: (connected, table age, warnings).
     pub discovery: Option<(bool, Option<f64>, usize)>,
+    /// TLS, with an HTTPS listener: handshakes and certificates.
+    pub tls: Option<(TlsCounts, Vec<CertStatus>)>,
 }
 
 impl Scrape {
@@ -82,7 +88,8 @@ impl Collector for Scrape {
         self.encode_backends(&mut enc)?;
         self.encode_sticky(&mut enc)?;
         self.encode_dataplane(&mut enc)?;
-        self.encode_discovery(&mut enc)
+        self.encode_discovery(&mut enc)?;
+        self.encode_tls(&mut enc)
     }
 }
 
@@ -319,6 +326,74 @@ impl Scrape {
             "label_warnings",
             "Label warnings on discovered services.",
             &[(Vec::new(), float(u64::try_from(warnings).unwrap_or(u64::MAX)))],
+        )
+    }
+}
+
+impl Scrape {
+    fn encode_tls(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let Some((counts, certs)) = &self.tls else {
+            return Ok(());
+        };
+        let done: Vec<(Labels, u64)> = counts
+            .completed
+            .iter()
+            .map(|(version, resumed, n)| {
+                let kind = if *resumed { "resumed" } else { "full" };
+                (
+                    vec![("version", (*version).to_owned()), ("handshake", kind.to_owned())],
+                    *n,
+                )
+            })
+            .collect();
+        counter(
+            enc,
+            "tls_handshakes",
+            "Completed TLS handshakes by version, full or resumed.",
+            &done,
+        )?;
+        let failed: Vec<(Labels, u64)> = counts
+            .failed
+            .iter()
+            .map(|(reason, n)| (vec![("reason", (*reason).to_owned())], *n))
+            .collect();
+        counter(
+            enc,
+            "tls_handshake_failures",
+            "TLS handshakes that did not complete, by reason (error, timeout, plain_http, hello_too_large, closed).",
+            &failed,
+        )?;
+        let (sum, count, buckets) = &counts.duration;
+        enc.encode_descriptor(
+            "tls_handshake_duration_seconds",
+            "Time from a connection's first byte to its completed TLS handshake.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+        let now = i64::try_from(crate::cookie::unix_now()).unwrap_or(i64::MAX);
+        let cert_labels = |c: &CertStatus| -> Labels {
+            vec![("source", c.source.display().to_string()), ("names", c.names.join(","))]
+        };
+        let expiry: Vec<(Labels, f64)> = certs
+            .iter()
+            .filter_map(|c| c.not_after.map(|t| (cert_labels(c), (t - now) as f64)))
+            .collect();
+        gauge(
+            enc,
+            "tls_certificate_expiry_seconds",
+            "Seconds until each certificate in service expires (negative: expired).",
+            &expiry,
+        )?;
+        let errors: Vec<(Labels, f64)> = certs
+            .iter()
+            .map(|c| (cert_labels(c), if c.error.is_some() { 1.0 } else { 0.0 }))
+            .collect();
+        gauge(
+            enc,
+            "tls_certificate_load_error",
+            "1 when a certificate source's last read failed (its previous certificate, if any, stays in service).",
+            &errors,
         )
     }
 }

@@ -20,6 +20,7 @@
 //! connections; `proxy/answer.rs` and `proxy/outcome.rs` are what they
 //! share.
 
+mod accept;
 mod answer;
 mod authority;
 mod body;
@@ -30,6 +31,7 @@ mod observe;
 mod outcome;
 mod pool;
 mod send;
+mod stream;
 mod tunnel;
 
 use std::{convert::Infallible, net::SocketAddr, rc::Rc, sync::Arc, time::Duration};
@@ -38,15 +40,17 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::service::service_fn;
 use hyper_util::{rt::TokioTimer, server::conn::auto};
-use tokio::{io::AsyncWriteExt as _, net::TcpStream};
+use tokio::net::TcpStream;
 
 pub use self::io::HIBERNATE_AFTER;
 use crate::{
     access_log::AccessLog,
     balance::Balancer,
     cookie::{Keyring, KeyringHandle},
+    listener::{Cidr, Listener, Scheme},
     services::ServicesConfig,
     sticky::Pins,
+    tls::Tls,
     worker::{ConnInfo, ConnectionHandler, LocalFuture, Shutdown},
 };
 
@@ -62,8 +66,22 @@ pub struct Proxy {
     inner: Arc<Inner>,
 }
 
+/// What the listeners add to the request path.
+#[derive(Default)]
+pub struct Edge {
+    /// The published listeners, in `--listen` order (a connection names
+    /// its listener by index; one not listed is plain HTTP).
+    pub listeners: Vec<Listener>,
+    /// TLS, when a listener has it.
+    pub tls: Option<Arc<Tls>>,
+    /// Sources whose PROXY protocol headers are believed.
+    pub proxy_protocol_from: Vec<Cidr>,
+}
+
 struct Inner {
     balancer: Arc<Balancer>,
+    /// Listeners, TLS and PROXY protocol.
+    edge: Edge,
     /// Swappable for key rotation while running.
     keyring: KeyringHandle,
     /// One line per request, when enabled.
@@ -72,11 +90,18 @@ struct Inner {
 
 impl Proxy {
     /// A proxy over `balancer`'s table, signing cookies with `keyring`,
-    /// writing a line per request to `access_log`.
-    pub fn new(balancer: Arc<Balancer>, keyring: KeyringHandle, access_log: Option<AccessLog>) -> Arc<Self> {
+    /// writing a line per request to `access_log`, on the listeners of
+    /// `edge`.
+    pub fn new(
+        balancer: Arc<Balancer>,
+        keyring: KeyringHandle,
+        access_log: Option<AccessLog>,
+        edge: Edge,
+    ) -> Arc<Self> {
         Arc::new(Self {
             inner: Arc::new(Inner {
                 balancer,
+                edge,
                 keyring,
                 access_log,
             }),
@@ -86,7 +111,12 @@ impl Proxy {
     /// A proxy with a balancer and keys of its own over `services` (tests,
     /// benchmarks, tools).
     pub fn standalone(services: ServicesConfig, keyring: Keyring) -> Arc<Self> {
-        Self::new(Arc::new(Balancer::new(services)), KeyringHandle::new(keyring), None)
+        Self::new(
+            Arc::new(Balancer::new(services)),
+            KeyringHandle::new(keyring),
+            None,
+            Edge::default(),
+        )
     }
 
     /// The routing table and backend state.
@@ -122,7 +152,10 @@ where
 
 /// Per client connection state shared by its requests.
 struct ConnCtx {
+    /// The client (as a trusted PROXY header named it, if any).
     peer: SocketAddr,
+    /// How the client reached us.
+    scheme: Scheme,
     /// The peer in forwarding headers.
     peer_headers: headers::PeerHeaders,
     /// Backend picked for this connection per service: cookie-less
@@ -178,28 +211,21 @@ const RESPONSE_408: &[u8] =
 
 async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, mut shutdown: Shutdown) {
     let limits = inner.balancer.table().limits.clone();
-    // hyper's timer only starts once it reads a request head; a client that
-    // never sends a byte is closed after the same timeout. The first bytes
-    // also tell HTTP/2 ("PRI * HTTP/2.0"), which gets an idle watchdog of
-    // its own (HTTP/1 idles under hyper's header read timeout).
-    let mut preface = [0u8; 3];
-    let first_bytes = tokio::select! {
-        r = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut preface)) => r,
-        // Draining: a connection that has not sent anything yet just closes.
-        () = shutdown.wait() => return,
+    // Boxed: what opening needs (a PROXY header, a TLS handshake) is not
+    // kept in every connection's task.
+    let Some(opened) = Box::pin(accept::open(&inner, stream, conn, &mut shutdown)).await else {
+        return;
     };
-    let is_h2 = match first_bytes {
-        Ok(Ok(0)) | Ok(Err(_)) => return,
-        Ok(Ok(n)) => n == 3 && &preface == b"PRI",
-        Err(_) => {
-            tracing::debug!(peer = %conn.peer, "no request before the header read timeout");
-            return;
-        }
+    let is_h2 = opened.h2;
+    let conn = ConnInfo {
+        peer: opened.peer,
+        ..conn
     };
-    let (mut io, shared) = io::ClientIo::new(stream, !is_h2);
+    let (mut io, shared) = io::ClientIo::new(opened.stream, !is_h2);
     let ctx = Rc::new(ConnCtx {
         peer: conn.peer,
-        peer_headers: headers::PeerHeaders::new(conn.peer.ip()),
+        peer_headers: headers::PeerHeaders::new(conn.peer.ip(), opened.scheme),
+        scheme: opened.scheme,
         pins: Pins::default(),
         active: std::cell::Cell::new(0),
         idle_since: std::cell::Cell::new(tokio::time::Instant::now()),
@@ -236,7 +262,7 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
         if let Some(stream) = shared.into_stream() {
             tracing::debug!(peer = %conn.peer, "request head too slow: 408");
             observe::refused(&inner, conn.peer, 408);
-            answer_and_linger(stream, RESPONSE_408).await;
+            accept::answer_and_linger(stream, RESPONSE_408).await;
         }
     } else if let Some(status) = hyper_err.and_then(observe::parse_rejection) {
         tracing::debug!(peer = %conn.peer, error = %err, status, "request refused while parsing");
@@ -319,30 +345,6 @@ async fn serve_awake(
     // 408 path needs.
 }
 
-/// Writes a final answer, then closes gracefully: FIN first, then unread
-/// input is discarded for a moment, because closing with unread bytes
-/// makes the kernel send a reset that can destroy the answer in flight.
-async fn answer_and_linger(mut stream: TcpStream, answer: &[u8]) {
-    use tokio::io::AsyncReadExt as _;
-    if let Err(e) = stream.write_all(answer).await.and(stream.shutdown().await) {
-        tracing::debug!(error = %e, "writing a final answer");
-        return;
-    }
-    // On the heap: an array here would be part of every connection's
-    // task, idle or not.
-    let mut sink = vec![0u8; 4096];
-    let linger = async {
-        // Bounded: at most 64 KiB, within the timeout below.
-        for _ in 0..16 {
-            match stream.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    };
-    let _expired = tokio::time::timeout(Duration::from_secs(1), linger).await;
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -365,7 +367,12 @@ mod tests {
             Keyring::from_secrets(&["unit-test-key-unit-test-key"]),
         );
         let (_trigger, shutdown) = Shutdown::new();
-        let conn = ConnInfo { peer, local, worker: 0 };
+        let conn = ConnInfo {
+            peer,
+            local,
+            worker: 0,
+            listener: 0,
+        };
         let task = serve_connection(proxy.inner.clone(), stream, conn, shutdown);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1024, "a connection's future takes {size} bytes");

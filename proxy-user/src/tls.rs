@@ -76,6 +76,32 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
+/// Reads the certificates of `settings` once, as a start would.
+///
+/// # Errors
+/// When none loads.
+pub fn check(settings: &TlsSettings) -> Result<(), TlsError> {
+    load(
+        Library::new(settings.cert_dir.clone(), settings.cert.clone()).quiet(),
+        settings,
+    )
+    .map(drop)
+}
+
+fn load(mut library: Library, settings: &TlsSettings) -> Result<Library, TlsError> {
+    let mut errors = library.refresh();
+    if library.serving() == 0 {
+        if errors.is_empty() {
+            errors.push(match &settings.cert_dir {
+                Some(dir) => format!("{}: no certificate found (see the layouts in --help)", dir.display()),
+                None => "no --tls-cert-dir or --tls-cert given".to_owned(),
+            });
+        }
+        return Err(TlsError::NoCertificate(errors));
+    }
+    Ok(library)
+}
+
 /// TLS for every listener that has it.
 pub struct Tls {
     settings: TlsSettings,

@@ -36,6 +36,9 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// Index of the worker that accepted it.
     pub worker: usize,
+    /// Index of the published address it came through, in `--listen`
+    /// order.
+    pub listener: usize,
 }
 
 /// What a worker does with each accepted client connection.
@@ -135,7 +138,7 @@ async fn run(spec: WorkerSpec, mut stop: Shutdown, policy: StopPolicy) {
     let (conn_tx, conn_shutdown) = Shutdown::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(spec.max_connections.max(1)));
     let mut accept_tasks = Vec::new();
-    for std_listener in spec.listeners {
+    for (index, std_listener) in spec.listeners.into_iter().enumerate() {
         let listener = match std_listener
             .set_nonblocking(true)
             .and_then(|()| tokio::net::TcpListener::from_std(std_listener))
@@ -148,6 +151,7 @@ async fn run(spec: WorkerSpec, mut stop: Shutdown, policy: StopPolicy) {
         };
         let ctx = AcceptCtx {
             worker: spec.index,
+            listener: index,
             handler: spec.handler.clone(),
             stats: spec.stats.clone(),
             limit: limit.clone(),
@@ -185,6 +189,7 @@ async fn run(spec: WorkerSpec, mut stop: Shutdown, policy: StopPolicy) {
 
 struct AcceptCtx {
     worker: usize,
+    listener: usize,
     handler: Arc<dyn ConnectionHandler>,
     stats: Arc<WorkerStats>,
     limit: Arc<tokio::sync::Semaphore>,
@@ -250,6 +255,7 @@ fn serve(stream: TcpStream, peer: SocketAddr, ctx: &AcceptCtx, permit: Option<to
         peer,
         local,
         worker: ctx.worker,
+        listener: ctx.listener,
     };
     let fut = ctx.handler.handle(stream, info, ctx.conn_shutdown.clone());
     let stats = ctx.stats.clone();

@@ -127,7 +127,10 @@ fn reload(state: &AdminState) -> Reply {
     };
     tracing::info!("admin API: reloading the configuration");
     match (parts.reload)() {
-        Ok(()) => json_status(StatusCode::OK, &serde_json::json!({ "reloaded": true })),
+        Ok(certificate_errors) => json_status(
+            StatusCode::OK,
+            &serde_json::json!({ "reloaded": true, "certificate_errors": certificate_errors }),
+        ),
         Err(error) => json_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &Failure {

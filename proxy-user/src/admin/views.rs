@@ -11,6 +11,7 @@ use crate::{
     discovery::{DiscoveryStatus, Warning},
     metrics::Scrape,
     status::ServiceStatus,
+    tls::{CertStatus, TlsCounts},
 };
 
 /// A warning about one service, as the API shows it.
@@ -85,6 +86,27 @@ pub(super) struct Status {
     unrouted: u64,
     discovery: Option<DiscoveryView>,
     access: AccessView,
+    /// The listeners as `--listen` spells them (`https://0.0.0.0:443`).
+    listeners: Vec<String>,
+    /// Certificates and handshakes, with an HTTPS listener.
+    tls: Option<TlsView>,
+}
+
+/// The `tls` part of `/api/status`.
+#[derive(Serialize)]
+pub(super) struct TlsView {
+    /// Every certificate source: names, issuer, expiry, last error.
+    certificates: Vec<CertStatus>,
+    /// Handshakes completed and failed.
+    handshakes: TlsCounts,
+}
+
+fn tls(parts: &Parts) -> Option<TlsView> {
+    let tls = parts.tls.as_ref()?;
+    Some(TlsView {
+        certificates: tls.status(),
+        handshakes: tls.stats.counts(),
+    })
 }
 
 fn dataplane(parts: &Parts) -> (Vec<SocketAddr>, crate::dataplane::DataplaneStatus) {
@@ -119,6 +141,8 @@ pub(super) fn status(state: &AdminState, parts: &Parts) -> Status {
         access: AccessView {
             writes: state.access.token.is_some(),
         },
+        listeners: parts.listeners.iter().map(ToString::to_string).collect(),
+        tls: tls(parts),
     }
 }
 
@@ -143,6 +167,7 @@ pub(super) fn scrape(parts: &Parts) -> Scrape {
             .collect(),
         dataplane,
         discovery: discovery(parts).map(|d| (d.status.connected, d.table_age_secs, d.warnings.len())),
+        tls: tls(parts).map(|t| (t.handshakes, t.certificates)),
     }
 }
 

@@ -53,7 +53,7 @@ pub enum ProxyHeaderError {
 pub async fn read(stream: &mut TcpStream, trusted: bool) -> Result<Option<SocketAddr>, ProxyHeaderError> {
     let mut buf = vec![0u8; V2_MAX];
     let peer = stream.peer_addr()?.ip();
-    let mut seen = peek(stream, &mut buf[..V2_SIGNATURE.len()], |b| decided(b)).await?;
+    let mut seen = peek(stream, &mut buf[..V2_SIGNATURE.len()], decided).await?;
     let head = &buf[..seen];
     if !(head.starts_with(V1_PREFIX) || head.starts_with(V2_SIGNATURE)) {
         return Ok(None);

@@ -21,6 +21,7 @@ use super::{
     send::{self, Exchange},
 };
 use crate::{
+    listener::Scheme,
     routing::Service,
     sticky::{self, Decision},
 };
@@ -55,11 +56,12 @@ pub(super) async fn forward(
     let deadlines = send::Deadlines::of(&svc, &table.limits);
     let max_idle = table.limits.pool_idle_per_backend;
     drop(table);
-    let secure = trusted
-        && req
-            .headers()
-            .get(&X_FORWARDED_PROTO)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let secure = ctx.scheme == Scheme::Https
+        || trusted
+            && req
+                .headers()
+                .get(&X_FORWARDED_PROTO)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
 
     let (decision, choice) = sticky::choose(&inner.balancer, &inner.keyring.load(), &ctx.pins, &svc, req.headers());
     out.decision = Some(decision);

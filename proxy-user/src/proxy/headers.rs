@@ -14,7 +14,7 @@ use http::{
 };
 
 use super::authority::Authority;
-use crate::{cookie, services::CookieConfig};
+use crate::{cookie, listener::Scheme, services::CookieConfig};
 
 pub(super) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(super) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -104,13 +104,15 @@ pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// The client's address as forwarding headers spell it, built once per
 /// connection.
 pub(super) struct PeerHeaders {
+    /// `http` or `https`: how the client reached us.
+    proto: &'static str,
     ip: String,
     xff: HeaderValue,
     forwarded_for: String,
 }
 
 impl PeerHeaders {
-    pub(super) fn new(peer: IpAddr) -> Self {
+    pub(super) fn new(peer: IpAddr, scheme: Scheme) -> Self {
         let ip = peer.to_string();
         let xff = HeaderValue::from_str(&ip).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         // RFC 7239: IPv6 addresses are bracketed and quoted.
@@ -119,7 +121,12 @@ impl PeerHeaders {
         } else {
             format!("for={ip}")
         };
-        Self { ip, xff, forwarded_for }
+        Self {
+            proto: scheme.as_str(),
+            ip,
+            xff,
+            forwarded_for,
+        }
     }
 }
 
@@ -193,7 +200,7 @@ fn forwarding_headers(headers: &mut HeaderMap, peer: &PeerHeaders, trusted: bool
     headers.insert(&X_FORWARDED_FOR, chained.unwrap_or_else(|| peer.xff.clone()));
     let proto_trusted = trusted && headers.contains_key(&X_FORWARDED_PROTO);
     if !proto_trusted {
-        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(peer.proto));
     }
     let proto = headers
         .get(&X_FORWARDED_PROTO)

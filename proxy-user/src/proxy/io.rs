@@ -28,7 +28,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+
+use super::stream::ClientStream;
 
 /// How long an HTTP/1 connection idles with hyper's buffers before it
 /// hibernates. Long enough that busy keep-alive clients never pay for a new
@@ -49,7 +50,7 @@ struct Shared {
 }
 
 struct Stream {
-    io: TokioIo<TcpStream>,
+    io: TokioIo<ClientStream>,
     /// Fires [`HIBERNATE_AFTER`] into an idle period at a boundary. Kept
     /// for the whole waking period and moved forward at each new idle
     /// period: a later deadline is an atomic store, where a new timer per
@@ -92,13 +93,13 @@ impl ClientFd {
         use std::os::fd::AsFd as _;
         let shared = self.0.upgrade()?;
         let stream = shared.stream();
-        stream.io.inner().as_fd().try_clone_to_owned().ok()
+        stream.io.inner().tcp().as_fd().try_clone_to_owned().ok()
     }
 }
 
 impl ClientIo {
-    /// Wraps the client socket; `http1` allows hibernation.
-    pub(super) fn new(stream: TcpStream, http1: bool) -> (Self, ClientHandle) {
+    /// Wraps the client connection; `http1` allows hibernation.
+    pub(super) fn new(stream: ClientStream, http1: bool) -> (Self, ClientHandle) {
         let shared = Arc::new(Shared {
             stream: Mutex::new(Stream {
                 io: TokioIo::new(stream),
@@ -155,15 +156,18 @@ impl ClientHandle {
         std::future::poll_fn(|cx| {
             let stream = self.0.stream();
             let mut buf = tokio::io::ReadBuf::new(&mut probe);
-            stream.io.inner().poll_peek(cx, &mut buf)
+            // Nothing is buffered above the socket at a boundary (TLS
+            // included: hyper's last read found no plaintext), so the
+            // socket tells when the client sends again.
+            stream.io.inner().tcp().poll_peek(cx, &mut buf)
         })
         .await
         .map(|n| n > 0)
     }
 
-    /// The socket, once hyper has dropped its side (`None` if an upgrade
-    /// still holds it).
-    pub(super) fn into_stream(self) -> Option<TcpStream> {
+    /// The connection, once hyper has dropped its side (`None` if an
+    /// upgrade still holds it).
+    pub(super) fn into_stream(self) -> Option<ClientStream> {
         Arc::into_inner(self.0).map(|s| {
             s.stream
                 .into_inner()

@@ -60,6 +60,8 @@ pub struct Library {
     entries: Vec<Entry>,
     /// The directory itself could not be read.
     dir_error: Option<String>,
+    /// Log what each refresh loads (not when only checking).
+    log: bool,
 }
 
 impl Library {
@@ -70,7 +72,13 @@ impl Library {
             pair,
             entries: Vec::new(),
             dir_error: None,
+            log: true,
         }
+    }
+
+    /// The same, with nothing logged (a configuration check).
+    pub fn quiet(self) -> Self {
+        Self { log: false, ..self }
     }
 
     /// The certificate files the sources name now.
@@ -123,7 +131,9 @@ impl Library {
                     let good = previous.and_then(|e| e.good);
                     match certs::load(&f) {
                         Ok(cert) => {
-                            tracing::info!(source = %f.chain.display(), names = %cert.info.names.join(","), serial = %cert.info.serial, "certificate loaded");
+                            if self.log {
+                                tracing::info!(source = %f.chain.display(), names = %cert.info.names.join(","), serial = %cert.info.serial, "certificate loaded");
+                            }
                             Entry {
                                 files: f,
                                 stamps,
@@ -137,7 +147,9 @@ impl Library {
                             } else {
                                 ""
                             };
-                            tracing::error!("certificate not loaded: {err}{kept}");
+                            if self.log {
+                                tracing::error!("certificate not loaded: {err}{kept}");
+                            }
                             errors.push(err.to_string());
                             Entry {
                                 files: f,

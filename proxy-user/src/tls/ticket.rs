@@ -30,11 +30,14 @@ const LABEL: &[u8] = b"tls-session-ticket";
 
 const HEADER_LEN: usize = 8;
 
+/// A ticket key: (cookie key id, period, AEAD key).
+type DerivedKey = ([u8; 4], u32, Arc<LessSafeKey>);
+
 /// Seals and opens tickets with keys derived from the keyring in force.
 pub struct ClusterTicketer {
     keyring: KeyringHandle,
-    /// Derived keys by (key id, period); a handful at most.
-    keys: Mutex<Vec<([u8; 4], u32, Arc<LessSafeKey>)>>,
+    /// Derived keys; a handful at most.
+    keys: Mutex<Vec<DerivedKey>>,
 }
 
 impl std::fmt::Debug for ClusterTicketer {

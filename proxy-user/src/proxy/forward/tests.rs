@@ -7,6 +7,7 @@ use http::{
 };
 
 use super::super::{authority, headers::*};
+use crate::listener::Scheme;
 
 /// Hop-by-hop headers go, including those named by Connection.
 #[test]
@@ -40,7 +41,7 @@ fn upstream_request_rewrite() {
     prepare_request(
         &mut r,
         &cookie,
-        &PeerHeaders::new("127.0.0.1".parse().unwrap()),
+        &PeerHeaders::new("127.0.0.1".parse().unwrap(), Scheme::Http),
         false,
         a.as_ref(),
         false,
@@ -65,7 +66,7 @@ fn upstream_request_rewrite() {
     prepare_request(
         &mut r,
         &cookie,
-        &PeerHeaders::new("::1".parse().unwrap()),
+        &PeerHeaders::new("::1".parse().unwrap(), Scheme::Http),
         true,
         None,
         false,
