@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Warning, labels::Affinity, tasks::TaskState, traefik_v1, watch::Snapshot};
 use crate::services::{
-    BackendConfig, CookieConfig, PassiveHealthConfig, Rule, ServiceConfig, TaskInfo, validate_service,
+    BackendConfig, CookieConfig, PassiveHealthConfig, Rule, ServiceConfig, TaskInfo, TlsPolicy, validate_service,
 };
 
 /// The namespace of overlay network `network_id` on this node, in Docker's
@@ -64,6 +64,7 @@ pub fn services(snapshot: &Snapshot, netns_of: impl Fn(&str) -> Option<PathBuf>)
             slot_affinity: l.affinity == Affinity::SameSlot,
             timeouts: l.timeouts,
             upgrades: l.upgrades.clone(),
+            tls: TlsPolicy::default(),
         };
         // The same checks as the config file's: a label value the proxy
         // could not use (a cookie name with `;`, say) must not reach it.
