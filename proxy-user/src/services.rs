@@ -1,5 +1,5 @@
-//! The service model: which requests go to which backends, and how the
-//! sticky cookie of each service looks.
+//! The service model: which requests go to which backends, how the sticky
+//! cookie of each service looks, and what it asks of HTTPS.
 //!
 //! Sources are the command line (`--backend NAME=URL`, one service routed
 //! with `PathPrefix:/`) and a TOML file (`--config`, several services; see
@@ -12,6 +12,7 @@ mod cookie;
 mod file;
 pub mod path;
 mod rule;
+mod tls;
 mod validate;
 
 use std::{
@@ -23,6 +24,7 @@ use self::validate::{validate, validate_name};
 pub use self::{
     cookie::{CookieConfig, CookieOverrides, SameSite, SecureMode, default_cookie_name},
     rule::Rule,
+    tls::{HSTS_PRELOAD_MIN_MAX_AGE, Hsts, TlsPolicy},
     validate::{Claims, validate_service},
 };
 use crate::error::FieldError;
@@ -120,6 +122,8 @@ pub struct ServiceConfig {
     /// Protocols (lower-case, e.g. `websocket`) a client may upgrade to;
     /// an `Upgrade` naming none of them is forwarded as a plain request.
     pub upgrades: Vec<String>,
+    /// Redirect to HTTPS and HSTS (default: neither).
+    pub tls: TlsPolicy,
 }
 
 /// A static backend.
@@ -241,6 +245,7 @@ pub fn from_flags(
             slot_affinity: false,
             timeouts: ServiceTimeouts::default(),
             upgrades: vec![DEFAULT_UPGRADE.to_owned()],
+            tls: TlsPolicy::default(),
         });
     }
     validate(&cfg, cookie_name.is_some(), docker)?;
@@ -281,6 +286,7 @@ impl ServicesConfig {
                 slot_affinity: false,
                 timeouts: ServiceTimeouts::default(),
                 upgrades: vec![DEFAULT_UPGRADE.to_owned()],
+                tls: TlsPolicy::default(),
             }],
             trusted_proxies: Vec::new(),
             limits: Limits::default(),

@@ -9,17 +9,22 @@
 //!    (`same-slot` | `rebalance`), `.sticky`,
 //!    `.cookie.name|path|domain|secure|http-only|same-site|max-age`,
 //!    `.request-body-timeout`, `.response-timeout` (e.g. `30s`, `500ms`),
-//!    `.upgrades` (e.g. `websocket,h2c`);
+//!    `.upgrades` (e.g. `websocket,h2c`), `.tls.redirect`, `.tls.hsts`
+//!    (seconds), `.tls.hsts-include-subdomains`, `.tls.hsts-preload`, `.tls`;
 //! 2. Traefik v2/v3: `traefik.http.routers.<r>.rule` (`Host(`…`)`,
 //!    `PathPrefix(`…`)`, joined by `&&`), `traefik.http.services.<s>.loadbalancer.server.port`,
 //!    `….loadbalancer.sticky.cookie[.name|.secure|.httponly|.samesite|.maxage|.path]`,
-//!    `traefik.swarm.network`, `traefik.docker.network`;
+//!    `traefik.swarm.network`, `traefik.docker.network`, and for HTTPS the
+//!    `redirectscheme` and `headers.sts*` middlewares a router names in
+//!    `traefik.http.routers.<r>.middlewares` (see `labels/tls.rs`);
 //! 3. Traefik v1 (the classic tutorial): `traefik.enable`, `traefik.port`,
 //!    `traefik.docker.network`, `traefik.frontend.rule` (`PathPrefix:/x`,
 //!    `Host:a.example`, several joined by `;`, alternatives by `,`),
 //!    `traefik.backend.loadbalancer.stickiness[.cookieName]`, `traefik.backend.weight`,
 //!    `traefik.backend` (it only names the cookie: a service with v1 labels
-//!    keeps the cookie name Traefik v1 gave it, see [`super::traefik_v1`]).
+//!    keeps the cookie name Traefik v1 gave it, see [`super::traefik_v1`]),
+//!    `traefik.frontend.redirect.entryPoint=https`,
+//!    `traefik.frontend.headers.SSLRedirect|STSSeconds|STSIncludeSubdomains|STSPreload`.
 //!
 //! A label that is recognised but not supported (`swarm-sticky.health.*`
 //! among them: health comes from the image's HEALTHCHECK), a misspelled
@@ -31,11 +36,12 @@
 mod groups;
 mod pick;
 mod rules;
+mod tls;
 
 use std::collections::BTreeMap;
 
 use self::groups::Labels;
-use crate::services::{CookieOverrides, ServiceTimeouts};
+use crate::services::{CookieOverrides, ServiceTimeouts, TlsPolicy};
 
 /// How a pinned client moves after a rolling update replaced its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -81,6 +87,8 @@ pub struct ServiceLabels {
     pub timeouts: ServiceTimeouts,
     /// Upgrade protocols forwarded (default `websocket`).
     pub upgrades: Vec<String>,
+    /// Redirect to HTTPS and HSTS (default: neither).
+    pub tls: TlsPolicy,
     /// Set when Traefik v1 labels select the service: without a cookie name
     /// in the labels, the cookie keeps the name Traefik v1 gave it.
     pub traefik_v1: Option<TraefikV1>,
@@ -117,7 +125,7 @@ const V1_KNOWN: [&str; 8] = [
     "traefik.backend",
 ];
 
-const OWN_KEYS: [&str; 20] = [
+const OWN_KEYS: [&str; 25] = [
     "enable",
     "network",
     "port",
@@ -138,6 +146,11 @@ const OWN_KEYS: [&str; 20] = [
     "response-timeout",
     "upgrades",
     "backend",
+    "tls",
+    "tls.redirect",
+    "tls.hsts",
+    "tls.hsts-include-subdomains",
+    "tls.hsts-preload",
 ];
 
 /// Reads the labels of one service.
@@ -160,6 +173,7 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
     let affinity = l.affinity();
     let timeouts = l.timeouts();
     let upgrades = l.upgrades();
+    let tls = l.tls(&v2.tls);
     let traefik_v1 = l.traefik_v1();
     Ok(ServiceLabels {
         network,
@@ -171,6 +185,7 @@ pub fn parse(labels: &BTreeMap<String, String>) -> Result<ServiceLabels, Skip> {
         affinity,
         timeouts,
         upgrades,
+        tls,
         traefik_v1,
         warnings: l.warnings,
     })

@@ -64,6 +64,7 @@ pub fn services(snapshot: &Snapshot, netns_of: impl Fn(&str) -> Option<PathBuf>)
             slot_affinity: l.affinity == Affinity::SameSlot,
             timeouts: l.timeouts,
             upgrades: l.upgrades.clone(),
+            tls: l.tls.clone(),
         };
         // The same checks as the config file's: a label value the proxy
         // could not use (a cookie name with `;`, say) must not reach it.
@@ -307,6 +308,42 @@ mod tests {
         );
         assert_eq!(reasons[1].0, "spaced");
         assert!(reasons[1].1.contains("cookie.path"), "{reasons:?}");
+    }
+
+    /// The HTTPS policy of the labels reaches the service; one that asks
+    /// for preloading without meeting its rules leaves the service out,
+    /// as any invalid label value does.
+    #[test]
+    fn tls_labels_reach_the_service_and_are_validated() {
+        let mut snap = snapshot();
+        let hsts = crate::services::Hsts {
+            max_age: 600,
+            include_subdomains: true,
+            preload: false,
+        };
+        snap.services[0].labels.tls = crate::services::TlsPolicy {
+            redirect_https: true,
+            hsts: Some(hsts.clone()),
+        };
+        let mut preload = snap.services[0].clone();
+        preload.name = "preload".into();
+        preload.labels.cookie.name = Some("preload".into());
+        preload.labels.rule.path_prefixes = vec!["/preload".into()];
+        preload.labels.tls.hsts = Some(crate::services::Hsts {
+            preload: true,
+            ..hsts.clone()
+        });
+        snap.services.push(preload);
+        let (services, warnings) = services(&snap, |_| Some(PathBuf::from("/ns")));
+        assert_eq!(services.len(), 1);
+        assert!(services[0].tls.redirect_https);
+        assert_eq!(services[0].tls.hsts, Some(hsts));
+        assert_eq!(
+            warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "not served: labels: tls.hsts_preload: preload needs hsts_max_age of at least 31536000 (one year, hstspreload.org), not 600"
+            ]
+        );
     }
 
     /// A SameSite label the proxy does not know is warned about and the

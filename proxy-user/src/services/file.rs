@@ -7,8 +7,8 @@ use std::{net::IpAddr, time::Duration};
 use serde::Deserialize;
 
 use super::{
-    BackendConfig, CookieConfig, CookieOverrides, DEFAULT_UPGRADE, HealthCheckConfig, Limits, PassiveHealthConfig,
-    Rule, ServiceConfig, ServiceTimeouts, ServicesConfig, parse_backend_url,
+    BackendConfig, CookieConfig, CookieOverrides, DEFAULT_UPGRADE, HealthCheckConfig, Hsts, Limits,
+    PassiveHealthConfig, Rule, ServiceConfig, ServiceTimeouts, ServicesConfig, TlsPolicy, parse_backend_url,
 };
 use crate::error::FieldError;
 
@@ -59,6 +59,8 @@ struct FileService {
     #[serde(default)]
     limits: FileServiceLimits,
     upgrades: Option<Vec<String>>,
+    #[serde(default)]
+    tls: FileTls,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +121,17 @@ struct FileHealth {
     interval_ms: Option<u64>,
     timeout_ms: Option<u64>,
     expected_status: Option<u16>,
+}
+
+/// `[services.tls]`: redirect to HTTPS and HSTS.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    #[serde(default)]
+    redirect: bool,
+    hsts_max_age: Option<u64>,
+    hsts_include_subdomains: Option<bool>,
+    hsts_preload: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,6 +248,7 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
         || vec![DEFAULT_UPGRADE.to_owned()],
         |u| u.iter().map(|p| p.to_ascii_lowercase()).collect(),
     );
+    let tls = tls(&at, s.tls)?;
     Ok(ServiceConfig {
         name: s.name,
         rule,
@@ -245,5 +259,33 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
         slot_affinity: false,
         timeouts,
         upgrades,
+        tls,
+    })
+}
+
+/// `[services.tls]` → the policy; the HSTS directives mean nothing without
+/// `hsts_max_age`, so setting one alone is an error rather than ignored.
+fn tls(at: &impl Fn(&str) -> String, t: FileTls) -> Result<TlsPolicy, FieldError> {
+    let hsts = match t.hsts_max_age {
+        Some(max_age) => Some(Hsts {
+            max_age,
+            include_subdomains: t.hsts_include_subdomains.unwrap_or(false),
+            preload: t.hsts_preload.unwrap_or(false),
+        }),
+        None => {
+            for (field, set) in [
+                ("hsts_include_subdomains", t.hsts_include_subdomains),
+                ("hsts_preload", t.hsts_preload),
+            ] {
+                if set.is_some() {
+                    return Err(FieldError::new(&at(&format!("tls.{field}")), "needs hsts_max_age"));
+                }
+            }
+            None
+        }
+    };
+    Ok(TlsPolicy {
+        redirect_https: t.redirect,
+        hsts,
     })
 }

@@ -192,3 +192,79 @@ fn rule_matching() {
     assert_eq!(r.matched_prefix(Some("example.com"), "/ap"), None);
     assert_eq!(r.matched_prefix(Some("example.com"), "/apix"), None);
 }
+
+const TLS_SERVICE: &str = "[[services]]\nname='x'\nbackends=[{name='a',url='http://127.0.0.1:1'}]\n";
+
+/// `[services.tls]` becomes the service's HTTPS policy; without the table
+/// there is no redirect and no HSTS.
+#[test]
+fn toml_tls_policy() {
+    let text = format!(
+        "{TLS_SERVICE}[services.tls]\nredirect=true\nhsts_max_age=31536000\nhsts_include_subdomains=true\nhsts_preload=true\n"
+    );
+    let cfg = ServicesConfig::from_toml_str(&text).unwrap();
+    let tls = &cfg.services[0].tls;
+    assert_eq!(
+        *tls,
+        TlsPolicy {
+            redirect_https: true,
+            hsts: Some(Hsts {
+                max_age: 31_536_000,
+                include_subdomains: true,
+                preload: true
+            }),
+        }
+    );
+    assert_eq!(
+        tls.hsts.as_ref().unwrap().header_value(),
+        "max-age=31536000; includeSubDomains; preload"
+    );
+    let cfg = ServicesConfig::from_toml_str(TLS_SERVICE).unwrap();
+    assert_eq!(cfg.services[0].tls, TlsPolicy::default());
+    assert_eq!(ServicesConfig::single("x", &[]).services[0].tls, TlsPolicy::default());
+}
+
+/// `max_age` 0 is accepted (it tells browsers to forget the host), and the
+/// header carries only the directives asked for.
+#[test]
+fn hsts_max_age_zero_and_header_values() {
+    let text = format!("{TLS_SERVICE}[services.tls]\nhsts_max_age=0\n");
+    let cfg = ServicesConfig::from_toml_str(&text).unwrap();
+    let hsts = cfg.services[0].tls.hsts.clone().unwrap();
+    assert!(!cfg.services[0].tls.redirect_https);
+    assert_eq!(hsts.header_value(), "max-age=0");
+    let sub = Hsts {
+        max_age: 600,
+        include_subdomains: true,
+        preload: false,
+    };
+    assert_eq!(sub.header_value(), "max-age=600; includeSubDomains");
+}
+
+/// Preloading follows hstspreload.org's rules; HSTS directives need a
+/// max-age; unknown keys are errors, as elsewhere in the file.
+#[test]
+fn toml_tls_errors_name_the_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "hsts_max_age=31536000\nhsts_preload=true",
+            "services[0].tls.hsts_preload: preload needs hsts_include_subdomains",
+        ),
+        (
+            "hsts_max_age=600\nhsts_include_subdomains=true\nhsts_preload=true",
+            "services[0].tls.hsts_preload: preload needs hsts_max_age of at least 31536000",
+        ),
+        (
+            "hsts_include_subdomains=true",
+            "services[0].tls.hsts_include_subdomains: needs hsts_max_age",
+        ),
+        ("hsts_preload=false", "services[0].tls.hsts_preload: needs hsts_max_age"),
+        ("redirect=true\nhsts=600", "--config: unknown field `hsts`"),
+        ("hsts_max_age=-1", "--config"),
+    ];
+    for (table, needle) in cases {
+        let text = format!("{TLS_SERVICE}[services.tls]\n{table}\n");
+        let err = ServicesConfig::from_toml_str(&text).expect_err("invalid").to_string();
+        assert!(err.contains(needle), "{table}: {err}");
+    }
+}

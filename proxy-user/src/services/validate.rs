@@ -1,6 +1,6 @@
 //! Validation of the service model, one door for every source: each
 //! service on its own ([`validate_service`]: names, rule, backends, cookie,
-//! health, deadlines, upgrades), what services may not share
+//! health, deadlines, upgrades, HTTPS policy), what services may not share
 //! ([`Claims`]: names, cookie names, rules), and the table-wide limits.
 //! The config file and the flags go through [`validate`]; discovered
 //! services go through the same checks one by one, so that a bad label
@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use super::{ServiceConfig, ServicesConfig};
+use super::{HSTS_PRELOAD_MIN_MAX_AGE, ServiceConfig, ServicesConfig, TlsPolicy};
 use crate::error::FieldError;
 
 pub(super) fn validate_name(field: &str, name: &str) -> Result<(), FieldError> {
@@ -163,6 +163,31 @@ pub fn validate_service(at: impl Fn(&str) -> String, svc: &ServiceConfig) -> Res
                 format!("{p:?} is not a protocol name"),
             ));
         }
+    }
+    validate_tls(&at, &svc.tls)
+}
+
+/// Checks HSTS preloading against hstspreload.org's rules, which refuse a
+/// host that asks for it otherwise. A `max_age` of 0 is fine: it tells
+/// browsers to forget the host.
+fn validate_tls(at: &impl Fn(&str) -> String, tls: &TlsPolicy) -> Result<(), FieldError> {
+    let Some(hsts) = tls.hsts.as_ref().filter(|h| h.preload) else {
+        return Ok(());
+    };
+    if !hsts.include_subdomains {
+        return Err(FieldError::new(
+            &at("tls.hsts_preload"),
+            "preload needs hsts_include_subdomains (hstspreload.org)",
+        ));
+    }
+    if hsts.max_age < HSTS_PRELOAD_MIN_MAX_AGE {
+        return Err(FieldError::new(
+            &at("tls.hsts_preload"),
+            format!(
+                "preload needs hsts_max_age of at least {HSTS_PRELOAD_MIN_MAX_AGE} (one year, hstspreload.org), not {}",
+                hsts.max_age
+            ),
+        ));
     }
     Ok(())
 }

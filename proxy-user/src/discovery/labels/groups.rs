@@ -1,6 +1,7 @@
 //! One function per group of labels: each reads every spelling of its
 //! group (swarm-sticky's own, Traefik v2/v3, Traefik v1), picks one in that
-//! order of precedence, and records a warning for anything it ignores.
+//! order of precedence, and records a warning for anything it ignores. The
+//! HTTPS group is in `labels/tls.rs`.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -8,6 +9,7 @@ use super::{
     Affinity, OWN_KEYS, RuleLabels, Skip, TraefikV1, V1_KNOWN,
     pick::{closest, parse_bool, parse_duration, pick},
     rules::{parse_v1_rule, parse_v2_rule},
+    tls::{V1_TLS_KEYS, V2Tls},
 };
 use crate::services::{CookieOverrides, DEFAULT_UPGRADE, ServiceTimeouts};
 
@@ -28,6 +30,7 @@ pub(super) struct V2 {
     pub(super) port: Option<u16>,
     pub(super) cookie: CookieOverrides,
     pub(super) sticky: Option<bool>,
+    pub(super) tls: V2Tls,
 }
 
 impl<'a> Labels<'a> {
@@ -49,11 +52,11 @@ impl<'a> Labels<'a> {
         })
     }
 
-    fn own(&self, key: &str) -> Option<&'a str> {
+    pub(super) fn own(&self, key: &str) -> Option<&'a str> {
         self.ours.get(key).copied()
     }
 
-    fn v1(&self, key: &str) -> Option<&'a str> {
+    pub(super) fn v1(&self, key: &str) -> Option<&'a str> {
         self.traefik.get(key).copied()
     }
 
@@ -87,6 +90,9 @@ impl<'a> Labels<'a> {
         let entries: Vec<(&str, &str)> = self.traefik.iter().map(|(k, v)| (*k, *v)).collect();
         for (key, value) in entries {
             let parts: Vec<&str> = key.split('.').collect();
+            if v2.tls.read(key, &parts, value) {
+                continue;
+            }
             match parts.as_slice() {
                 ["traefik", "http", "routers", _, "rule"] => {
                     v2.rule = Some(parse_v2_rule(key, value, &mut self.warnings));
@@ -121,7 +127,7 @@ impl<'a> Labels<'a> {
                     }
                 }
                 ["traefik", "swarm" | "docker", "network"] | ["traefik", "enable"] => {}
-                _ if V1_KNOWN.contains(&key) => {}
+                _ if V1_KNOWN.contains(&key) || V1_TLS_KEYS.contains(&key) => {}
                 _ => unsupported.push(key.to_owned()),
             }
         }

@@ -49,15 +49,16 @@ pub(super) fn closest(key: &str) -> Option<&'static str> {
 }
 
 /// Takes the first of `(source, value)` candidates and warns when a
-/// later one disagrees.
-pub(super) fn pick<T: PartialEq + std::fmt::Debug + Clone>(
+/// later one disagrees. Sources are `&str`, or `String` where a name in
+/// the key makes them (`traefik.http.middlewares.<m>.…`).
+pub(super) fn pick<K: AsRef<str>, T: PartialEq + std::fmt::Debug + Clone>(
     what: &str,
-    candidates: &[(&str, Option<T>)],
+    candidates: &[(K, Option<T>)],
     warnings: &mut Vec<String>,
 ) -> Option<T> {
     let set: Vec<(&str, T)> = candidates
         .iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (*k, v)))
+        .filter_map(|(k, v)| v.clone().map(|v| (k.as_ref(), v)))
         .collect();
     let (first_key, first) = set.first()?.clone();
     for (k, v) in &set[1..] {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::services::Hsts;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -98,7 +99,7 @@ fn misspelled_and_unsupported_labels_warn_once_each() {
     let s = parse(&labels(&[
         ("swarm-sticky.prot", "8080"),
         ("swarm-sticky.port", "8080"),
-        ("traefik.frontend.entryPoints", "http"),
+        ("traefik.frontend.passHostHeader", "true"),
         ("traefik.http.middlewares.x.stripprefix.prefixes", "/a"),
     ]))
     .unwrap();
@@ -107,7 +108,7 @@ fn misspelled_and_unsupported_labels_warn_once_each() {
     assert!(
         s.warnings
             .iter()
-            .any(|w| w.contains("entryPoints") && w.contains("middlewares"))
+            .any(|w| w.contains("passHostHeader") && w.contains("middlewares"))
     );
 }
 
@@ -186,4 +187,221 @@ fn deadlines_and_upgrades_from_labels() {
         s.warnings
     );
     assert_eq!(s.upgrades, ["websocket"]);
+}
+
+/// The HTTPS policy and warnings of a service with `pairs` (and a port).
+fn tls_of(pairs: &[(&str, &str)]) -> (TlsPolicy, Vec<String>) {
+    let mut all = vec![("swarm-sticky.port", "80")];
+    all.extend_from_slice(pairs);
+    let s = parse(&labels(&all)).unwrap();
+    (s.tls, s.warnings)
+}
+
+fn hsts(max_age: u64, include_subdomains: bool, preload: bool) -> Option<Hsts> {
+    Some(Hsts {
+        max_age,
+        include_subdomains,
+        preload,
+    })
+}
+
+/// Each spelling of redirect and HSTS gives the same policy, without
+/// warnings; the labels that choose listeners are recognised.
+#[test]
+fn tls_spellings() {
+    let full = TlsPolicy {
+        redirect_https: true,
+        hsts: hsts(31_536_000, true, true),
+    };
+    let spellings: &[&[(&str, &str)]] = &[
+        &[
+            ("swarm-sticky.tls", "true"),
+            ("swarm-sticky.tls.redirect", "true"),
+            ("swarm-sticky.tls.hsts", "31536000"),
+            ("swarm-sticky.tls.hsts-include-subdomains", "true"),
+            ("swarm-sticky.tls.hsts-preload", "true"),
+        ],
+        &[
+            ("traefik.http.routers.web.tls", "true"),
+            ("traefik.http.routers.web.entrypoints", "web,websecure"),
+            ("traefik.http.routers.web.middlewares", "to-https@docker, sts"),
+            ("traefik.http.middlewares.to-https.redirectscheme.scheme", "https"),
+            ("traefik.http.middlewares.to-https.redirectscheme.permanent", "true"),
+            ("traefik.http.middlewares.sts.headers.stsSeconds", "31536000"),
+            ("traefik.http.middlewares.sts.headers.stsIncludeSubdomains", "true"),
+            ("traefik.http.middlewares.sts.headers.stspreload", "true"),
+        ],
+        &[
+            ("traefik.frontend.entryPoints", "http,https"),
+            ("traefik.frontend.redirect.entryPoint", "https"),
+            ("traefik.frontend.headers.STSSeconds", "31536000"),
+            ("traefik.frontend.headers.STSIncludeSubdomains", "true"),
+            ("traefik.frontend.headers.STSPreload", "true"),
+        ],
+        &[
+            ("traefik.frontend.headers.SSLRedirect", "true"),
+            ("traefik.frontend.headers.STSSeconds", "31536000"),
+            ("traefik.frontend.headers.STSIncludeSubdomains", "true"),
+            ("traefik.frontend.headers.STSPreload", "true"),
+        ],
+    ];
+    for pairs in spellings {
+        let (tls, warnings) = tls_of(pairs);
+        assert_eq!(tls, full, "{pairs:?}");
+        assert!(warnings.is_empty(), "{pairs:?}: {warnings:?}");
+    }
+    assert_eq!(tls_of(&[]), (TlsPolicy::default(), Vec::new()));
+}
+
+/// Traefik v2 middlewares count only when a router of the service names
+/// them; a named middleware of another kind is warned about as before.
+#[test]
+fn tls_v2_middlewares_must_be_attached() {
+    let (tls, warnings) = tls_of(&[
+        ("traefik.http.middlewares.to-https.redirectscheme.scheme", "https"),
+        ("traefik.http.middlewares.sts.headers.stsSeconds", "600"),
+    ]);
+    assert_eq!(tls, TlsPolicy::default());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (tls, warnings) = tls_of(&[
+        ("traefik.http.routers.web.middlewares", "strip@docker,sts@file"),
+        ("traefik.http.middlewares.strip.stripprefix.prefixes", "/a"),
+        ("traefik.http.middlewares.sts.headers.stsSeconds", "600"),
+    ]);
+    assert_eq!(tls.hsts, hsts(600, false, false));
+    assert_eq!(
+        warnings,
+        ["labels recognised but not supported (ignored): traefik.http.middlewares.strip.stripprefix.prefixes"]
+    );
+}
+
+/// Automatic certificates are not available: the router keys asking for
+/// them are named in one warning.
+#[test]
+fn tls_certificate_resolvers_are_warned_about() {
+    let (tls, warnings) = tls_of(&[
+        ("traefik.http.routers.web.tls", "true"),
+        ("traefik.http.routers.web.tls.certresolver", "le"),
+        ("traefik.http.routers.web.tls.domains[0].main", "example.com"),
+        ("traefik.http.routers.web.tls.domains[0].sans", "*.example.com"),
+        ("traefik.http.routers.web.tls.options", "modern@file"),
+    ]);
+    assert_eq!(tls, TlsPolicy::default());
+    assert_eq!(
+        warnings,
+        [
+            "traefik.http.routers.web.tls.certresolver, traefik.http.routers.web.tls.domains[0].main, \
+             traefik.http.routers.web.tls.domains[0].sans, traefik.http.routers.web.tls.options ignored: \
+             automatic certificates are not supported yet; certificates come from --tls-cert-dir or --tls-cert"
+        ]
+    );
+}
+
+/// Own labels win over Traefik v2, which wins over v1; each disagreement
+/// is a warning.
+#[test]
+fn tls_precedence() {
+    let (tls, warnings) = tls_of(&[
+        ("swarm-sticky.tls.redirect", "false"),
+        ("traefik.frontend.headers.SSLRedirect", "true"),
+        ("swarm-sticky.tls.hsts", "600"),
+        ("traefik.frontend.headers.STSSeconds", "600"),
+    ]);
+    assert_eq!(
+        tls,
+        TlsPolicy {
+            redirect_https: false,
+            hsts: hsts(600, false, false)
+        }
+    );
+    assert_eq!(
+        warnings,
+        [
+            "redirect: swarm-sticky.tls.redirect=false and traefik.frontend.headers.SSLRedirect=true disagree; \
+             using swarm-sticky.tls.redirect"
+        ]
+    );
+    let (tls, warnings) = tls_of(&[
+        ("traefik.http.routers.web.middlewares", "sts"),
+        ("traefik.http.middlewares.sts.headers.stsSeconds", "300"),
+        ("traefik.frontend.headers.STSSeconds", "600"),
+    ]);
+    assert_eq!(tls.hsts, hsts(300, false, false));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("hsts: traefik.http.middlewares.sts.headers.sts*=")
+            && warnings[0].ends_with("disagree; using traefik.http.middlewares.sts.headers.sts*"),
+        "{warnings:?}"
+    );
+}
+
+/// A value of the wrong kind is named and ignored; directives without a
+/// max-age and redirects elsewhere than https are ignored with a warning.
+#[test]
+fn tls_bad_values_are_warned_about() {
+    type Labelled = &'static [(&'static str, &'static str)];
+    let cases: &[(Labelled, TlsPolicy, &str)] = &[
+        (
+            &[("swarm-sticky.tls.hsts", "1y")],
+            TlsPolicy::default(),
+            "swarm-sticky.tls.hsts: \"1y\" is not a number of seconds; ignored",
+        ),
+        (
+            &[("swarm-sticky.tls.redirect", "please")],
+            TlsPolicy::default(),
+            "swarm-sticky.tls.redirect: \"please\" is not true or false; ignored",
+        ),
+        (
+            &[
+                ("traefik.frontend.headers.STSSeconds", "600"),
+                ("traefik.frontend.headers.STSIncludeSubdomains", "sure"),
+            ],
+            TlsPolicy {
+                redirect_https: false,
+                hsts: hsts(600, false, false),
+            },
+            "traefik.frontend.headers.STSIncludeSubdomains: \"sure\" is not true or false; ignored",
+        ),
+        (
+            &[("swarm-sticky.tls.hsts-preload", "true")],
+            TlsPolicy::default(),
+            "swarm-sticky.tls.hsts-preload ignored: it has no effect without swarm-sticky.tls.hsts",
+        ),
+        (
+            &[("traefik.frontend.redirect.entryPoint", "http")],
+            TlsPolicy::default(),
+            "traefik.frontend.redirect.entryPoint: \"http\" is not supported, only a redirect to https; ignored",
+        ),
+        (
+            &[
+                ("traefik.http.routers.r.middlewares", "m"),
+                ("traefik.http.middlewares.m.redirectscheme.scheme", "http"),
+            ],
+            TlsPolicy::default(),
+            "traefik.http.middlewares.m.redirectscheme.scheme: \"http\" is not supported, only a redirect to https; ignored",
+        ),
+        (
+            &[("swarm-sticky.tls", "false")],
+            TlsPolicy::default(),
+            "swarm-sticky.tls=false has no effect: every service is served on every listener, plain and TLS",
+        ),
+        (
+            &[("swarm-sticky.tls.hts", "600")],
+            TlsPolicy::default(),
+            "swarm-sticky.tls.hts is not a known label; did you mean swarm-sticky.tls.hsts?",
+        ),
+    ];
+    for (pairs, expected, warning) in cases {
+        let (tls, warnings) = tls_of(pairs);
+        assert_eq!(tls, *expected, "{pairs:?}");
+        assert_eq!(warnings, [*warning], "{pairs:?}");
+    }
+}
+
+/// Traefik sends no HSTS header for 0 seconds; swarm-sticky's own label
+/// sends `max-age=0`, which tells browsers to forget the host.
+#[test]
+fn tls_zero_seconds() {
+    assert_eq!(tls_of(&[("traefik.frontend.headers.STSSeconds", "0")]).0.hsts, None);
+    assert_eq!(tls_of(&[("swarm-sticky.tls.hsts", "0")]).0.hsts, hsts(0, false, false));
 }
