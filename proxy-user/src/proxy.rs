@@ -1,6 +1,7 @@
 //! The L7 sticky proxy: a hyper server per client connection (HTTP/1.1
-//! keep-alive, HTTP/1.0, HTTP/2 with prior knowledge, upgrades), served by
-//! the [`crate::worker`] threads through [`ConnectionHandler`].
+//! keep-alive, HTTP/1.0, HTTP/2 with prior knowledge or by ALPN over TLS,
+//! upgrades), served by the [`crate::worker`] threads through
+//! [`ConnectionHandler`].
 //!
 //! Per request: route by Host and path prefix, decide the backend from the
 //! signed cookie (or the connection's first pick, or SWRR), forward with
@@ -9,16 +10,19 @@
 //! backend changed. Limits: request head size (431), head read timeout
 //! (408), connect timeout. Upstream connections come from a per-worker pool.
 //!
-//! Layout, in the order a request meets it: `proxy/io.rs` the client
-//! socket (and hibernation), `proxy/observe.rs` the counters and access
-//! log around each request, `proxy/forward.rs` the request path (refuse,
-//! route, choose, rewrite, send, respond; the choice itself is
-//! [`crate::sticky`]), `proxy/authority.rs` the one host a request has,
-//! `proxy/headers.rs` the request rewrite, `proxy/send.rs` sending with
-//! failover and deadlines, `proxy/body.rs` the request body's deadline,
-//! `proxy/pool.rs` the upstream pool, `proxy/tunnel.rs` upgraded
-//! connections; `proxy/answer.rs` and `proxy/outcome.rs` are what they
-//! share.
+//! Layout, in the order a request meets it: `proxy/accept.rs` a new
+//! connection up to its first request (PROXY header, TLS handshake, HTTP
+//! version), `proxy/stream.rs` the client connection plain or TLS,
+//! `proxy/io.rs` that connection as hyper sees it (and hibernation),
+//! `proxy/observe.rs` the counters and access log around each request,
+//! `proxy/forward.rs` the request path (refuse, route, redirect, choose,
+//! rewrite, send, respond; the choice itself is [`crate::sticky`]),
+//! `proxy/redirect.rs` a service's HTTPS redirect and HSTS,
+//! `proxy/authority.rs` the one host a request has, `proxy/headers.rs` the
+//! request rewrite, `proxy/send.rs` sending with failover and deadlines,
+//! `proxy/body.rs` the request body's deadline, `proxy/pool.rs` the
+//! upstream pool, `proxy/tunnel.rs` upgraded connections;
+//! `proxy/answer.rs` and `proxy/outcome.rs` are what they share.
 
 mod accept;
 mod answer;
@@ -30,6 +34,7 @@ mod io;
 mod observe;
 mod outcome;
 mod pool;
+mod redirect;
 mod send;
 mod stream;
 mod tunnel;
@@ -76,6 +81,17 @@ pub struct Edge {
     pub tls: Option<Arc<Tls>>,
     /// Sources whose PROXY protocol headers are believed.
     pub proxy_protocol_from: Vec<Cidr>,
+}
+
+impl Edge {
+    /// The port redirects to HTTPS name: the first HTTPS listener's, or
+    /// 443 when TLS is terminated in front of this instance.
+    fn https_port(&self) -> u16 {
+        self.listeners
+            .iter()
+            .find(|l| l.scheme == Scheme::Https)
+            .map_or(443, |l| l.addr.port())
+    }
 }
 
 struct Inner {

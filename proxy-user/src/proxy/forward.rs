@@ -3,7 +3,9 @@
 //! failover and deadlines, and rewrite the response. Nothing here panics;
 //! every failure becomes a short plain-text response: 400 malformed, 405
 //! CONNECT, 408 a stalled request body, 502 no backend reachable, 503 no
-//! service or backend, 504 no answer in time.
+//! service or backend, 504 no answer in time. A service that asks for it
+//! redirects plain HTTP to HTTPS (308) and gets HSTS over TLS
+//! (`redirect.rs`).
 
 use std::sync::atomic::Ordering;
 
@@ -17,7 +19,7 @@ use super::{
     authority,
     headers::{X_FORWARDED_PROTO, is_allowed_upgrade, prepare_request, strip_hop_by_hop, strip_prefix},
     outcome::Outcome,
-    pool,
+    pool, redirect,
     send::{self, Exchange},
 };
 use crate::{
@@ -49,19 +51,25 @@ pub(super) async fn forward(
     let svc = route.service.clone();
     let strip = svc.config.rule.strip_prefix.then(|| route.prefix.to_owned());
     out.service = Some(svc.clone());
-    if svc.backends.is_empty() {
-        return plain(StatusCode::SERVICE_UNAVAILABLE, "no backend configured\n");
-    }
     let trusted = table.is_trusted(ctx.peer.ip());
-    let deadlines = send::Deadlines::of(&svc, &table.limits);
-    let max_idle = table.limits.pool_idle_per_backend;
-    drop(table);
+    // Over TLS, or over TLS to a trusted proxy in front that says so.
     let secure = ctx.scheme == Scheme::Https
         || trusted
             && req
                 .headers()
                 .get(&X_FORWARDED_PROTO)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    if !secure && redirect::applies(&svc, req.uri().path()) {
+        let target = req.uri().path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
+        return redirect::to_https(&svc, authority.as_ref(), target, inner.edge.https_port())
+            .unwrap_or_else(|| closing(version, StatusCode::BAD_REQUEST, "no host to redirect to over HTTPS\n"));
+    }
+    if svc.backends.is_empty() {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "no backend configured\n");
+    }
+    let deadlines = send::Deadlines::of(&svc, &table.limits);
+    let max_idle = table.limits.pool_idle_per_backend;
+    drop(table);
 
     let (decision, choice) = sticky::choose(&inner.balancer, &inner.keyring.load(), &ctx.pins, &svc, req.headers());
     out.decision = Some(decision);
@@ -152,6 +160,9 @@ fn respond(
         && let Some(v) = sticky::set_cookie(svc, backend, secure, &inner.keyring.load_full())
     {
         resp.headers_mut().append(SET_COOKIE, v);
+    }
+    if secure {
+        redirect::add_hsts(svc, &mut resp);
     }
     resp.map(|body| pool::PooledBody::new(body, back).boxed_unsync())
 }
