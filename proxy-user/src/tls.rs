@@ -145,6 +145,9 @@ impl Tls {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // The server's order (AEAD suites, strongest first) rather than
+        // whatever a client lists first.
+        config.ignore_client_order = true;
         config.ticketer = Arc::new(ClusterTicketer::new(keyring));
         Ok(Arc::new(Self {
             settings,

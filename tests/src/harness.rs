@@ -26,6 +26,8 @@ pub mod proxy;
 pub mod raw;
 pub mod swarm;
 #[cfg(test)]
+pub mod tls;
+#[cfg(test)]
 pub mod tunnel;
 
 /// Panics unless the test runs as root: a privileged test that was asked

@@ -22,3 +22,5 @@ mod l7;
 mod packaging;
 #[cfg(test)]
 mod swarm;
+#[cfg(test)]
+mod tls;

@@ -69,7 +69,8 @@ pub struct CertInfo {
     pub names: Vec<String>,
     /// The issuer's distinguished name.
     pub issuer: String,
-    /// Serial number, hex.
+    /// Serial number, upper-case hex without leading zeros (as openssl
+    /// prints it).
     pub serial: String,
     /// Not valid after, Unix seconds.
     pub not_after: i64,
@@ -246,7 +247,7 @@ fn describe(leaf: &CertificateDer<'_>, path: &Path) -> Result<CertInfo, CertErro
     Ok(CertInfo {
         names,
         issuer: cert.issuer().to_string(),
-        serial: cert.raw_serial_as_string().replace(':', ""),
+        serial: format!("{:X}", cert.serial),
         not_after: cert.validity().not_after.timestamp(),
         key_type,
     })

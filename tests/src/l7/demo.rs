@@ -24,7 +24,16 @@ async fn demo_backends_and_instructions() {
         assert_eq!(get(p.addr, "/", Some(&cookie)).await.backend(), a.backend());
     }
     let admin = proxy_user::cli::DEFAULT_ADMIN.parse().unwrap();
-    let text = demo_instructions(p.addr, admin, &services, &backends);
+    let cert = proxy_user::tls::CertFiles {
+        chain: "/demo/localhost.pem".into(),
+        key: "/demo/localhost.key".into(),
+    };
+    let https = "127.0.0.1:8443".parse().unwrap();
+    let text = demo_instructions(p.addr, Some((https, &cert)), admin, &services, &backends);
     assert!(text.contains(&format!("curl -s http://{}/", p.addr)), "{text}");
+    assert!(
+        text.contains("curl -si --cacert /demo/localhost.pem https://localhost:8443/"),
+        "{text}"
+    );
     assert!(text.contains(&cookie_name) && text.contains("whoami-3"), "{text}");
 }

@@ -214,7 +214,12 @@ async fn the_access_log_escapes_and_misses_no_request() {
     })
     .unwrap();
     let balancer = Arc::new(Balancer::new(ServicesConfig::from_toml_str(&text).unwrap()));
-    let proxy = Proxy::new(balancer, KeyringHandle::new(Keyring::random()), log);
+    let proxy = Proxy::new(
+        balancer,
+        KeyringHandle::new(Keyring::random()),
+        log,
+        proxy_user::proxy::Edge::default(),
+    );
     let p = TestProxy::serve(proxy, 1);
 
     let r = exchange(

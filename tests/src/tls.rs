@@ -1,0 +1,11 @@
+//! End-to-end tests of HTTPS termination: a real swarm-sticky process with
+//! an HTTPS listener, certificates made by openssl, and real clients (curl,
+//! `openssl s_client`, testssl.sh, a rustls client). Loopback only;
+//! unprivileged.
+
+mod certificates;
+mod handshake;
+mod proxy_protocol;
+mod reload;
+mod resumption;
+mod semantics;
