@@ -16,11 +16,9 @@ use super::{
 
 /// Runs a command, panicking with its stderr if it fails to start.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (is it installed? `cargo xtask test` installs it)"));
-    out
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (is it installed? `cargo xtask test` installs it)"))
 }
 
 /// Runs openssl, panicking unless it succeeds.
