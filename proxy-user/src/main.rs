@@ -68,7 +68,12 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         demo::demo_instructions(args.listen, https, admin, &services, &backends)
     );
     let config = Config::demo(args, services, admin, Some(cert.clone()))?;
-    App::build(config)?.run()
+    let served = App::build(config).and_then(App::run);
+    if let Some(dir) = cert.chain.parent() {
+        // The certificate was the demo's own.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    served
 }
 
 /// `swarm-sticky cookie decode`: exit 0 when the cookie is valid, 1 when it

@@ -338,11 +338,11 @@ impl Scrape {
         let done: Vec<(Labels, u64)> = counts
             .completed
             .iter()
-            .map(|(version, resumed, n)| {
-                let kind = if *resumed { "resumed" } else { "full" };
+            .map(|c| {
+                let kind = if c.resumed { "resumed" } else { "full" };
                 (
-                    vec![("version", (*version).to_owned()), ("handshake", kind.to_owned())],
-                    *n,
+                    vec![("version", c.version.to_owned()), ("handshake", kind.to_owned())],
+                    c.count,
                 )
             })
             .collect();
@@ -355,7 +355,7 @@ impl Scrape {
         let failed: Vec<(Labels, u64)> = counts
             .failed
             .iter()
-            .map(|(reason, n)| (vec![("reason", (*reason).to_owned())], *n))
+            .map(|f| (vec![("reason", f.reason.to_owned())], f.count))
             .collect();
         counter(
             enc,

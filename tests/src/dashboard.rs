@@ -113,3 +113,66 @@ async fn dashboard_shows_backends_and_follows_a_drain() {
         client::get(listen, "/").is_ok_and(|r| r.status == 200)
     });
 }
+
+/// The certificates card lists each certificate with its names and
+/// expiry, and shows a broken one as an error (and a warning).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_lists_certificates_and_their_errors() {
+    use crate::harness::tls::{HttpsInstance, KeyKind, TestCa};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let certs = dir.path().join("certs");
+    ca.issue(
+        &certs.join("a/cert.pem"),
+        &certs.join("a/key.pem"),
+        &["a.test"],
+        KeyKind::Ecdsa,
+    );
+    ca.issue(
+        &certs.join("b/cert.pem"),
+        &certs.join("b/key.pem"),
+        &["b.test"],
+        KeyKind::Rsa,
+    );
+    let w1 = Whoami::start("w1");
+    let i = HttpsInstance::start(&dir.path().join("state"), &certs, &[&w1], &[]);
+    // b's key replaced by a's: b stays in service, with an error.
+    std::fs::copy(certs.join("a/key.pem"), certs.join("b/key.pem")).unwrap();
+    i.instance.process.signal(libc::SIGHUP);
+
+    let browser = Browser::start();
+    let mut page = browser.open(&format!("http://{}/", i.instance.admin)).await;
+    const CERT_ROWS: &str = r##"JSON.stringify([...document.querySelectorAll("#certificates tbody tr")].map(tr => [tr.cells[0].textContent, tr.cells[1].textContent, tr.dataset.state, tr.cells[3].textContent]))"##;
+    let parse = |v: &serde_json::Value| -> Vec<(String, String, String, String)> {
+        serde_json::from_str(v.as_str().unwrap_or("[]")).unwrap_or_default()
+    };
+    let rows = page
+        .wait_for("b shown in error", CERT_ROWS, Duration::from_secs(15), |v| {
+            parse(v).iter().any(|r| r.2 == "error")
+        })
+        .await;
+    let rows = parse(&rows);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].0.starts_with("a.test") && rows[0].1 == "ecdsa" && rows[0].2 == "ok",
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].0.starts_with("b.test") && rows[1].1 == "rsa" && rows[1].2 == "error",
+        "{rows:?}"
+    );
+    assert!(
+        rows[0].3.contains("(89 days)") || rows[0].3.contains("(90 days)"),
+        "{rows:?}"
+    );
+    let warning = page
+        .eval(r#"document.getElementById("warning-list").textContent"#)
+        .await;
+    assert!(
+        warning
+            .as_str()
+            .unwrap_or_default()
+            .contains("is not the certificate's"),
+        "{warning}"
+    );
+}

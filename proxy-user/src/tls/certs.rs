@@ -157,9 +157,10 @@ fn is_key_name(stem: &str) -> bool {
     stem == "privkey" || stem == "key" || stem.ends_with("-key") || stem.ends_with(".key") || stem.ends_with("_key")
 }
 
-/// certbot's other files, which are parts of `fullchain.pem`.
+/// certbot's other files: parts of `fullchain.pem`, and the web-server
+/// plugins' Diffie-Hellman parameters.
 fn is_chain_part(stem: &str) -> bool {
-    matches!(stem, "chain" | "cert")
+    matches!(stem, "chain" | "cert" | "ssl-dhparams")
 }
 
 /// Reads and checks one certificate.

@@ -60,14 +60,35 @@ pub struct TlsStats {
     duration_sum_us: AtomicU64,
 }
 
-/// A copy of the counters, for the metrics.
+/// Completed handshakes of one kind.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Completed {
+    /// `1.2` or `1.3`.
+    pub version: &'static str,
+    /// Abbreviated (a session ticket or ID was accepted).
+    pub resumed: bool,
+    /// How many.
+    pub count: u64,
+}
+
+/// Failed handshakes of one reason.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Failed {
+    /// One of [`FAILURES`].
+    pub reason: &'static str,
+    /// How many.
+    pub count: u64,
+}
+
+/// A copy of the counters, for the metrics and the status.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct TlsCounts {
-    /// `(version, resumed, count)` of completed handshakes.
-    pub completed: Vec<(&'static str, bool, u64)>,
-    /// `(reason, count)` of failed ones.
-    pub failed: Vec<(&'static str, u64)>,
-    /// Duration: sum in seconds, count, cumulative buckets.
+    /// Completed handshakes by version and kind.
+    pub completed: Vec<Completed>,
+    /// Failed ones by reason.
+    pub failed: Vec<Failed>,
+    /// Duration: sum in seconds, count, and the count of each bucket.
+    #[serde(skip)]
     pub duration: (f64, u64, Vec<(f64, u64)>),
 }
 
@@ -98,19 +119,29 @@ impl TlsStats {
         let mut completed = Vec::new();
         for (v, name) in ["1.2", "1.3"].into_iter().enumerate() {
             for resumed in [false, true] {
-                completed.push((name, resumed, load(&self.completed[v][usize::from(resumed)])));
+                completed.push(Completed {
+                    version: name,
+                    resumed,
+                    count: load(&self.completed[v][usize::from(resumed)]),
+                });
             }
         }
-        let mut cumulative = 0;
-        let mut buckets = Vec::new();
-        for (i, le) in DURATION_BUCKETS.iter().enumerate() {
-            cumulative += load(&self.duration[i]);
-            buckets.push((*le, cumulative));
-        }
-        let count = cumulative + load(&self.duration[DURATION_BUCKETS.len()]);
+        // Per bucket, the last one unbounded, as the encoder wants them
+        // (it accumulates).
+        let buckets: Vec<(f64, u64)> = self
+            .duration
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (DURATION_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), load(n)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
         TlsCounts {
             completed,
-            failed: FAILURES.iter().zip(&self.failed).map(|(r, c)| (*r, load(c))).collect(),
+            failed: FAILURES
+                .iter()
+                .zip(&self.failed)
+                .map(|(reason, c)| Failed { reason, count: load(c) })
+                .collect(),
             duration: (load(&self.duration_sum_us) as f64 / 1e6, count, buckets),
         }
     }

@@ -39,7 +39,7 @@ pub struct CertStatus {
     pub names: Vec<String>,
     /// Issuer's distinguished name.
     pub issuer: Option<String>,
-    /// Serial number, hex.
+    /// Serial number, upper-case hex.
     pub serial: Option<String>,
     /// Not valid after, Unix seconds.
     pub not_after: Option<i64>,

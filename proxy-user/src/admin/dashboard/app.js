@@ -67,6 +67,36 @@ function renderService(svc) {
     fmt(d.migrated) + " migrated, " + fmt(d.rejected) + " rejected" + (rejected ? " (" + rejected + ")" : "");
 }
 
+function renderTls(tls) {
+  const card = $("#certificates");
+  card.hidden = !tls;
+  if (!tls) return;
+  const now = Date.now() / 1000;
+  $("tbody", card).replaceChildren(
+    ...tls.certificates.map((c) => {
+      const tr = el("tr", { "data-source": c.source, "data-state": c.error ? "error" : "ok" });
+      tr.appendChild(el("td", {}, c.names.join(", ") + (c.default ? " (default)" : "")));
+      tr.appendChild(el("td", {}, c.key_type || "-"));
+      tr.appendChild(el("td", { class: "muted" }, c.issuer || "-"));
+      const days = c.not_after ? Math.floor((c.not_after - now) / 86400) : null;
+      const expires = c.not_after ? new Date(c.not_after * 1000).toISOString().slice(0, 10) + " (" + days + " days)" : "-";
+      tr.appendChild(el("td", { class: days !== null && days < 14 ? "warn" : "" }, expires));
+      tr.appendChild(el("td", { class: "muted small" }, c.source));
+      const state = el("td");
+      state.appendChild(el("span", { class: "pill " + (c.error ? "down" : "healthy"), title: c.error || "" }, c.error ? "error" : "ok"));
+      if (c.error) state.appendChild(el("div", { class: "muted small" }, c.error));
+      tr.appendChild(state);
+      return tr;
+    })
+  );
+  const h = tls.handshakes;
+  const full = h.completed.filter((c) => !c.resumed).reduce((s, c) => s + c.count, 0);
+  const resumed = h.completed.filter((c) => c.resumed).reduce((s, c) => s + c.count, 0);
+  const failed = h.failed.reduce((s, f) => s + f.count, 0);
+  $("#handshakes").textContent =
+    "handshakes: " + fmt(full) + " full, " + fmt(resumed) + " resumed, " + fmt(failed) + " failed";
+}
+
 function renderStatus(st) {
   const open = st.workers.reduce((sum, w) => sum + w.open, 0);
   $("#summary").textContent =
@@ -83,10 +113,14 @@ function renderStatus(st) {
     if (!st.discovery.connected) warnings.push("Docker API unreachable: " + (st.discovery.last_error || "?"));
     for (const w of st.discovery.warnings) warnings.push(w.service + ": " + w.warning);
   }
+  if (st.tls) {
+    for (const c of st.tls.certificates) if (c.error) warnings.push("certificate " + c.source + ": " + c.error);
+  }
+  renderTls(st.tls);
   $("#warnings").hidden = warnings.length === 0;
   $("#warning-list").replaceChildren(...warnings.map((w) => el("li", {}, w)));
   const dp = st.dataplane;
-  const parts = ["listening on " + st.listen.join(", ")];
+  const parts = ["listening on " + st.listeners.join(", ")];
   if (dp.steered !== null && dp.steered !== undefined) parts.push(fmt(dp.steered) + " connections steered by eBPF");
   for (const p of dp.xdp_ports) parts.push("XDP port " + p.port + ": " + fmt(p.packets) + " packets, " + fmt(p.syns_dropped) + " SYNs dropped");
   if (st.discovery) {
