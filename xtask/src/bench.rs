@@ -1,21 +1,23 @@
 //! `cargo xtask bench steering|proxy`: benchmarks, each against its
 //! baseline in the same run. Figures are printed as Markdown tables; the
 //! ones we measured are kept in `docs/benchmarks.md`.
+//!
+//! Layout: one file per benchmark (`steering.rs`, `proxy.rs`), and the
+//! parts the HAProxy comparisons share: `process.rs` (pinned processes,
+//! `/proc` figures), `targets.rs` (backends, swarm-sticky, HAProxy),
+//! `probe.rs`, `wrk.rs`, `idle.rs` (RSS with idle connections) and
+//! `rounds.rs` (medians).
 
+mod idle;
+mod probe;
+mod process;
 mod proxy;
+mod rounds;
 mod steering;
+mod targets;
+mod wrk;
 
 use crate::setup;
-
-/// A child process killed on drop.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Which benchmark.
 #[derive(Clone, Copy, clap::ValueEnum)]

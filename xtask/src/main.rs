@@ -15,6 +15,7 @@ mod bench;
 mod cmd;
 mod docker;
 mod install;
+mod packages;
 mod setup;
 mod tasks;
 
