@@ -3,7 +3,7 @@
 //!
 //! * `setup`: install what is missing (nightly rust-src, bpf-linker built
 //!   against the nightly's own LLVM under `target/tools/`); idempotent.
-//! * `build`, `run -- ARGS`, `test`, `lint`, `bench steering|proxy`,
+//! * `build`, `run -- ARGS`, `test`, `lint`, `bench steering|proxy|tls`,
 //!   `install [--root DIR]`.
 #![expect(
     clippy::print_stdout,
@@ -15,6 +15,7 @@ mod bench;
 mod cmd;
 mod docker;
 mod install;
+mod packages;
 mod setup;
 mod tasks;
 
@@ -53,7 +54,8 @@ enum Task {
         #[arg(long, default_value = "/")]
         root: std::path::PathBuf,
     },
-    /// Benchmarks: `steering` (connection rate per steering mode) or `proxy`.
+    /// Benchmarks: `steering` (connection rate per steering mode), `proxy`
+    /// or `tls` (both against HAProxy).
     Bench {
         /// Which benchmark.
         #[arg(value_enum)]
@@ -61,8 +63,8 @@ enum Task {
         /// Seconds per measured run.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Rounds of the wrk rows (`proxy`); a summary gives the median of
-        /// the rounds' ratios to HAProxy.
+        /// Rounds of the measured rows (`proxy`, `tls`); a summary gives the
+        /// median of the rounds' ratios to HAProxy.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         rounds: u32,
     },

@@ -4,10 +4,10 @@ use std::{path::PathBuf, process::Command};
 
 use anyhow::{Context as _, bail};
 
-use crate::{cmd, setup};
+use crate::{cmd, packages, setup};
 
 /// Debian packages whose commands the privileged and swarm tests use.
-const TEST_PACKAGES: [(&str, &str); 11] = [
+const TEST_PACKAGES: [packages::Need; 11] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("setpriv", "util-linux"),
@@ -96,31 +96,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 /// Installs the Debian packages the privileged tests need, when root.
 fn ensure_test_packages() -> anyhow::Result<()> {
-    let mut missing: Vec<&str> = TEST_PACKAGES
-        .iter()
-        .filter(|(c, _)| !cmd::on_path(c))
-        .map(|(_, p)| *p)
-        .collect();
-    missing.sort_unstable();
-    missing.dedup();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    if !cmd::is_root() || !cmd::on_path("apt-get") {
+    let missing = packages::install_missing(&TEST_PACKAGES)?;
+    if !missing.is_empty() {
         println!(
             "missing commands for some tests (packages {}); those tests will fail with the reason",
             missing.join(" ")
         );
-        return Ok(());
     }
-    println!("installing {}", missing.join(" "));
-    cmd::run(Command::new("apt-get").args(["update", "-q"]))?;
-    cmd::run(
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-    )
+    Ok(())
 }
 
 /// Builds the static (musl) binary the swarm tests put in their image.

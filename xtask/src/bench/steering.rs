@@ -246,7 +246,7 @@ pub fn run(bin: &std::path::Path, seconds: u64) -> anyhow::Result<()> {
         bail!("the steering benchmark creates a network namespace and loads eBPF: run it as root");
     }
     let ns = Arc::new(Netns::new()?);
-    let _backend = super::Proc(
+    let _backend = super::process::Proc(
         Command::new("nsenter")
             .arg(format!("--net={}", ns.path()))
             .arg(bin)

@@ -1,7 +1,8 @@
 //! The tables of `cargo xtask bench proxy`: each round against HAProxy in
 //! the same round, and the median of the rounds' ratios.
 
-use super::wrk::Row;
+use super::Row;
+use crate::bench::rounds::spread;
 
 /// One round's table, ratios against that round's own rows.
 pub(super) fn print_rows(rows: &[Row]) {
@@ -59,19 +60,4 @@ pub(super) fn print_summary(rounds: &[Vec<Row>]) {
             spread(&mut p99)
         );
     }
-}
-
-/// "median (lowest–highest)" of `values`.
-fn spread(values: &mut [f64]) -> String {
-    if values.is_empty() {
-        return "-".into();
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    let median = if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        f64::midpoint(values[n / 2 - 1], values[n / 2])
-    };
-    format!("{median:.2} ({:.2}–{:.2})", values[0], values[n - 1])
 }
