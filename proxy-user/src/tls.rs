@@ -112,7 +112,10 @@ fn load(mut library: Library, settings: &TlsSettings) -> Result<Library, TlsErro
     if library.serving() == 0 {
         if errors.is_empty() {
             errors.push(match &settings.cert_dir {
-                Some(dir) => format!("{}: no certificate found (see the layouts in --help)", dir.display()),
+                Some(dir) => format!(
+                    "{}: no certificate found (layouts: swarm-sticky run --help, --tls-cert-dir)",
+                    dir.display()
+                ),
                 None => "no --tls-cert-dir or --tls-cert given".to_owned(),
             });
         }
@@ -138,21 +141,10 @@ impl Tls {
     /// # Errors
     /// When no certificate loads, or rustls refuses the settings.
     pub fn new(settings: TlsSettings, keyring: KeyringHandle) -> Result<Arc<Self>, TlsError> {
-        let mut library = Library::new(settings.cert_dir.clone(), settings.cert.clone());
-        let errors = library.refresh();
-        if library.serving() == 0 {
-            let mut errors = errors;
-            if errors.is_empty() {
-                errors.push(match &settings.cert_dir {
-                    Some(dir) => format!(
-                        "{}: no certificate found (see the layouts in the README)",
-                        dir.display()
-                    ),
-                    None => "no --tls-cert-dir or --tls-cert given".to_owned(),
-                });
-            }
-            return Err(TlsError::NoCertificate(errors));
-        }
+        let library = load(
+            Library::new(settings.cert_dir.clone(), settings.cert.clone()),
+            &settings,
+        )?;
         let resolver = Arc::new(SniResolver::new(library.store()));
         let provider = Arc::new(provider());
         let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
@@ -164,8 +156,8 @@ impl Tls {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        // The server's order (AEAD suites, strongest first) rather than
-        // whatever a client lists first.
+        // The server's order (see `provider`) rather than whatever a
+        // client lists first.
         config.ignore_client_order = true;
         config.ticketer = Arc::new(ClusterTicketer::new(keyring));
         Ok(Arc::new(Self {
@@ -191,8 +183,8 @@ impl Tls {
         errors
     }
 
-    /// Follows the certificate files: every [`WATCH_INTERVAL`], reloads the
-    /// ones that changed and then stayed unchanged for an interval.
+    /// Follows the certificate files: checks them every [`WATCH_INTERVAL`]
+    /// and reloads one interval after it sees a change.
     pub async fn watch(self: Arc<Self>) {
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -10,10 +10,23 @@ use std::{
 
 use super::{client, process::Proxy};
 
-/// A free loopback port (bound, then released for the process to take).
+/// A free loopback port (bound, then released for the process to take),
+/// never one this test process handed out before: the kernel may give a
+/// just-released port again, and two listeners of one instance (or of two
+/// tests running at once) must not get the same.
 pub fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr")
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Bounded: the ephemeral range has thousands of ports.
+    for _ in 0..1000 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = l.local_addr().expect("local addr");
+        if !handed_out.contains(&addr.port()) {
+            handed_out.push(addr.port());
+            return addr;
+        }
+    }
+    panic!("no loopback port that was not handed out already");
 }
 
 /// A running instance.
