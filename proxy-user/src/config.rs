@@ -17,7 +17,7 @@ use std::{net::SocketAddr, time::Duration};
 use proxy_common::{names::MAX_WORKERS, xdp::SynGuardConfig};
 
 pub use self::{
-    edge::{EdgeConfig, MAX_CLIENT_HELLO},
+    edge::EdgeConfig,
     keys::{KeyError, KeySource, KeyUse, LoadedKeys},
     services::ServicesSource,
 };
@@ -171,15 +171,15 @@ impl Config {
                     scheme: Scheme::Https,
                     proxy_protocol: false,
                 });
-                let settings = TlsSettings {
-                    cert_dir: None,
-                    cert: Some(cert),
-                    min_version: MinVersion::Tls12,
-                    handshake_timeout: Duration::from_secs(cli::DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS),
-                    max_client_hello: MAX_CLIENT_HELLO,
-                };
-                crate::tls::check(&settings).map_err(|e| FieldError::new("demo certificate", e.to_string()))?;
-                Some(settings)
+                Some(edge::checked_tls(
+                    TlsSettings::new(
+                        None,
+                        Some(cert),
+                        MinVersion::Tls12,
+                        cli::DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS,
+                    ),
+                    "demo certificate",
+                )?)
             }
         };
         Ok(Self {

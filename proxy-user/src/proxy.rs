@@ -229,7 +229,15 @@ async fn serve_connection(inner: Arc<Inner>, stream: TcpStream, conn: ConnInfo, 
     let limits = inner.balancer.table().limits.clone();
     // Boxed: what opening needs (a PROXY header, a TLS handshake) is not
     // kept in every connection's task.
-    let Some(opened) = Box::pin(accept::open(&inner, stream, conn, &mut shutdown)).await else {
+    let Some(opened) = Box::pin(accept::open(
+        &inner,
+        stream,
+        conn,
+        limits.header_read_timeout,
+        &mut shutdown,
+    ))
+    .await
+    else {
         return;
     };
     let is_h2 = opened.h2;

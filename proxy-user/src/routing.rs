@@ -62,6 +62,9 @@ pub struct Service {
     pub(crate) swrr: Mutex<Vec<i64>>,
     /// Request counters (survive swaps, like backend state).
     pub stats: Arc<ServiceStats>,
+    /// Its `Strict-Transport-Security` value, built once with the table
+    /// rather than for every response.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// Where a request goes: its service, and the rule's prefix it matched.
@@ -173,11 +176,13 @@ pub(crate) fn build(config: ServicesConfig, states: &mut States) -> Table {
                 .collect();
             let swrr = Mutex::new(vec![0; backends.len()]);
             let stats = states.services.entry(svc.name.clone()).or_default().clone();
+            let hsts = svc.tls.hsts.as_ref().map(crate::services::Hsts::header_value);
             Arc::new(Service {
                 config: svc,
                 backends,
                 swrr,
                 stats,
+                hsts,
             })
         })
         .collect();

@@ -3,7 +3,7 @@
 //! certificates are read here once, so that a missing or broken one stops
 //! the start with exit 64 before anything binds.
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
 use super::ConfigError;
 use crate::{
@@ -12,11 +12,6 @@ use crate::{
     listener::{Cidr, Listener, Scheme},
     tls::{self, CertFiles, MinVersion, TlsSettings},
 };
-
-/// The largest ClientHello accepted. Today's, post-quantum key shares
-/// included, are under 2 KiB; this leaves room without letting a client
-/// make a worker buffer much.
-pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
 
 /// The listeners and what they need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,23 +96,25 @@ fn tls_settings(args: &TlsArgs) -> Result<TlsSettings, ConfigError> {
     if args.tls_handshake_timeout == 0 {
         return Err(FieldError::new("--tls-handshake-timeout", "must be at least 1 second").into());
     }
-    let settings = TlsSettings {
-        cert_dir: args.tls_cert_dir.clone(),
-        cert: match (&args.tls_cert, &args.tls_key) {
-            (Some(chain), Some(key)) => Some(CertFiles {
-                chain: chain.clone(),
-                key: key.clone(),
-            }),
-            _ => None,
-        },
-        min_version: if args.tls_min_version == "1.3" {
-            MinVersion::Tls13
-        } else {
-            MinVersion::Tls12
-        },
-        handshake_timeout: Duration::from_secs(args.tls_handshake_timeout),
-        max_client_hello: MAX_CLIENT_HELLO,
+    let cert = match (&args.tls_cert, &args.tls_key) {
+        (Some(chain), Some(key)) => Some(CertFiles {
+            chain: chain.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
     };
-    tls::check(&settings).map_err(|e| FieldError::new("--tls-cert-dir/--tls-cert", e.to_string()))?;
+    let min_version = if args.tls_min_version == "1.3" {
+        MinVersion::Tls13
+    } else {
+        MinVersion::Tls12
+    };
+    let settings = TlsSettings::new(args.tls_cert_dir.clone(), cert, min_version, args.tls_handshake_timeout);
+    checked_tls(settings, "--tls-cert-dir/--tls-cert")
+}
+
+/// `settings`, once their certificates load; otherwise an error naming
+/// `field`.
+pub(super) fn checked_tls(settings: TlsSettings, field: &str) -> Result<TlsSettings, ConfigError> {
+    tls::check(&settings).map_err(|e| FieldError::new(field, e.to_string()))?;
     Ok(settings)
 }

@@ -31,10 +31,12 @@ const RESPONSE_400_HTTPS: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: te
 
 /// Takes a new connection up to its first request, or `None` when it
 /// ended before (closed, refused, timed out, or the worker is draining).
+/// A PROXY header and the first bytes each have `timeout`.
 pub(super) async fn open(
     inner: &Inner,
     mut stream: TcpStream,
     conn: ConnInfo,
+    timeout: std::time::Duration,
     shutdown: &mut Shutdown,
 ) -> Option<Opened> {
     let listener = inner
@@ -43,7 +45,6 @@ pub(super) async fn open(
         .get(conn.listener)
         .copied()
         .unwrap_or(Listener::http(conn.local));
-    let timeout = inner.balancer.table().limits.header_read_timeout;
     let mut peer = conn.peer;
     if listener.proxy_protocol {
         let trusted = inner.edge.proxy_protocol_from.iter().any(|n| n.contains(peer.ip()));

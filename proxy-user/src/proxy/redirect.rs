@@ -61,8 +61,8 @@ pub(super) fn to_https(
 
 /// Adds the service's HSTS header, when it has one.
 pub(super) fn add_hsts<B>(svc: &Service, resp: &mut Response<B>) {
-    if let Some(hsts) = &svc.config.tls.hsts {
+    if let Some(hsts) = &svc.hsts {
         resp.headers_mut()
-            .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.header_value());
+            .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }
 }

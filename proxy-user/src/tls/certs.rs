@@ -129,7 +129,7 @@ fn scan(dir: &Path, depth: usize, found: &mut Vec<CertFiles>) -> Result<(), Cert
         let Some((stem, ext)) = name.rsplit_once('.') else {
             continue;
         };
-        if !matches!(ext, "pem" | "crt") || is_key_name(stem) || is_chain_part(stem) {
+        if !matches!(ext, "pem" | "crt") || is_key_name(stem) || is_certbot_extra(stem) {
             continue;
         }
         let key = path.with_file_name(format!("{stem}.key"));
@@ -159,7 +159,7 @@ fn is_key_name(stem: &str) -> bool {
 
 /// certbot's other files: parts of `fullchain.pem`, and the web-server
 /// plugins' Diffie-Hellman parameters.
-fn is_chain_part(stem: &str) -> bool {
+fn is_certbot_extra(stem: &str) -> bool {
     matches!(stem, "chain" | "cert" | "ssl-dhparams")
 }
 
