@@ -130,7 +130,9 @@ impl Balancer {
 
     fn is_up_at(b: &Backend, now_ms: u64) -> bool {
         // Down-until is checked first: it is 0 (up) almost always.
-        b.state.down_until.load(Ordering::Relaxed) <= now_ms && !b.state.unhealthy.load(Ordering::Relaxed)
+        b.state.down_until.load(Ordering::Relaxed) <= now_ms
+            && !b.state.unhealthy.load(Ordering::Relaxed)
+            && b.down.is_none()
     }
 
     /// Picks a backend for a new session by smooth weighted round robin

@@ -2,8 +2,9 @@
 //! their running tasks, published as service configurations.
 //!
 //! The path of a change, one way down: [`watch`] lists the engine on every
-//! event and resync into a [`watch::Snapshot`] (services, their [`labels`]
-//! and [`tasks`]); [`publish`] turns each snapshot into the proxy's
+//! event and resync, and while tasks move, into a [`table::Snapshot`]
+//! (services, their [`labels`] and [`tasks`], held down by node state and
+//! health); [`publish`] turns each snapshot into the proxy's
 //! service configurations ([`to_services`], checked as the config file's
 //! are) with typed [`Warning`]s, and sends them on; [`crate::sources`]
 //! merges them with the static services and hands them to the balancer.
@@ -18,6 +19,7 @@ pub mod cluster_key;
 pub mod engine;
 pub mod labels;
 mod publish;
+pub mod table;
 pub mod tasks;
 pub mod to_services;
 pub mod traefik_v1;

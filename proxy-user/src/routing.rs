@@ -47,6 +47,8 @@ pub struct Backend {
     pub via: Option<Arc<std::path::Path>>,
     /// The Swarm task behind it, when discovered.
     pub task: Option<crate::services::TaskInfo>,
+    /// Why discovery holds it down, if it does (no sessions at all).
+    pub down: Option<Arc<str>>,
     /// Runtime state (survives swaps).
     pub state: Arc<BackendState>,
 }
@@ -137,6 +139,13 @@ impl Service {
             .find(|b| b.name != name && b.name.rsplit_once('.').is_some_and(|(_, s)| s == slot))
     }
 
+    /// Whether `name` (`<task>.<slot>`) is of a slot whose next task is on
+    /// its way (see [`crate::services::ServiceConfig::waiting_slots`]).
+    pub fn is_waiting(&self, name: &str) -> bool {
+        name.rsplit_once('.')
+            .is_some_and(|(_, slot)| self.config.waiting_slots.iter().any(|w| w == slot))
+    }
+
     /// The backend whose address is `addr` (Traefik v1 cookie migration).
     pub fn backend_by_addr(&self, addr: SocketAddr) -> Option<&Arc<Backend>> {
         self.backends.iter().find(|b| b.addr == addr)
@@ -170,6 +179,7 @@ pub(crate) fn build(config: ServicesConfig, states: &mut States) -> Table {
                         weight: b.weight,
                         via: b.via.as_deref().map(Arc::from),
                         task: b.task.clone(),
+                        down: b.down.as_deref().map(Arc::from),
                         state,
                     })
                 })

@@ -120,6 +120,10 @@ pub struct ServiceConfig {
     /// naming a task that is gone moves to the task now in the same slot
     /// (a rolling update's replacement), with a new cookie.
     pub slot_affinity: bool,
+    /// Slots (with `slot_affinity`) whose task is on its way and not yet
+    /// running (Swarm's stop-first rolling update): a cookie naming the
+    /// slot's previous task is served by a stand-in and keeps its slot.
+    pub waiting_slots: Vec<String>,
     /// Deadlines that differ from the table's limits.
     pub timeouts: ServiceTimeouts,
     /// Protocols (lower-case, e.g. `websocket`) a client may upgrade to;
@@ -141,6 +145,10 @@ pub struct BackendConfig {
     /// Network namespace to open connections from (a Docker overlay's,
     /// for discovered tasks); `None`: this process's own.
     pub via: Option<std::path::PathBuf>,
+    /// Why discovery holds it down (its node is not ready, its container
+    /// fails its HEALTHCHECK): it takes no sessions, and a cookie naming
+    /// it fails over at once. `None` for configured backends.
+    pub down: Option<String>,
     /// The Swarm task behind a discovered backend (for the admin API).
     pub task: Option<TaskInfo>,
 }
@@ -231,6 +239,7 @@ pub fn from_flags(
                 addr,
                 weight: 1,
                 via: None,
+                down: None,
                 task: None,
             });
         }
@@ -246,6 +255,7 @@ pub fn from_flags(
             health: None,
             passive: PassiveHealthConfig::default(),
             slot_affinity: false,
+            waiting_slots: Vec::new(),
             timeouts: ServiceTimeouts::default(),
             upgrades: vec![DEFAULT_UPGRADE.to_owned()],
             tls: TlsPolicy::default(),
@@ -280,6 +290,7 @@ impl ServicesConfig {
                         addr: *a,
                         weight: 1,
                         via: None,
+                        down: None,
                         task: None,
                     })
                     .collect(),
@@ -287,6 +298,7 @@ impl ServicesConfig {
                 health: None,
                 passive: PassiveHealthConfig::default(),
                 slot_affinity: false,
+                waiting_slots: Vec::new(),
                 timeouts: ServiceTimeouts::default(),
                 upgrades: vec![DEFAULT_UPGRADE.to_owned()],
                 tls: TlsPolicy::default(),

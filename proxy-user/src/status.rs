@@ -61,10 +61,14 @@ pub struct BackendStatus {
     pub failures: u32,
     /// Whether it takes new sessions now.
     pub available: bool,
-    /// One word for all of the above: `down` (passive back-off or a failed
-    /// health check), `draining`, `failing` (connect failures, not yet
-    /// down) or `healthy`.
+    /// One word for all of the above: `down` (passive back-off, a failed
+    /// health check, or held down by discovery), `draining`, `failing`
+    /// (connect failures, not yet down) or `healthy`.
     pub state: &'static str,
+    /// Why it is down, when discovery holds it down (`its node node3 is
+    /// down`, `its container's HEALTHCHECK is not healthy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Responses relayed from it.
     pub requests: u64,
     /// Responses by status.
@@ -121,7 +125,7 @@ fn backend(balancer: &Balancer, b: &Backend) -> BackendStatus {
     let healthy = !b.state.unhealthy.load(Ordering::Relaxed);
     let down_for = balancer.down_for(b);
     let failures = b.state.failures.load(Ordering::Relaxed);
-    let state = if down_for.is_some() || !healthy {
+    let state = if down_for.is_some() || !healthy || b.down.is_some() {
         "down"
     } else if draining {
         "draining"
@@ -142,6 +146,7 @@ fn backend(balancer: &Balancer, b: &Backend) -> BackendStatus {
         failures,
         available: balancer.is_available(b),
         state,
+        reason: b.down.as_deref().map(str::to_owned),
         requests: st.responses.total(),
         responses: st.responses.nonzero().collect(),
         sessions: st.sessions.load(Ordering::Relaxed),

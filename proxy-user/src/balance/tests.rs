@@ -100,6 +100,7 @@ fn state_survives_swap() {
         addr: SocketAddr::from(([192, 0, 2, 9], 1)),
         weight: 1,
         via: None,
+        down: None,
         task: None,
     });
     bal.replace(next);

@@ -38,7 +38,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{engine::Engine, to_services, watch::Snapshot};
+use super::{engine::Engine, table::Snapshot, to_services};
 
 /// Label with the node an anchor is for.
 pub const LABEL_NODE: &str = "com.swarm-sticky.anchor.node";
@@ -262,8 +262,8 @@ mod tests {
     use super::*;
     use crate::discovery::{
         labels,
+        table::DiscoveredService,
         tasks::{TaskBackend, TaskState},
-        watch::DiscoveredService,
     };
 
     fn service(name: &str, networks: &[&str], tasks: &[(&str, &str)]) -> DiscoveredService {
@@ -287,6 +287,8 @@ mod tests {
                 })
                 .collect(),
             networks: networks.iter().map(ToString::to_string).collect(),
+            waiting_slots: Vec::new(),
+            updating: false,
         }
     }
 

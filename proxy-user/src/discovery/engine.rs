@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use bollard::{Docker, query_parameters::EventsOptions};
+use bollard::{Docker, models::ServiceUpdateStatusStateEnum, query_parameters::EventsOptions};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use http_body_util::{BodyExt as _, Empty};
@@ -69,6 +69,27 @@ pub struct ServiceInfo {
     pub labels: BTreeMap<String, String>,
     /// IDs of the networks its tasks attach to (`TaskTemplate.Networks`).
     pub networks: Vec<String>,
+    /// A rolling update (or its rollback) is under way: Swarm replaces
+    /// tasks without sending task events.
+    pub updating: bool,
+}
+
+/// A swarm node as discovery needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Node ID.
+    pub id: String,
+    /// Its host name.
+    pub hostname: String,
+    /// `ready`, `down`, `unknown` or `disconnected`.
+    pub state: String,
+}
+
+impl NodeInfo {
+    /// Whether its tasks can be reached: Swarm hears from the node.
+    pub fn is_ready(&self) -> bool {
+        self.state == "ready"
+    }
 }
 
 /// A connection to the engine.
@@ -124,11 +145,42 @@ impl Engine {
                     .and_then(|t| t.networks.as_ref())
                     .map(|n| n.iter().filter_map(|a| a.target.clone()).collect())
                     .unwrap_or_default();
+                let updating = s.update_status.and_then(|u| u.state).is_some_and(|state| {
+                    matches!(
+                        state,
+                        ServiceUpdateStatusStateEnum::UPDATING | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
+                    )
+                });
                 Some(ServiceInfo {
                     id: s.id?,
                     name: spec.name.unwrap_or_default(),
                     labels: spec.labels.unwrap_or_default().into_iter().collect(),
                     networks,
+                    updating,
+                })
+            })
+            .collect())
+    }
+
+    /// All nodes of the swarm, with their state.
+    ///
+    /// # Errors
+    /// When the call fails (for example, this node is not a swarm manager).
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, EngineError> {
+        let nodes = self
+            .docker
+            .list_nodes(None::<bollard::query_parameters::ListNodesOptions>)
+            .await?;
+        Ok(nodes
+            .into_iter()
+            .filter_map(|n| {
+                Some(NodeInfo {
+                    id: n.id?,
+                    hostname: n.description.and_then(|d| d.hostname).unwrap_or_default(),
+                    state: n
+                        .status
+                        .and_then(|s| s.state)
+                        .map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
                 })
             })
             .collect())

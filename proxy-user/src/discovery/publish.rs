@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{DiscoveryStatus, DockerConfig, Warning, anchor, to_services, watch::Snapshot};
+use super::{DiscoveryStatus, DockerConfig, Warning, anchor, table::Snapshot, to_services};
 use crate::services::ServiceConfig;
 
 /// The services discovered now, and what is wrong with them.

@@ -97,17 +97,55 @@ pub struct NetworkSpec {
 }
 
 /// Whether a backend takes new sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskState {
     /// Running and meant to run: new sessions welcome.
     Serving,
     /// Still running, but the orchestrator is shutting it down (a rolling
-    /// update or scale-down): pinned sessions only, no new ones.
+    /// update or scale-down) on a live node: pinned sessions only, no new
+    /// ones.
     Draining,
-    /// Running, but its container's Docker HEALTHCHECK says `unhealthy`
-    /// (or still `starting`): no sessions at all; pinned ones fail over.
-    /// Known only for containers on this node (see [`super::watch::build`]).
+    /// Listed as running, but not to be used: no sessions at all, and a
+    /// cookie naming it fails over at once, without a connect attempt.
+    Down(DownCause),
+}
+
+/// Why a running task is held down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DownCause {
+    /// Its container's Docker HEALTHCHECK says `unhealthy` (or still
+    /// `starting`). Known only for containers on this node (see
+    /// [`super::table::build`]).
     Unhealthy,
+    /// Its node is not `ready`. Once Swarm marks a node `down` (about 10 s
+    /// after it stops answering), its tasks read desired state `shutdown`
+    /// with status `running` for as long as the node stays away (a day,
+    /// swarmkit's node-down period): they are gone, not draining.
+    Node {
+        /// The node's host name (its ID when it has none).
+        hostname: String,
+        /// Its state: `down`, `unknown` or `disconnected`.
+        state: String,
+    },
+}
+
+impl DownCause {
+    /// One word for the admin API and the warning's kind.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Unhealthy => "unhealthy",
+            Self::Node { .. } => "node_down",
+        }
+    }
+}
+
+impl std::fmt::Display for DownCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unhealthy => f.write_str("its container's HEALTHCHECK is not healthy"),
+            Self::Node { hostname, state } => write!(f, "its node {hostname} is {state}"),
+        }
+    }
 }
 
 /// A task that serves, as a backend.
@@ -128,7 +166,7 @@ pub struct TaskBackend {
     pub container_id: Option<String>,
     /// Node ID, when known.
     pub node_id: Option<String>,
-    /// Serving or draining.
+    /// Serving, draining or down.
     pub state: TaskState,
 }
 
@@ -185,6 +223,44 @@ fn select<'a>(task: &'a Task, labels: &ServiceLabels) -> Result<Option<&'a Attac
     }
 }
 
+/// A task's slot key: its replica slot, or its node for a global service
+/// (the task itself when it has neither).
+fn slot_of(task: &Task) -> String {
+    match (task.slot, &task.node_id) {
+        (Some(s), _) if s > 0 => s.to_string(),
+        (_, Some(node)) => node.clone(),
+        _ => task.id.clone(),
+    }
+}
+
+/// Whether a task's status comes before `running` (Swarm's task states
+/// `new` … `starting`).
+fn is_on_its_way(task: &Task) -> bool {
+    matches!(
+        task.status.state.as_str(),
+        "new" | "pending" | "assigned" | "accepted" | "preparing" | "ready" | "starting"
+    )
+}
+
+/// The slots of a service that have a task on its way (meant to run, not
+/// running yet) and no running task meant to run: a replacement in a
+/// stop-first rolling update, a restarted task, a new replica. Sorted.
+pub fn waiting_slots(tasks: &[Task], service_id: &str) -> Vec<String> {
+    let of_service = || {
+        tasks
+            .iter()
+            .filter(|t| t.service_id == service_id && t.desired_state == "running")
+    };
+    let mut out: Vec<String> = of_service()
+        .filter(|t| is_on_its_way(t))
+        .map(slot_of)
+        .filter(|slot| !of_service().any(|t| t.status.state == "running" && slot_of(t) == *slot))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The backends among a service's tasks: running tasks that are meant to
 /// run serve; running tasks that are being shut down drain; everything
 /// else (starting, failed, shut down) is not a backend.
@@ -206,11 +282,7 @@ pub fn backends(tasks: &[Task], service_id: &str, labels: &ServiceLabels) -> Res
             continue;
         };
         let Some(ip) = address_of(attachment) else { continue };
-        let slot = match (task.slot, &task.node_id) {
-            (Some(s), _) if s > 0 => s.to_string(),
-            (_, Some(node)) => node.clone(),
-            _ => task.id.clone(),
-        };
+        let slot = slot_of(task);
         out.push(TaskBackend {
             identity: format!("{}.{slot}", task.id),
             task_id: task.id.clone(),

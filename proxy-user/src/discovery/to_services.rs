@@ -4,13 +4,14 @@
 //! settings from the labels, its tasks as backends named by their identity
 //! (`<task id>.<slot>`), reached from the overlay network's namespace on
 //! this node. A task that is being shut down gets weight 0: no new
-//! sessions, while the sessions pinned to it are still served. A task whose
-//! container fails its Docker HEALTHCHECK is left out (with a warning): its
-//! clients fail over as if it were down.
+//! sessions, while the sessions pinned to it are still served. A task held
+//! down (its node is not ready, or its container fails its Docker
+//! HEALTHCHECK) stays in the table marked down with the reason, and a
+//! warning: its clients fail over at once, and the admin API shows why.
 
 use std::path::{Path, PathBuf};
 
-use super::{Warning, labels::Affinity, tasks::TaskState, traefik_v1, watch::Snapshot};
+use super::{Warning, labels::Affinity, table::Snapshot, tasks::TaskState, traefik_v1};
 use crate::services::{
     BackendConfig, CookieConfig, PassiveHealthConfig, Rule, ServiceConfig, TaskInfo, validate_service,
 };
@@ -62,6 +63,7 @@ pub fn services(snapshot: &Snapshot, netns_of: impl Fn(&str) -> Option<PathBuf>)
             health: None,
             passive: PassiveHealthConfig::default(),
             slot_affinity: l.affinity == Affinity::SameSlot,
+            waiting_slots: svc.waiting_slots.clone(),
             timeouts: l.timeouts,
             upgrades: l.upgrades.clone(),
             tls: l.tls.clone(),
@@ -98,23 +100,27 @@ fn rule(l: &super::labels::ServiceLabels) -> Rule {
 
 /// The tasks of `svc` that can be backends here.
 fn backends(
-    svc: &super::watch::DiscoveredService,
+    svc: &super::table::DiscoveredService,
     weight: u32,
     netns_of: &impl Fn(&str) -> Option<PathBuf>,
     warnings: &mut Vec<Warning>,
 ) -> Vec<BackendConfig> {
     let mut out = Vec::new();
     for b in &svc.backends {
-        if b.state == TaskState::Unhealthy {
-            // Left out: no new sessions, and a cookie naming it fails over
-            // (to its slot's successor or a new pick), as if the task were
-            // down. It returns when its container is healthy.
-            warnings.push(Warning::Unhealthy {
-                service: svc.name.clone(),
-                task: b.task_id.clone(),
-            });
-            continue;
-        }
+        // Held down: no sessions, and a cookie naming it fails over at
+        // once (to its slot's successor or a new pick). It comes back when
+        // its node or container does.
+        let down = match &b.state {
+            TaskState::Down(cause) => {
+                warnings.push(Warning::Down {
+                    service: svc.name.clone(),
+                    task: b.task_id.clone(),
+                    cause: cause.clone(),
+                });
+                Some(cause.to_string())
+            }
+            TaskState::Serving | TaskState::Draining => None,
+        };
         let Some(via) = netns_of(&b.network_id) else {
             warnings.push(Warning::NoNamespace {
                 service: svc.name.clone(),
@@ -128,6 +134,7 @@ fn backends(
             addr: b.addr,
             weight: if b.state == TaskState::Draining { 0 } else { weight },
             via: Some(via),
+            down,
             task: Some(TaskInfo {
                 task: b.task_id.clone(),
                 container: b.container_id.clone(),
@@ -145,8 +152,8 @@ mod tests {
     use super::*;
     use crate::discovery::{
         labels,
-        tasks::TaskBackend,
-        watch::{DiscoveredService, Snapshot},
+        table::{DiscoveredService, Snapshot},
+        tasks::{DownCause, TaskBackend},
     };
 
     fn snapshot() -> Snapshot {
@@ -179,6 +186,8 @@ mod tests {
                     backend("t2", "10.0.1.4", TaskState::Draining),
                 ],
                 networks: vec!["abcdefghijklmnop".into()],
+                waiting_slots: Vec::new(),
+                updating: false,
             }],
             warnings: Vec::new(),
         }
@@ -226,6 +235,8 @@ mod tests {
                     labels: labels::parse(&l).expect("labels"),
                     backends: Vec::new(),
                     networks: Vec::new(),
+                    waiting_slots: Vec::new(),
+                    updating: false,
                 }],
                 warnings: Vec::new(),
             };
@@ -255,17 +266,32 @@ mod tests {
         );
     }
 
-    /// A task whose container fails its HEALTHCHECK is not a backend at
-    /// all (a cookie naming it fails over), and the reason is shown.
+    /// A task held down (its container fails its HEALTHCHECK, its node is
+    /// down) stays in the table marked down with the reason, which the
+    /// warning repeats; the others are untouched.
     #[test]
-    fn unhealthy_tasks_are_left_out() {
+    fn tasks_held_down_are_marked_with_the_reason() {
         let mut snap = snapshot();
-        snap.services[0].backends[0].state = TaskState::Unhealthy;
+        snap.services[0].backends[0].state = TaskState::Down(DownCause::Unhealthy);
+        snap.services[0].backends[1].state = TaskState::Down(DownCause::Node {
+            hostname: "node3".into(),
+            state: "down".into(),
+        });
         let (services, warnings) = services(&snap, |_| Some(PathBuf::from("/ns")));
-        let names: Vec<&str> = services[0].backends.iter().map(|b| b.name.as_str()).collect();
-        assert_eq!(names, vec!["t2.1"]);
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].to_string().contains("HEALTHCHECK"), "{warnings:?}");
+        let down: Vec<Option<&str>> = services[0].backends.iter().map(|b| b.down.as_deref()).collect();
+        assert_eq!(
+            down,
+            vec![
+                Some("its container's HEALTHCHECK is not healthy"),
+                Some("its node node3 is down")
+            ]
+        );
+        let kinds: Vec<&str> = warnings.iter().map(Warning::kind).collect();
+        assert_eq!(kinds, vec!["unhealthy", "node_down"]);
+        assert!(
+            warnings[1].to_string().contains("its node node3 is down"),
+            "{warnings:?}"
+        );
     }
 
     /// Without the overlay's namespace on this node a task cannot be

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use super::tasks::DownCause;
+
 /// A problem with one discovered service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
@@ -32,12 +34,15 @@ pub enum Warning {
         /// The overlay network.
         network: String,
     },
-    /// A task is left out while its container's HEALTHCHECK is not healthy.
-    Unhealthy {
+    /// A task is held down: its node is not ready, or its container's
+    /// HEALTHCHECK is not healthy.
+    Down {
         /// The Swarm service.
         service: String,
         /// The task.
         task: String,
+        /// Why.
+        cause: DownCause,
     },
     /// Stickiness is switched off in the labels, which swarm-sticky ignores.
     StickinessOff {
@@ -53,7 +58,7 @@ impl Warning {
             Self::Label { service, .. }
             | Self::NotServed { service, .. }
             | Self::NoNamespace { service, .. }
-            | Self::Unhealthy { service, .. }
+            | Self::Down { service, .. }
             | Self::StickinessOff { service } => service,
         }
     }
@@ -64,7 +69,7 @@ impl Warning {
             Self::Label { .. } => "label",
             Self::NotServed { .. } => "not_served",
             Self::NoNamespace { .. } => "no_namespace",
-            Self::Unhealthy { .. } => "unhealthy",
+            Self::Down { cause, .. } => cause.kind(),
             Self::StickinessOff { .. } => "stickiness_off",
         }
     }
@@ -85,10 +90,7 @@ impl fmt::Display for Warning {
                 f,
                 "task {task} is not reachable yet: the overlay network {network} has no namespace on this node"
             ),
-            Self::Unhealthy { task, .. } => write!(
-                f,
-                "task {task} is not served: its container's HEALTHCHECK is not healthy"
-            ),
+            Self::Down { task, cause, .. } => write!(f, "task {task} is not served: {cause}"),
             Self::StickinessOff { .. } => {
                 f.write_str("stickiness is off in the labels, but swarm-sticky always pins sessions")
             }

@@ -1,15 +1,20 @@
-//! Watching the engine: a debounced re-list on every event, a periodic
-//! full resync as the safety net, and reconnects with back-off.
+//! Watching the engine: a debounced re-list on every event, short re-list
+//! intervals while Swarm moves tasks, a periodic full resync as the safety
+//! net, and reconnects with back-off.
 //!
 //! Swarm sends no task events, so any service, container, network or node
-//! event triggers a re-list of services and tasks. Each new table is
+//! event triggers a re-list of services, tasks and nodes. A rolling update
+//! moves tasks with no event at all (on other nodes not even a container
+//! event), so while a served service is in transition (an update under
+//! way, a slot waiting for its task, a task being stopped) and for a
+//! moment after every event, the watcher lists again every
+//! [`SETTLE_INTERVAL`]. Each new table ([`super::table::build`]) is
 //! compared with the previous one and published (atomically, through a
 //! `watch` channel) only when it differs. When the engine goes away the
 //! last table stays in force; the state changes are logged once each, and
 //! the table's age is exported in [`DiscoveryStatus`].
 
 use std::{
-    collections::BTreeSet,
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime},
 };
@@ -19,89 +24,26 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::{
-    Warning,
-    engine::{Engine, EngineError, ServiceInfo},
-    labels::{self, ServiceLabels, Skip},
-    tasks::{self, Task, TaskBackend, TaskState},
+    engine::{Engine, EngineError},
+    table::{Listing, Snapshot, build},
 };
 
 /// Events that arrive within this window are served by one re-list.
 const DEBOUNCE: Duration = Duration::from_millis(100);
+/// While Swarm moves the tasks of a served service, the table is listed
+/// again at this interval: a task marked for shutdown stops taking new
+/// sessions within about this long.
+pub const SETTLE_INTERVAL: Duration = Duration::from_millis(200);
+/// After an event, list at that interval for at least this long: the
+/// orchestrator acts on a service change a moment after the event.
+const SETTLE_AFTER_EVENT: Duration = Duration::from_secs(3);
+/// A transition that shows no change for this long (a task pending with no
+/// node that can take it) goes back to the resync pace; an update under
+/// way does not.
+const SETTLE_GIVE_UP: Duration = Duration::from_secs(60);
 /// Reconnect back-off bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-/// A Swarm service that swarm-sticky serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DiscoveredService {
-    /// Service ID.
-    pub id: String,
-    /// Service name.
-    pub name: String,
-    /// What its labels ask for.
-    pub labels: ServiceLabels,
-    /// Its serving and draining tasks.
-    pub backends: Vec<TaskBackend>,
-    /// IDs of the networks its tasks attach to.
-    pub networks: Vec<String>,
-}
-
-/// One discovered table.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Snapshot {
-    /// Served services, by name.
-    pub services: Vec<DiscoveredService>,
-    /// Label problems and services that cannot be served.
-    pub warnings: Vec<Warning>,
-}
-
-/// Builds the table from one listing (pure). `unhealthy` holds the tasks
-/// whose container on this node fails (or has not yet passed) its Docker
-/// HEALTHCHECK: they become [`TaskState::Unhealthy`]. Swarm itself keeps a
-/// task with a HEALTHCHECK in `starting` until its first healthy report,
-/// and fails it about 2 s after it turns unhealthy (the gossip delay before
-/// the container is stopped); this closes that window for local tasks.
-pub fn build(services: &[ServiceInfo], all_tasks: &[Task], unhealthy: &BTreeSet<String>) -> Snapshot {
-    let mut out = Snapshot::default();
-    for s in services {
-        let parsed = match labels::parse(&s.labels) {
-            Ok(p) => p,
-            Err(Skip::NotLabelled | Skip::Disabled) => continue,
-            Err(Skip::Invalid(reason)) => {
-                out.warnings.push(Warning::NotServed {
-                    service: s.name.clone(),
-                    reason,
-                });
-                continue;
-            }
-        };
-        out.warnings
-            .extend(parsed.warnings.iter().map(|message| Warning::Label {
-                service: s.name.clone(),
-                message: message.clone(),
-            }));
-        match tasks::backends(all_tasks, &s.id, &parsed) {
-            Ok(mut backends) => {
-                for b in backends.iter_mut().filter(|b| unhealthy.contains(&b.task_id)) {
-                    b.state = TaskState::Unhealthy;
-                }
-                out.services.push(DiscoveredService {
-                    id: s.id.clone(),
-                    name: s.name.clone(),
-                    labels: parsed,
-                    backends,
-                    networks: s.networks.clone(),
-                });
-            }
-            Err(err) => out.warnings.push(Warning::NotServed {
-                service: s.name.clone(),
-                reason: err.to_string(),
-            }),
-        }
-    }
-    out.services.sort_by(|a, b| a.name.cmp(&b.name));
-    out
-}
 
 /// The watcher's state, for the admin API and metrics.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -128,14 +70,39 @@ impl DiscoveryStatus {
     }
 }
 
+/// What one re-list found.
+#[derive(Debug, Clone, Copy)]
+struct Refreshed {
+    /// A new table was published.
+    changed: bool,
+    /// A served service is updating.
+    updating: bool,
+    /// A served service's tasks are moving.
+    in_transition: bool,
+}
+
 async fn refresh(
     engine: &Engine,
     tx: &watch::Sender<Arc<Snapshot>>,
     status: &Mutex<DiscoveryStatus>,
-) -> Result<(), EngineError> {
-    let (services, tasks, unhealthy) =
-        tokio::try_join!(engine.services(), engine.tasks(), engine.unhealthy_local_tasks())?;
-    let table = build(&services, &tasks, &unhealthy);
+) -> Result<Refreshed, EngineError> {
+    let (services, tasks, nodes, unhealthy) = tokio::try_join!(
+        engine.services(),
+        engine.tasks(),
+        engine.nodes(),
+        engine.unhealthy_local_tasks()
+    )?;
+    let table = build(&Listing {
+        services,
+        tasks,
+        nodes,
+        unhealthy,
+    });
+    let found = Refreshed {
+        changed: false,
+        updating: table.services.iter().any(|s| s.updating),
+        in_transition: table.in_transition(),
+    };
     let changed = tx.send_if_modified(|current| {
         if **current == table {
             return false;
@@ -152,7 +119,41 @@ async fn refresh(
     if changed {
         st.tables_published += 1;
     }
-    Ok(())
+    Ok(Refreshed { changed, ..found })
+}
+
+/// When to list again at the short interval, from the events and tables
+/// seen so far.
+#[derive(Debug, Default)]
+struct Settling {
+    /// The end of the window after the last event.
+    after_event: Option<Instant>,
+    /// When the table last changed.
+    last_change: Option<Instant>,
+    /// What the last re-list found.
+    last: Option<Refreshed>,
+}
+
+impl Settling {
+    fn event(&mut self, now: Instant) {
+        self.after_event = Some(now + SETTLE_AFTER_EVENT);
+    }
+
+    fn refreshed(&mut self, r: Refreshed, now: Instant) {
+        if r.changed {
+            self.last_change = Some(now);
+        }
+        self.last = Some(r);
+    }
+
+    /// Whether the next re-list comes after [`SETTLE_INTERVAL`] rather than
+    /// the resync period.
+    fn fast(&self, now: Instant) -> bool {
+        let Some(last) = self.last else { return false };
+        self.after_event.is_some_and(|end| now < end)
+            || last.updating
+            || (last.in_transition && self.last_change.is_some_and(|t| now - t < SETTLE_GIVE_UP))
+    }
 }
 
 fn set_disconnected(status: &Mutex<DiscoveryStatus>, err: &EngineError) -> bool {
@@ -185,13 +186,17 @@ pub async fn run(
             }
         };
         let mut events = Box::pin(engine.changes());
-        if let Err(err) = refresh(&engine, &tx, &status).await {
-            if set_disconnected(&status, &err) {
-                warn!(error = %crate::error::chain(&err), "docker API listing failed; keeping the last backend table");
+        let mut settling = Settling::default();
+        match refresh(&engine, &tx, &status).await {
+            Ok(r) => settling.refreshed(r, Instant::now()),
+            Err(err) => {
+                if set_disconnected(&status, &err) {
+                    warn!(error = %crate::error::chain(&err), "docker API listing failed; keeping the last backend table");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-            continue;
         }
         {
             let mut st = status.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -204,6 +209,7 @@ pub async fn run(
         let mut resync_timer = tokio::time::interval(resync);
         resync_timer.tick().await;
         let failure = loop {
+            let fast = settling.fast(Instant::now());
             tokio::select! {
                 ev = events.next() => match ev {
                     Some(Ok(())) => {
@@ -211,14 +217,17 @@ pub async fn run(
                         // several per task) settle into one re-list.
                         tokio::time::sleep(DEBOUNCE).await;
                         while let Some(Some(Ok(()))) = futures_util::FutureExt::now_or_never(events.next()) {}
-                        if let Err(err) = refresh(&engine, &tx, &status).await { break err; }
+                        settling.event(Instant::now());
                     }
                     Some(Err(err)) => break err,
                     None => break EngineError::Host(format!("{host}: event stream ended")),
                 },
-                _ = resync_timer.tick() => {
-                    if let Err(err) = refresh(&engine, &tx, &status).await { break err; }
-                }
+                () = tokio::time::sleep(SETTLE_INTERVAL), if fast => {}
+                _ = resync_timer.tick() => {}
+            }
+            match refresh(&engine, &tx, &status).await {
+                Ok(r) => settling.refreshed(r, Instant::now()),
+                Err(err) => break err,
             }
         };
         if set_disconnected(&status, &failure) {
@@ -231,69 +240,36 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn service(id: &str, name: &str, labels: &[(&str, &str)]) -> ServiceInfo {
-        ServiceInfo {
-            id: id.into(),
-            name: name.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                .collect(),
-            networks: vec!["net1".into()],
+    fn found(changed: bool, updating: bool, in_transition: bool) -> Refreshed {
+        Refreshed {
+            changed,
+            updating,
+            in_transition,
         }
     }
 
-    fn task(id: &str, service: &str, slot: u64, ip: &str) -> Task {
-        serde_json::from_value(serde_json::json!({
-            "ID": id, "ServiceID": service, "Slot": slot, "DesiredState": "running",
-            "Status": {"State": "running"},
-            "NetworksAttachments": [{"Network": {"ID": "net1", "Spec": {"Name": "whoaminet"}}, "Addresses": [format!("{ip}/24")]}]
-        }))
-        .expect("task json")
-    }
-
-    /// Labelled services are served, unlabelled ones ignored, and a bad
-    /// label becomes a warning for that service only.
+    /// Short intervals after an event, while an update runs, and while a
+    /// transition keeps changing the table; the resync pace otherwise.
     #[test]
-    fn build_serves_labelled_services_and_reports_bad_ones() {
-        let services = [
-            service(
-                "s1",
-                "whoami",
-                &[("traefik.port", "8000"), ("traefik.docker.network", "whoaminet")],
-            ),
-            service("s2", "plain", &[]),
-            service("s3", "broken", &[("traefik.enable", "true")]),
-            service(
-                "s4",
-                "other",
-                &[("swarm-sticky.port", "80"), ("swarm-sticky.colour", "blue")],
-            ),
-        ];
-        let tasks = [
-            task("t1", "s1", 1, "10.0.1.3"),
-            task("t2", "s1", 2, "10.0.1.4"),
-            task("t3", "s4", 1, "10.0.1.9"),
-        ];
-        let snap = build(&services, &tasks, &BTreeSet::new());
-        let names: Vec<&str> = snap.services.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, vec!["other", "whoami"]);
-        assert_eq!(snap.services[1].backends.len(), 2);
-        let about = |svc: &str| -> Vec<String> {
-            snap.warnings
-                .iter()
-                .filter(|w| w.service() == svc)
-                .map(ToString::to_string)
-                .collect()
-        };
-        assert!(about("broken")[0].contains("no backend port"), "{:?}", snap.warnings);
-        assert!(about("other")[0].contains("swarm-sticky.colour"), "{:?}", snap.warnings);
-        assert!(about("whoami").is_empty(), "{:?}", snap.warnings);
-        // Same input, same table: nothing would be republished.
-        assert_eq!(build(&services, &tasks, &BTreeSet::new()), snap);
-        // A local container failing its HEALTHCHECK: that task only.
-        let sick = build(&services, &tasks, &["t2".to_string()].into());
-        let states: Vec<TaskState> = sick.services[1].backends.iter().map(|b| b.state).collect();
-        assert_eq!(states, vec![TaskState::Serving, TaskState::Unhealthy]);
+    fn when_the_watcher_lists_at_short_intervals() {
+        let t0 = Instant::now();
+        let mut s = Settling::default();
+        assert!(!s.fast(t0), "nothing listed yet");
+        s.refreshed(found(true, false, false), t0);
+        assert!(!s.fast(t0), "a settled table");
+        s.event(t0);
+        assert!(s.fast(t0 + Duration::from_secs(1)));
+        assert!(!s.fast(t0 + SETTLE_AFTER_EVENT), "the window after an event ends");
+        s.refreshed(found(false, true, true), t0);
+        assert!(s.fast(t0 + Duration::from_secs(3600)), "an update under way");
+        s.refreshed(found(true, false, true), t0);
+        assert!(
+            s.fast(t0 + Duration::from_secs(30)),
+            "a transition that changed the table"
+        );
+        assert!(
+            !s.fast(t0 + SETTLE_GIVE_UP),
+            "a transition that stopped changing (a task that cannot be placed)"
+        );
     }
 }

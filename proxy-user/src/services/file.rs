@@ -197,6 +197,7 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
             addr,
             weight: b.weight,
             via: None,
+            down: None,
             task: None,
         });
     }
@@ -257,6 +258,7 @@ fn service(i: usize, s: FileService, cookie_flag: Option<&str>) -> Result<Servic
         health,
         passive,
         slot_affinity: false,
+        waiting_slots: Vec::new(),
         timeouts,
         upgrades,
         tls,

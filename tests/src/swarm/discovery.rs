@@ -10,8 +10,9 @@ use std::{
 
 use proxy_user::{
     discovery::{
+        table::Snapshot,
         tasks::TaskState,
-        watch::{self, DiscoveryStatus, Snapshot},
+        watch::{self, DiscoveryStatus},
     },
     netns::SocketFactory,
 };
