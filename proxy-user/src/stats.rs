@@ -142,7 +142,7 @@ impl<const N: usize> Tally<N> {
 
 /// How many sticky decisions there are (`sticky::Decision::ALL`, which
 /// checks it at compile time).
-pub const DECISION_KINDS: usize = 5;
+pub const DECISION_KINDS: usize = 6;
 /// How many reasons a cookie is rejected for (`sticky::RejectReason::ALL`,
 /// which checks it at compile time).
 pub const REJECT_REASONS: usize = 4;

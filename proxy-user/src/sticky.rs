@@ -46,11 +46,22 @@ pub enum Decision {
     Migrated,
     /// The cookie was not acceptable (see [`RejectReason`]): a new session.
     Rejected,
+    /// A valid cookie named a task that is gone, and its slot's next task
+    /// is not running yet (`same-slot`, a stop-first rolling update):
+    /// another backend serves the request and the cookie stays as it is.
+    StandIn,
 }
 
 impl Decision {
     /// Every decision, in the order the counters are kept.
-    pub const ALL: [Self; DECISION_KINDS] = [Self::Hit, Self::New, Self::Failover, Self::Migrated, Self::Rejected];
+    pub const ALL: [Self; DECISION_KINDS] = [
+        Self::Hit,
+        Self::New,
+        Self::Failover,
+        Self::Migrated,
+        Self::Rejected,
+        Self::StandIn,
+    ];
 
     /// Its counter in [`crate::stats::ServiceStats::decisions`].
     pub const fn index(self) -> usize {
@@ -65,6 +76,7 @@ impl Decision {
             Self::Failover => "failover",
             Self::Migrated => "migrated",
             Self::Rejected => "rejected",
+            Self::StandIn => "stand_in",
         }
     }
 }
@@ -207,19 +219,29 @@ pub fn affinity(balancer: &Balancer, keyring: &Keyring, svc: &Service, headers: 
             },
             Some(b) => {
                 b.state.stats.failovers.fetch_add(1, Ordering::Relaxed);
-                Affinity::new_session(Decision::Failover)
+                Affinity {
+                    backend: slot_successor(balancer, svc, backend),
+                    decision: Decision::Failover,
+                    set_cookie: true,
+                }
             }
-            // The task is gone: its slot's replacement takes the session,
-            // with a new cookie naming it.
-            None if svc.config.slot_affinity => Affinity {
-                backend: svc
-                    .backend_in_slot_of(backend)
-                    .filter(|b| balancer.is_available(b))
-                    .cloned(),
-                decision: Decision::Failover,
-                set_cookie: true,
+            None => match slot_successor(balancer, svc, backend) {
+                // The task is gone: its slot's replacement takes the
+                // session, with a new cookie naming it.
+                Some(next) => Affinity {
+                    backend: Some(next),
+                    decision: Decision::Failover,
+                    set_cookie: true,
+                },
+                // The replacement is on its way: a stand-in serves until
+                // it runs, and the cookie keeps naming the slot.
+                None if svc.is_waiting(backend) => Affinity {
+                    backend: stand_in(balancer, svc, backend),
+                    decision: Decision::StandIn,
+                    set_cookie: false,
+                },
+                None => Affinity::new_session(Decision::Failover),
             },
-            None => Affinity::new_session(Decision::Failover),
         },
         Err(err) => {
             if let Some(legacy) = traefik_v1_backend(balancer, svc, value) {
@@ -233,6 +255,33 @@ pub fn affinity(balancer: &Balancer, keyring: &Keyring, svc: &Service, headers: 
             Affinity::new_session(Decision::Rejected)
         }
     }
+}
+
+/// With `same-slot`, the task that now holds the slot of `name`, when it
+/// may take sessions.
+fn slot_successor(balancer: &Balancer, svc: &Service, name: &str) -> Option<Arc<Backend>> {
+    if !svc.config.slot_affinity {
+        return None;
+    }
+    svc.backend_in_slot_of(name)
+        .filter(|b| balancer.is_available(b))
+        .cloned()
+}
+
+/// The backend that serves a waiting slot's clients until the slot's task
+/// runs: one of the available backends, the same for every request naming
+/// `name` while the table stays (so a client does not hop between them).
+fn stand_in(balancer: &Balancer, svc: &Service, name: &str) -> Option<Arc<Backend>> {
+    let available: Vec<&Arc<Backend>> = svc.backends.iter().filter(|b| balancer.is_available(b)).collect();
+    if available.is_empty() {
+        return None;
+    }
+    // FNV-1a: stable across processes, so every manager picks alike.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let i = usize::try_from(hash % available.len() as u64).unwrap_or(0);
+    Some(available[i].clone())
 }
 
 /// Traefik v1 migration: its cookie is the plain backend URL, honoured

@@ -222,3 +222,109 @@ fn a_replaced_task_hands_its_sessions_to_its_slot() {
         "without slot affinity a gone backend means a normal pick"
     );
 }
+
+/// A `same-slot` service whose backends are `names`, with `waiting` slots,
+/// and the headers of a cookie naming `cookie_for`.
+fn slot_fixture(names: &[&str], waiting: &[&str], cookie_for: &str) -> (Fixture, HeaderMap) {
+    let backends: Vec<(String, SocketAddr)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            (
+                (*n).to_owned(),
+                SocketAddr::from(([192, 0, 2, 1], 8000 + u16::try_from(i).unwrap())),
+            )
+        })
+        .collect();
+    let mut cfg = ServicesConfig::single("web", &backends);
+    cfg.services[0].slot_affinity = true;
+    cfg.services[0].waiting_slots = waiting.iter().map(|s| (*s).to_owned()).collect();
+    let f = Fixture {
+        balancer: Arc::new(Balancer::new(cfg)),
+        keyring: arc_swap::ArcSwap::from_pointee(Keyring::from_secrets(&["unit-test-key-unit-test-key"])),
+    };
+    let sticky = Sticky {
+        backend: cookie_for.into(),
+        issued_at: cookie::unix_now(),
+    };
+    let value = f.keyring.load().encode("web", &sticky).unwrap();
+    let name = f.balancer.table().services[0].config.cookie.name.clone();
+    (f, headers_with_cookie(&name, &value))
+}
+
+/// A stop-first rolling update between its steps: the cookie's task is
+/// gone and its slot's next task is not running yet. Another backend
+/// serves, always the same one, and the cookie is left alone (it still
+/// names slot 1); once the slot's task is in the table, the client moves
+/// there with a new cookie.
+#[test]
+fn a_waiting_slot_is_served_by_a_stand_in_and_keeps_the_cookie() {
+    let (f, headers) = slot_fixture(&["t2.2", "t3.3"], &["1"], "old.1");
+    let table = f.balancer.table();
+    let svc = &table.services[0];
+    let (b, decision, set_cookie) = sticky_backend(&f, svc, &headers);
+    let stand_in = b.expect("a stand-in").name.clone();
+    assert_eq!((decision, set_cookie), (Decision::StandIn, false));
+    for _ in 0..10 {
+        let (again, _, _) = sticky_backend(&f, svc, &headers);
+        assert_eq!(
+            again.map(|b| b.name.clone()),
+            Some(stand_in.clone()),
+            "the stand-in changed"
+        );
+    }
+
+    let (f, headers) = slot_fixture(&["new.1", "t2.2", "t3.3"], &[], "old.1");
+    let (b, decision, set_cookie) = sticky_backend(&f, &f.balancer.table().services[0], &headers);
+    assert_eq!(b.map(|b| b.name.clone()).as_deref(), Some("new.1"));
+    assert_eq!((decision, set_cookie), (Decision::Failover, true));
+
+    // A slot that is not waiting (scaled away) is a plain failover.
+    let (f, headers) = slot_fixture(&["t2.2", "t3.3"], &[], "old.1");
+    let (b, decision, set_cookie) = sticky_backend(&f, &f.balancer.table().services[0], &headers);
+    assert_eq!((b.is_none(), decision, set_cookie), (true, Decision::Failover, true));
+}
+
+/// A backend discovery holds down (its node is down) is not used for the
+/// client it is pinned to, nor for new sessions: the client fails over at
+/// once, to its slot's running task when there is one.
+#[test]
+fn a_backend_held_down_fails_its_clients_over_at_once() {
+    let backends: Vec<(String, SocketAddr)> = vec![
+        ("lost.1".into(), "192.0.2.1:8000".parse().unwrap()),
+        ("next.1".into(), "192.0.2.2:8000".parse().unwrap()),
+        ("t2.2".into(), "192.0.2.3:8000".parse().unwrap()),
+    ];
+    let mut cfg = ServicesConfig::single("web", &backends);
+    cfg.services[0].backends[0].down = Some("its node node3 is down".into());
+    for slot_affinity in [false, true] {
+        cfg.services[0].slot_affinity = slot_affinity;
+        let f = Fixture {
+            balancer: Arc::new(Balancer::new(cfg.clone())),
+            keyring: arc_swap::ArcSwap::from_pointee(Keyring::from_secrets(&["unit-test-key-unit-test-key"])),
+        };
+        let table = f.balancer.table();
+        let svc = &table.services[0];
+        assert!(!f.balancer.is_up(&svc.backends[0]));
+        for _ in 0..6 {
+            let picked = f.balancer.pick(svc, &[]).expect("a pick");
+            assert_ne!(picked.name, "lost.1", "a new session on a backend held down");
+        }
+        let value = f
+            .keyring
+            .load()
+            .encode(
+                "web",
+                &Sticky {
+                    backend: "lost.1".into(),
+                    issued_at: cookie::unix_now(),
+                },
+            )
+            .unwrap();
+        let headers = headers_with_cookie(&svc.config.cookie.name, &value);
+        let (b, decision, set_cookie) = sticky_backend(&f, svc, &headers);
+        assert_eq!((decision, set_cookie), (Decision::Failover, true));
+        let expected = slot_affinity.then(|| "next.1".to_owned());
+        assert_eq!(b.map(|b| b.name.clone()), expected, "slot affinity {slot_affinity}");
+    }
+}
