@@ -44,7 +44,8 @@ function renderService(svc) {
       tr.appendChild(name);
       tr.appendChild(el("td", { class: "muted" }, b.addr));
       const state = el("td");
-      state.appendChild(el("span", { class: "pill " + b.state }, b.state));
+      state.appendChild(el("span", { class: "pill " + b.state, title: b.reason || "" }, b.state));
+      if (b.reason) state.appendChild(el("div", { class: "muted small" }, b.reason));
       tr.appendChild(state);
       tr.appendChild(el("td", { class: "num" }, String(b.weight)));
       tr.appendChild(el("td", { class: "num" }, fmt(b.requests)));
