@@ -215,7 +215,7 @@ impl Scrape {
         counter(
             enc,
             "sticky_decisions",
-            "How each request's backend was chosen: hit, new, failover, migrated (Traefik v1 cookie) or rejected.",
+            "How each request's backend was chosen: hit, new, failover, migrated (Traefik v1 cookie), rejected or stand_in (its slot's next task is starting).",
             &decisions,
         )?;
         let rejected: Vec<(Labels, u64)> = self
