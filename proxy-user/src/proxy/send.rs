@@ -95,13 +95,22 @@ pub(super) async fn send_with_failover(
             req.headers_mut().insert(HOST, v);
         }
         let Some(mut sender) = upstream(inner, svc, &backend, fresh, deadlines.connect).await else {
+            let keeps_slot = keeps_slot(svc, &backend, out);
             leave(&backend, out);
             tried.push(backend.name.clone());
             // Nothing was sent: any request may go elsewhere.
             let Some(next) = next_backend(inner, svc, &tried).filter(|_| tried.len() < 2) else {
                 return Err(plain(StatusCode::BAD_GATEWAY, "no backend reachable\n"));
             };
-            choice = moved(ctx, svc, next);
+            choice = if keeps_slot {
+                out.decision = Some(Decision::StandIn);
+                Choice {
+                    backend: next,
+                    set_cookie: false,
+                }
+            } else {
+                moved(ctx, svc, next)
+            };
             pending = Some(req);
             continue;
         };
@@ -226,6 +235,17 @@ fn leave(backend: &Backend, out: &mut Outcome) {
     if matches!(out.decision, Some(Decision::Hit | Decision::Migrated)) {
         out.decision = Some(Decision::Failover);
     }
+}
+
+/// Whether a client whose cookie pinned it to `backend`, which refused the
+/// connection, keeps its cookie while another backend stands in: with
+/// `same-slot`, when Swarm is stopping that task (it drains). Its container
+/// has just stopped, the table learns it within a re-list, and the slot's
+/// next task is on its way: the client belongs there, not to the stand-in.
+fn keeps_slot(svc: &Service, backend: &Backend, out: &Outcome) -> bool {
+    svc.config.slot_affinity
+        && matches!(out.decision, Some(Decision::Hit))
+        && (backend.weight == 0 || Service::is_draining(backend))
 }
 
 /// A backend of `svc` for a new session, other than those `tried`.
