@@ -12,6 +12,7 @@
 //! * `rolling.rs`: a rolling update under load through two managers;
 //! * `rotation.rs`: a join-token rotation issued on another manager.
 
+mod matrix;
 mod tutorial;
 
 use std::{
