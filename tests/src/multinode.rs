@@ -13,6 +13,7 @@
 //! * `rotation.rs`: a join-token rotation issued on another manager.
 
 mod matrix;
+mod partition;
 mod tutorial;
 
 use std::{
