@@ -14,6 +14,7 @@
 
 mod matrix;
 mod partition;
+mod rolling;
 mod tutorial;
 
 use std::{
