@@ -15,6 +15,7 @@
 mod matrix;
 mod partition;
 mod rolling;
+mod rotation;
 mod tutorial;
 
 use std::{
