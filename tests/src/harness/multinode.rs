@@ -25,6 +25,7 @@ mod teardown;
 use std::{
     path::PathBuf,
     process::{Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -70,7 +71,10 @@ impl Cluster {
     pub fn new(managers: usize, workers: usize) -> Self {
         assert!(managers >= 1, "a swarm needs a manager");
         let started = Instant::now();
-        let id = std::process::id() % 100_000;
+        // Unique per cluster (several tests run in one process), and short:
+        // interface names have at most 15 bytes.
+        static CLUSTERS: AtomicU32 = AtomicU32::new(0);
+        let id = (std::process::id() % 100_000) * 100 + CLUSTERS.fetch_add(1, Ordering::Relaxed) % 100;
         let dir = PathBuf::from(format!("/tmp/ssmn-{id}"));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         let mut cluster = Self {
@@ -94,7 +98,7 @@ impl Cluster {
         }
         cluster.form_swarm(managers);
         eprintln!(
-            "cluster of {managers} managers and {workers} workers ready in {:?}",
+            "cluster of {managers} manager(s) and {workers} worker(s) ready in {:?}",
             started.elapsed()
         );
         cluster

@@ -65,6 +65,11 @@ impl Lan {
         format!("ssv{n}-{}", self.id)
     }
 
+    /// The host side of node `n`'s client link (1-based `n`).
+    fn client_link(&self, n: usize) -> String {
+        format!("ssc{n}-{}", self.id)
+    }
+
     /// Makes node `n`'s namespace (1-based `n`) with its bridge port
     /// (`eth0`, the LAN address) and its client link (`cl0`); returns the
     /// namespace's name and the node's address.
@@ -89,7 +94,7 @@ impl Lan {
         ns(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
         ns(&["link", "set", "eth0", "up"]);
         ns(&["link", "set", "lo", "up"]);
-        let client = format!("ssc{n}-{}", self.id);
+        let client = self.client_link(n);
         run(
             "ip",
             &[
@@ -136,9 +141,15 @@ fn remove_pins(netns: &str) {
 
 impl Drop for Lan {
     fn drop(&mut self) {
-        for ns in &self.namespaces {
+        for (i, ns) in self.namespaces.iter().enumerate() {
             remove_pins(ns);
-            // Also removes eth0 and cl0, so their host-side peers go too.
+            // Deleting one end of a veth pair deletes both at once, while
+            // a deleted namespace takes its devices along only when the
+            // kernel gets round to freeing it: the next cluster must not
+            // find these names taken.
+            for link in [self.port(i + 1), self.client_link(i + 1)] {
+                let _ = Command::new("ip").args(["link", "del", &link]).output();
+            }
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
         let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
