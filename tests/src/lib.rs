@@ -5,7 +5,8 @@
 //!   `dashboard`;
 //! * privileged tests (`#[ignore]`d; root, one fresh network namespace
 //!   each) for the eBPF data path: `l4`;
-//! * tests against a real Docker engine in swarm mode: `swarm`.
+//! * tests against a real Docker engine in swarm mode: `swarm`, and on a
+//!   real multi-node swarm of daemons in namespaces: `multinode`.
 //!
 //! `cargo xtask test` runs all of them; the harness shared by the tiers is
 //! in [`harness`].
@@ -18,6 +19,8 @@ mod dashboard;
 mod l4;
 #[cfg(test)]
 mod l7;
+#[cfg(test)]
+mod multinode;
 #[cfg(test)]
 mod packaging;
 #[cfg(test)]

@@ -1,26 +1,44 @@
 //! A multi-node swarm on this machine: one `dockerd` per network
 //! namespace, the namespaces joined by a bridge that has no route off the
-//! machine (the recipe of `notes/multinode-swarm.md`). Node 1 is the
-//! manager; the others join as workers. Everything lives under one short
-//! scratch directory and is torn down on drop: the daemons (by their pid),
-//! their mounts, the namespaces, the bridge and its one FORWARD rule, the
-//! cgroups.
+//! machine (the recipe of `notes/multinode-swarm.md`). The first
+//! `managers` nodes join as managers (node 1 initialises the swarm), the
+//! others as workers. Everything lives under one short scratch directory
+//! and is torn down on drop: the daemons, the shims and containers of a
+//! killed node, the mounts, the namespaces, the bridge and its one FORWARD
+//! rule, the fence route, the cgroups.
 //!
 //! The daemons share the host's mount namespace (`nsenter --net`, never
 //! `ip netns exec`), so their network namespace files under
 //! `<dir>/nN/run/netns` can be entered from the host like Docker's own.
+//!
+//! Layout: `node.rs` (one daemon), `lan.rs` (bridge, links, partitions,
+//! fence), `teardown.rs` (what a crash leaves), `proxy.rs` (swarm-sticky
+//! on a node), `service.rs` (overlays and services, tasks by node).
+//! Nodes are indexed from 0 (`nodes[0]` is node 1).
+
+mod lan;
+mod node;
+pub mod proxy;
+pub mod service;
+mod teardown;
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
-/// The node LAN (host side: `.254`).
-const LAN: &str = "100.64.78";
-/// The address pool of the overlays of this swarm.
+pub use self::{
+    lan::{LAN, host_ip},
+    node::Node,
+};
+
+/// The address pool of the overlays of this swarm (fenced off in the host
+/// namespace while the cluster lives).
 pub const ADDR_POOL: &str = "10.202.0.0/16";
 
+/// Runs `program` and returns stdout; panics with stderr on failure.
 fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
@@ -35,275 +53,189 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .is_ok_and(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
-}
-
-/// One node: a namespace with its own dockerd.
-pub struct Node {
-    /// The namespace (`/run/netns/<netns>`).
-    pub netns: String,
-    /// Its address on the node LAN.
-    pub ip: String,
-    /// Its state directory.
-    pub dir: PathBuf,
-    daemon: Option<std::process::Child>,
-}
-
-impl Node {
-    /// The engine's socket, as a `unix://` URL.
-    pub fn host(&self) -> String {
-        format!("unix://{}", self.dir.join("docker.sock").display())
-    }
-
-    /// Where the engine keeps its network namespaces.
-    pub fn netns_dir(&self) -> PathBuf {
-        self.dir.join("run/netns")
-    }
-
-    /// The docker CLI against this node; panics with stderr on failure.
-    pub fn docker(&self, args: &[&str]) -> String {
-        let host = self.host();
-        let mut all = vec!["-H", host.as_str()];
-        all.extend_from_slice(args);
-        run("docker", &all)
-    }
-}
-
 /// The swarm; torn down on drop.
 pub struct Cluster {
     /// Scratch directory.
     pub dir: PathBuf,
-    /// Node 1 (manager) first.
+    /// The nodes, managers first.
     pub nodes: Vec<Node>,
-    bridge: String,
     cgroup: String,
+    // Dropped after `Drop::drop` has stopped the daemons: removes the
+    // namespaces, the bridge, the rule and the fence.
+    lan: lan::Lan,
 }
 
 impl Cluster {
-    /// `n` nodes (node 1 the manager), all `Ready`.
-    pub fn new(n: usize) -> Self {
-        let id = std::process::id();
+    /// `managers` managers (node 1 the first) and `workers` workers, all
+    /// `Ready`.
+    pub fn new(managers: usize, workers: usize) -> Self {
+        assert!(managers >= 1, "a swarm needs a manager");
+        let started = Instant::now();
+        // Unique per cluster (several tests run in one process), and short:
+        // interface names have at most 15 bytes.
+        static CLUSTERS: AtomicU32 = AtomicU32::new(0);
+        let id = (std::process::id() % 100_000) * 100 + CLUSTERS.fetch_add(1, Ordering::Relaxed) % 100;
         let dir = PathBuf::from(format!("/tmp/ssmn-{id}"));
         std::fs::create_dir_all(&dir).expect("scratch dir");
-        let bridge = format!("ssmnbr{}", id % 100_000);
         let mut cluster = Self {
             dir: dir.clone(),
             nodes: Vec::new(),
-            bridge: bridge.clone(),
             cgroup: format!("ssmn{id}"),
+            lan: lan::Lan::new(id),
         };
-        run("ip", &["link", "add", &bridge, "type", "bridge"]);
-        run("ip", &["addr", "add", &format!("{LAN}.254/24"), "dev", &bridge]);
-        run("ip", &["link", "set", &bridge, "up"]);
-        // The host's FORWARD policy is DROP (dockerd), and bridged frames
-        // pass through it (br_netfilter).
-        run(
-            "iptables",
-            &["-I", "FORWARD", "1", "-i", &bridge, "-o", &bridge, "-j", "ACCEPT"],
-        );
+        let n = managers + workers;
         for i in 1..=n {
-            let netns = format!("ssmn{i}-{id}");
-            let veth = format!("ssv{i}-{}", id % 100_000);
-            run("ip", &["netns", "add", &netns]);
-            run(
-                "ip",
-                &[
-                    "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns,
-                ],
-            );
-            run("ip", &["link", "set", &veth, "master", &bridge, "up"]);
-            let ip = format!("{LAN}.{i}");
-            run("ip", &["-n", &netns, "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
-            run("ip", &["-n", &netns, "link", "set", "eth0", "up"]);
-            run("ip", &["-n", &netns, "link", "set", "lo", "up"]);
-            let node_dir = dir.join(format!("n{i}"));
-            std::fs::create_dir_all(node_dir.join("data")).expect("data dir");
-            std::fs::create_dir_all(node_dir.join("run")).expect("run dir");
-            cluster.nodes.push(Node {
-                netns,
-                ip,
-                dir: node_dir,
-                daemon: None,
-            });
+            let (netns, ip) = cluster.lan.add_node(i);
+            let node = Node::new(i, netns, ip, dir.join(format!("n{i}")), i <= managers);
+            cluster.nodes.push(node);
         }
-        for i in 0..n {
-            cluster.start(i);
+        let cgroup = cluster.cgroup.clone();
+        for (i, node) in cluster.nodes.iter_mut().enumerate() {
+            node.launch(&format!("{cgroup}-{}", i + 1));
         }
-        let manager = &cluster.nodes[0];
-        manager.docker(&[
-            "swarm",
-            "init",
-            "--advertise-addr",
-            &manager.ip,
-            "--listen-addr",
-            &format!("{}:2377", manager.ip),
-            "--default-addr-pool",
-            ADDR_POOL,
-        ]);
-        let token = manager.docker(&["swarm", "join-token", "-q", "worker"]);
-        for node in &cluster.nodes[1..] {
-            node.docker(&[
-                "swarm",
-                "join",
-                "--token",
-                &token,
-                "--advertise-addr",
-                &node.ip,
-                &format!("{}:2377", manager.ip),
-            ]);
+        for node in &cluster.nodes {
+            node.wait_ping();
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = manager.docker(&["node", "ls", "--format", "{{.Status}}"]);
-            if ready.lines().filter(|l| *l == "Ready").count() == n {
-                break;
-            }
-            assert!(Instant::now() < deadline, "nodes not ready within 60 s: {ready}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        cluster.form_swarm(managers);
+        eprintln!(
+            "cluster of {managers} manager(s) and {workers} worker(s) ready in {:?}",
+            started.elapsed()
+        );
         cluster
     }
 
-    fn start(&mut self, i: usize) {
-        let node = &self.nodes[i];
-        let d = node.dir.display().to_string();
-        std::fs::write(
-            node.dir.join("daemon.json"),
-            format!("{{\"deprecated-key-path\": \"{d}/key.json\"}}"),
-        )
-        .expect("daemon.json");
-        let log = std::fs::File::create(node.dir.join("dockerd.log")).expect("log");
-        let script = format!(
-            "hostname node{n}; exec dockerd --data-root {d}/data --exec-root {d}/run --pidfile {d}/docker.pid \
-             -H unix://{d}/docker.sock --config-file {d}/daemon.json --cgroup-parent /{cg}-{n} \
-             --swarm-default-advertise-addr {ip}",
-            n = i + 1,
-            cg = self.cgroup,
-            ip = node.ip,
-        );
-        // nsenter, unshare and sh all exec: the child's pid is dockerd's.
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", node.netns))
-            .args(["unshare", "--uts", "sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd in the node namespace");
-        self.nodes[i].daemon = Some(child);
-        let sock = self.nodes[i].dir.join("docker.sock");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !Command::new("curl")
-            .args(["-sf", "--max-time", "2", "--unix-socket"])
-            .arg(&sock)
-            .arg("http://localhost/_ping")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
+    fn form_swarm(&self, managers: usize) {
+        let first = &self.nodes[0];
+        let listen = |node: &Node| format!("{}:2377", node.ip);
+        first.docker(&[
+            "swarm",
+            "init",
+            "--advertise-addr",
+            &first.ip,
+            "--listen-addr",
+            &listen(first),
+            "--default-addr-pool",
+            ADDR_POOL,
+        ]);
+        let manager_token = first.docker(&["swarm", "join-token", "-q", "manager"]);
+        let worker_token = first.docker(&["swarm", "join-token", "-q", "worker"]);
+        for node in &self.nodes[1..] {
+            let mut args = vec!["swarm", "join", "--advertise-addr", node.ip.as_str()];
+            let listen_addr = listen(node);
+            if node.manager {
+                args.extend(["--token", &manager_token, "--listen-addr", &listen_addr]);
+            } else {
+                args.extend(["--token", &worker_token]);
+            }
+            let join = listen(first);
+            args.push(&join);
+            node.docker(&args);
+        }
+        let n = self.nodes.len();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ls = first.docker(&["node", "ls", "--format", "{{.Status}} {{.ManagerStatus}}"]);
+            let ready = ls.lines().filter(|l| l.starts_with("Ready")).count();
+            let reachable = ls
+                .lines()
+                .filter(|l| l.ends_with("Leader") || l.ends_with("Reachable"))
+                .count();
+            if ready == n && reachable == managers {
+                break;
+            }
             assert!(
                 Instant::now() < deadline,
-                "node{} dockerd did not answer within 30 s; see {}/dockerd.log",
-                i + 1,
-                self.nodes[i].dir.display()
+                "not {n} nodes ready with {managers} managers within 60 s: {ls}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    /// Copies `image` from the host's engine into node `i`'s.
-    pub fn load_image(&self, i: usize, image: &str) {
+    /// Copies `image` from the host's engine into every running node's
+    /// (`docker save` once, `docker load` on all nodes at once): the same
+    /// image ID everywhere, and no registry.
+    pub fn load_image(&self, image: &str) {
         let tar = self.dir.join("image.tar");
         let t = tar.display().to_string();
         run("docker", &["save", "-o", &t, image]);
-        self.nodes[i].docker(&["load", "-q", "-i", &t]);
+        let loads: Vec<_> = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_up())
+            .map(|n| {
+                let child = Command::new("docker")
+                    .args(["-H", &n.host(), "load", "-q", "-i", &t])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("docker load");
+                (n.name.clone(), child)
+            })
+            .collect();
+        for (name, child) in loads {
+            let out = child.wait_with_output().expect("docker load");
+            assert!(
+                out.status.success(),
+                "docker load on {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let _ = std::fs::remove_file(&tar);
     }
-}
 
-fn teardown_mounts(dir: &Path) {
-    let prefix = format!("{}/", dir.display());
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut mounts: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .collect();
-    mounts.sort_unstable_by(|a, b| b.cmp(a));
-    for m in mounts {
-        let ok = Command::new("umount").arg(m).output().is_ok_and(|o| o.status.success());
-        if !ok {
-            let _ = Command::new("umount").args(["-l", m]).output();
-        }
+    /// SIGKILLs node `i`'s dockerd and containerd, as a crash would. Its
+    /// containers keep running (their shims survive) until the teardown.
+    pub fn kill_node(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+
+    /// Cuts node `i` off from the other nodes: its bridge port goes down.
+    /// The test's clients still reach it over its client link (`lan.rs`).
+    pub fn partition(&self, i: usize) {
+        self.lan.set_port(i + 1, false);
+    }
+
+    /// Ends [`Cluster::partition`] of node `i`.
+    pub fn heal(&self, i: usize) {
+        self.lan.set_port(i + 1, true);
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for node in &self.nodes {
-            let _ = Command::new("docker")
-                .args(["-H", &node.host(), "swarm", "leave", "--force"])
-                .output();
-        }
-        let containerd: Vec<Option<u32>> = self
+        // Leaving first lets each daemon stop its tasks without waiting
+        // for the managers; all nodes at once, each bounded.
+        let leaves: Vec<_> = self
             .nodes
             .iter()
-            .map(|n| {
-                std::fs::read_to_string(n.dir.join("run/containerd/containerd.pid"))
+            .filter(|n| n.is_up())
+            .filter_map(|n| {
+                Command::new("docker")
+                    .args(["-H", &n.host(), "swarm", "leave", "--force"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
                     .ok()
-                    .and_then(|p| p.trim().parse().ok())
             })
             .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for mut leave in leaves {
+            while matches!(leave.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = leave.kill();
+            let _ = leave.wait();
+        }
         for node in &self.nodes {
-            if let Some(d) = &node.daemon {
-                let _ = Command::new("kill").arg(d.id().to_string()).output();
-            }
+            node.terminate();
         }
-        for (node, c) in self.nodes.iter_mut().zip(containerd) {
-            // SIGTERM: dockerd stops its containers, then exits (a few s).
-            if let Some(d) = &mut node.daemon {
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while matches!(d.try_wait(), Ok(None)) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                let _ = d.kill();
-                let _ = d.wait();
-            }
-            if let Some(pid) = c {
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while alive(pid) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                if alive(pid) {
-                    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).output();
-                }
-            }
+        for node in &mut self.nodes {
+            node.reap();
         }
-        teardown_mounts(&self.dir);
-        for node in &self.nodes {
-            let _ = Command::new("ip").args(["netns", "del", &node.netns]).output();
-        }
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
-        let _ = Command::new("iptables")
-            .args(["-D", "FORWARD", "-i", &self.bridge, "-o", &self.bridge, "-j", "ACCEPT"])
-            .output();
-        for i in 1..=self.nodes.len() {
-            let name = format!("{}-{i}", self.cgroup);
-            if let Ok(ctrls) = std::fs::read_dir("/sys/fs/cgroup") {
-                for c in ctrls.flatten() {
-                    let path = c.path().join(&name);
-                    if path.is_dir() {
-                        let _ = Command::new("find")
-                            .arg(&path)
-                            .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", "+"])
-                            .output();
-                    }
-                }
-            }
-        }
+        teardown::kill_shims(&self.dir);
+        let cgroups: Vec<String> = (1..=self.nodes.len()).map(|n| format!("{}-{n}", self.cgroup)).collect();
+        teardown::clear_cgroups(&cgroups);
+        teardown::unmount_below(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

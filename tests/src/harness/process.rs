@@ -44,6 +44,17 @@ impl Proxy {
         Self::start(cmd)
     }
 
+    /// Starts swarm-sticky with `args` inside the network namespace whose
+    /// file is `netns` (e.g. `/run/netns/<name>`): a node of a multi-node
+    /// swarm, whose namespace the harness made with `ip netns add`.
+    pub fn spawn_at(netns: &std::path::Path, args: &[String]) -> Self {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", netns.display()))
+            .arg(super::binary())
+            .args(args);
+        Self::start(cmd)
+    }
+
     /// Starts swarm-sticky with `args` in this process's own namespaces
     /// (the swarm tests: it needs the host's view of Docker).
     pub fn spawn_here(args: &[String]) -> Self {
