@@ -14,6 +14,15 @@
 //! namespace's identity (device and inode of the nsfs file), checked with
 //! one `stat` per socket; a thread left in a namespace that is no longer at
 //! its path is replaced, never used (its sockets could reach nothing).
+//!
+//! Connections already open in such a namespace are as useless: Docker
+//! removes a network's `lb_<id>` namespace from a node when the node's last
+//! task on the network stops (a rolling update of a global service does
+//! that on every node), and a socket left in it neither fails nor answers;
+//! a request sent on it would wait for its response deadline. Each
+//! connection therefore holds a [`Lease`] on its namespace, which ends when
+//! the namespace's thread is replaced or [`SocketFactory::revalidate`]
+//! finds its path re-bound or gone; the connection's owner closes it then.
 
 use std::{
     collections::HashMap,
@@ -24,7 +33,7 @@ use std::{
 };
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// A namespace could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +77,31 @@ struct NsThread {
     requests: mpsc::Sender<Request>,
     /// The namespace it entered (device, inode).
     identity: (u64, u64),
+    /// Dropped with the thread's record: every [`Lease`] on the namespace
+    /// ends then.
+    alive: watch::Sender<()>,
+}
+
+/// A connection's hold on the namespace it was made in; see the module
+/// documentation.
+#[derive(Debug)]
+pub struct Lease(Option<watch::Receiver<()>>);
+
+impl Lease {
+    /// A lease on this process's own namespace, which never goes.
+    pub const fn own() -> Self {
+        Self(None)
+    }
+
+    /// Completes when the namespace is no longer the one at its path.
+    pub async fn gone(&mut self) {
+        match &mut self.0 {
+            // Nothing is ever sent: `changed` fails once the sender, the
+            // namespace's record, is dropped.
+            Some(rx) => while rx.changed().await.is_ok() {},
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// The identity of the namespace bound at `path` now.
@@ -138,7 +172,11 @@ impl NsThread {
         let identity = ready_rx
             .recv()
             .map_err(|_| NetnsError::ThreadGone(path.to_path_buf()))??;
-        Ok(Self { requests, identity })
+        Ok(Self {
+            requests,
+            identity,
+            alive: watch::Sender::new(()),
+        })
     }
 }
 
@@ -155,8 +193,13 @@ impl SocketFactory {
     /// # Errors
     /// When the namespace cannot be entered or the socket not created.
     pub async fn socket(&self, path: &Path, domain: Domain) -> Result<Socket, NetnsError> {
+        Ok(self.leased_socket(path, domain).await?.0)
+    }
+
+    /// [`SocketFactory::socket`], with a lease on the namespace.
+    async fn leased_socket(&self, path: &Path, domain: Domain) -> Result<(Socket, Lease), NetnsError> {
         let now = identity(path)?;
-        let rx = {
+        let (rx, lease) = {
             let mut threads = self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if threads.get(path).is_none_or(|t| t.identity != now) {
                 // New, or the path now holds another namespace: dropping
@@ -164,15 +207,19 @@ impl SocketFactory {
                 threads.insert(path.to_path_buf(), NsThread::spawn(path)?);
             }
             let (tx, rx) = oneshot::channel();
-            let sent = threads.get(path).map(|t| t.requests.send((domain, tx)));
-            if !matches!(sent, Some(Ok(()))) {
+            let Some(thread) = threads.get(path) else {
+                return Err(NetnsError::ThreadGone(path.to_path_buf()));
+            };
+            let lease = Lease(Some(thread.alive.subscribe()));
+            if thread.requests.send((domain, tx)).is_err() {
                 // The thread died (its namespace went away): start afresh next time.
                 threads.remove(path);
                 return Err(NetnsError::ThreadGone(path.to_path_buf()));
             }
-            rx
+            (rx, lease)
         };
-        rx.await.map_err(|_| NetnsError::ThreadGone(path.to_path_buf()))?
+        let socket = rx.await.map_err(|_| NetnsError::ThreadGone(path.to_path_buf()))??;
+        Ok((socket, lease))
     }
 
     /// Connects to `addr` from inside the namespace at `path`.
@@ -180,13 +227,39 @@ impl SocketFactory {
     /// # Errors
     /// Namespace trouble, or the connect itself failing.
     pub async fn connect(&self, path: &Path, addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
-        let socket = self
-            .socket(path, Domain::for_address(addr))
+        Ok(self.connect_leased(path, addr).await?.0)
+    }
+
+    /// [`SocketFactory::connect`], with a lease on the namespace.
+    ///
+    /// # Errors
+    /// Namespace trouble, or the connect itself failing.
+    pub async fn connect_leased(
+        &self,
+        path: &Path,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<(tokio::net::TcpStream, Lease)> {
+        let (socket, lease) = self
+            .leased_socket(path, Domain::for_address(addr))
             .await
             .map_err(std::io::Error::other)?;
         let std_stream: std::net::TcpStream = socket.into();
         let socket = tokio::net::TcpSocket::from_std_stream(std_stream);
-        socket.connect(addr).await
+        Ok((socket.connect(addr).await?, lease))
+    }
+
+    /// Ends the leases of every namespace that is no longer at its path
+    /// (re-bound to another namespace, or removed), and forgets its
+    /// thread. One `stat` per namespace in use.
+    pub fn revalidate(&self) {
+        let mut threads = self.threads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        threads.retain(|path, t| {
+            let current = identity(path).is_ok_and(|now| now == t.identity);
+            if !current {
+                tracing::info!(netns = %path.display(), "network namespace replaced or removed; closing its connections");
+            }
+            current
+        });
     }
 
     /// Forgets the thread of a namespace that was removed.
@@ -202,6 +275,20 @@ impl SocketFactory {
 pub fn shared() -> &'static SocketFactory {
     static FACTORY: OnceLock<SocketFactory> = OnceLock::new();
     FACTORY.get_or_init(SocketFactory::default)
+}
+
+/// [`connect`], with a lease on the namespace `via`.
+///
+/// # Errors
+/// Namespace trouble, or the connect failing.
+pub async fn connect_leased(
+    via: Option<&Path>,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<(tokio::net::TcpStream, Lease)> {
+    match via {
+        None => Ok((tokio::net::TcpStream::connect(addr).await?, Lease::own())),
+        Some(ns) => shared().connect_leased(ns, addr).await,
+    }
 }
 
 /// Connects to `addr` from the namespace `via`, or from this process's own

@@ -109,11 +109,14 @@ async fn anchors(engine: &Engine, node: &str) -> Result<BTreeMap<String, String>
 
 /// Builds the anchor image unless the engine has it.
 async fn ensure_image(engine: &Engine) -> Result<String, AnchorError> {
-    let tag = image::tag();
+    // Both read the whole binary (tens of MiB): not on a runtime thread,
+    // which also serves the admin API.
+    let blocking = |e: tokio::task::JoinError| AnchorError::Build(e.to_string());
+    let tag = tokio::task::spawn_blocking(image::tag).await.map_err(blocking)?;
     if engine.docker().inspect_image(&tag).await.is_ok() {
         return Ok(tag);
     }
-    let context = image::context()?;
+    let context = tokio::task::spawn_blocking(image::context).await.map_err(blocking)??;
     let opts = BuildImageOptions {
         dockerfile: "Dockerfile".into(),
         t: Some(tag.clone()),

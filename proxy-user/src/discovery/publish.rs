@@ -4,7 +4,10 @@
 //! a warning may clear by itself, such as a task whose overlay namespace
 //! does not exist yet).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -35,7 +38,24 @@ pub fn follow(cfg: DockerConfig, status: Arc<Mutex<DiscoveryStatus>>) -> watch::
         cfg.resync,
     ));
     tokio::spawn(map_tables(cfg, tables, tx));
+    tokio::spawn(revalidate_namespaces());
     rx
+}
+
+/// How often the namespaces that upstream connections were made in are
+/// checked: a request on a connection whose namespace Docker removed fails
+/// (and an idempotent one is sent again) within about this long.
+const NAMESPACE_CHECK: Duration = Duration::from_secs(1);
+
+/// Closes the connections of overlay namespaces that Docker removed or
+/// re-created (see [`crate::netns`]), every [`NAMESPACE_CHECK`].
+async fn revalidate_namespaces() {
+    let mut tick = tokio::time::interval(NAMESPACE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        crate::netns::shared().revalidate();
+    }
 }
 
 /// Maps every new table to services until the watcher is gone.

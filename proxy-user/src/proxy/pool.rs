@@ -113,8 +113,8 @@ pub(super) fn take_idle(key: &PoolKey) -> Option<Sender> {
 pub(super) async fn connect(backend: &Backend, timeout: Duration) -> Result<Sender, ConnectError> {
     let addr = backend.addr;
     // Overlay addresses are reachable only from inside the overlay.
-    let connecting = crate::netns::connect(backend.via.as_deref(), addr);
-    let stream = match tokio::time::timeout(timeout, connecting).await {
+    let connecting = crate::netns::connect_leased(backend.via.as_deref(), addr);
+    let (stream, mut lease) = match tokio::time::timeout(timeout, connecting).await {
         Err(_) => return Err(ConnectError::Timeout(addr)),
         Ok(Err(source)) => return Err(ConnectError::Io { addr, source }),
         Ok(Ok(s)) => s,
@@ -127,8 +127,14 @@ pub(super) async fn connect(backend: &Backend, timeout: Duration) -> Result<Send
         .await
         .map_err(|source| ConnectError::Handshake { addr, source })?;
     tokio::task::spawn_local(async move {
-        if let Err(err) = conn.with_upgrades().await {
-            tracing::debug!(%addr, error = %err, "upstream connection ended");
+        tokio::select! {
+            ended = conn.with_upgrades() => if let Err(err) = ended {
+                tracing::debug!(%addr, error = %err, "upstream connection ended");
+            },
+            // Its namespace is gone: dropping the connection fails the
+            // request on it now (an idempotent one is sent again on a
+            // new connection) instead of at its response deadline.
+            () = lease.gone() => tracing::debug!(%addr, "upstream connection closed: its network namespace went away"),
         }
     });
     Ok(sender)

@@ -128,13 +128,18 @@ pub fn context() -> Result<Vec<u8>, ImageError> {
 }
 
 /// A tag naming the binary: the same build gives the same tag, so the
-/// image is built once per node and version.
+/// image is built once per node and version. The binary is hashed once per
+/// process (it is read whole: call this off the runtime's threads).
 pub fn tag() -> String {
     use sha2::{Digest as _, Sha256};
-    let exe = std::fs::read("/proc/self/exe").unwrap_or_default();
-    let digest = Sha256::digest(&exe);
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("swarm-sticky-anchor:{}-{hex}", env!("CARGO_PKG_VERSION"))
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let exe = std::fs::read("/proc/self/exe").unwrap_or_default();
+        let digest = Sha256::digest(&exe);
+        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        format!("swarm-sticky-anchor:{}-{hex}", env!("CARGO_PKG_VERSION"))
+    })
+    .clone()
 }
 
 #[cfg(test)]
