@@ -8,15 +8,21 @@
 //! * `tutorial.rs`: the tutorial on two managers, cookies good on both;
 //! * `matrix.rs`: three managers and a worker, every issuer × replayer,
 //!   and a manager with no local task (its anchor);
+//! * `node_loss.rs`: a worker, then a manager, lost: their tasks held down
+//!   at once, everyone else keeps their task;
 //! * `partition.rs`: one manager of three cut off, then healed;
 //! * `rolling.rs`: a rolling update under load through two managers;
-//! * `rotation.rs`: a join-token rotation issued on another manager.
+//! * `rotation.rs`: a join-token rotation issued on another manager;
+//! * `updates.rs`: a rolling update seen precisely (`--resync 60`): drain
+//!   at once, same-slot clients wait for their slot, changes within 1 s.
 
 mod matrix;
+mod node_loss;
 mod partition;
 mod rolling;
 mod rotation;
 mod tutorial;
+mod updates;
 
 use std::{
     collections::BTreeSet,

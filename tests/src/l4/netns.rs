@@ -111,3 +111,55 @@ fn a_rebound_namespace_path_gets_a_fresh_thread() {
     let _ = std::process::Command::new("umount").arg(&p).output();
     let _ = std::fs::remove_file(&path);
 }
+
+/// A connection's lease on its namespace: it holds while the namespace is
+/// at its path, and ends when `revalidate` finds the path re-bound to
+/// another namespace (Docker re-creating `lb_<id>`) or gone (Docker
+/// removing it when the node's last task on the network stops). The
+/// upstream pool closes the connection then, instead of leaving a request
+/// on it to wait for its response deadline.
+#[test]
+#[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
+fn a_connection_lease_ends_when_its_namespace_leaves_its_path() {
+    let net = TestNet::new();
+    let path = std::path::PathBuf::from(format!("/run/ss-lease-{}", std::process::id()));
+    std::fs::write(&path, b"").expect("mount point");
+    let p = path.display().to_string();
+    let umount = || {
+        let out = std::process::Command::new("umount").arg(&p).output().expect("umount");
+        assert!(out.status.success(), "umount: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let factory = SocketFactory::default();
+    for (what, change) in [("re-bound", true), ("removed", false)] {
+        mount(&["--bind", &net.server.path().display().to_string(), &p]);
+        let addr = answer_once(&net.server, "held\n");
+        let (_stream, mut lease) = rt
+            .block_on(tokio::time::timeout(
+                Duration::from_secs(5),
+                factory.connect_leased(&path, addr),
+            ))
+            .expect("connect in time")
+            .expect("connect");
+        factory.revalidate();
+        let held = rt.block_on(tokio::time::timeout(Duration::from_millis(200), lease.gone()));
+        assert!(
+            held.is_err(),
+            "the lease ended while the namespace was still at its path"
+        );
+        umount();
+        if change {
+            mount(&["--bind", &net.client.path().display().to_string(), &p]);
+        }
+        factory.revalidate();
+        let ended = rt.block_on(tokio::time::timeout(Duration::from_secs(1), lease.gone()));
+        assert!(ended.is_ok(), "the lease held after its namespace was {what}");
+        if change {
+            umount();
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}

@@ -29,6 +29,8 @@ pub struct BackendView {
     pub name: String,
     /// `healthy`, `draining`, `failing` or `down`.
     pub state: String,
+    /// Why discovery holds it down (empty when it does not).
+    pub reason: String,
     /// Whether it takes new sessions (a task Swarm is shutting down gets
     /// weight 0: it keeps its pinned sessions only).
     pub available: bool,
@@ -145,6 +147,7 @@ impl NodeProxy {
             .map(|b| BackendView {
                 name: b["name"].as_str().unwrap_or_default().to_string(),
                 state: b["state"].as_str().unwrap_or_default().to_string(),
+                reason: b["reason"].as_str().unwrap_or_default().to_string(),
                 available: b["available"].as_bool().unwrap_or(false),
                 container: b["task"]["container"]
                     .as_str()

@@ -1,0 +1,151 @@
+//! A node lost: first a worker (its dockerd killed as in a crash), then a
+//! manager (its dockerd and its swarm-sticky). Swarm marks a lost node
+//! `down` after about 10 s but keeps listing its tasks as running (desired
+//! state `shutdown`); swarm-sticky holds them down with the reason, so the
+//! clients pinned there fail over at once, and the clients of the
+//! surviving tasks keep their backend through every remaining manager.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use super::{assert_sticks, cluster, pin};
+use crate::harness::multinode::{
+    proxy::NodeProxy,
+    service::{Overlay, SwarmService, Task, network_and_labels, tutorial_labels},
+};
+
+/// The connect timeout a pinned client would wait for a task whose node is
+/// gone, if the task were still taken for alive.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Waits until every proxy in `proxies` shows the task running in
+/// `container` `down` with a reason naming `node`; returns how long the
+/// slowest took.
+fn wait_down(proxies: &[&NodeProxy], service: &str, container: &str, node: &str, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    for p in proxies {
+        loop {
+            let backends = p.backends(service);
+            let b = backends.iter().find(|b| b.container == container);
+            if b.is_some_and(|b| b.state == "down" && b.reason.contains(node)) {
+                break;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "node{} does not show {container} (on {node}) down with the reason after {timeout:?}: {backends:?}",
+                p.node + 1
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    start.elapsed()
+}
+
+/// The proxies still running.
+fn live(proxies: &[Option<NodeProxy>]) -> Vec<&NodeProxy> {
+    proxies.iter().flatten().collect()
+}
+
+/// The client pinned by `cookie` to the task on a lost node: through every
+/// proxy, its next request is answered at once by another task, with a new
+/// cookie, and that cookie sticks.
+fn fails_over_at_once(proxies: &[&NodeProxy], cookie: &str, lost: &str) {
+    for p in proxies {
+        let start = Instant::now();
+        let r = p.get(Some(cookie)).expect("the pinned client's next request");
+        let took = start.elapsed();
+        let now = r.whoami().unwrap_or_else(|| panic!("no whoami answer: {r:?}"));
+        assert_ne!(now, lost, "node{} still sends the client to the lost task", p.node + 1);
+        assert!(
+            took < CONNECT_TIMEOUT,
+            "node{} took {took:?}: it tried the lost task before failing over",
+            p.node + 1
+        );
+        let moved = r.set_cookie().expect("the moved client gets a new cookie");
+        assert_sticks(p, "/", &moved, &now, 5);
+    }
+}
+
+/// Three managers and a worker, one task of a replicated service on each
+/// node, swarm-sticky on every manager, one client pinned to each task.
+/// The worker's dockerd is killed: once Swarm says the node is down, every
+/// manager shows its task down with the reason, and its client fails over
+/// at once; the other three clients keep their task through every
+/// manager. Then manager 3's dockerd and swarm-sticky are killed: the two
+/// remaining managers (still a quorum) do the same for node 3's task.
+#[test]
+#[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
+fn a_lost_node_fails_its_clients_over_at_once_and_the_others_keep_theirs() {
+    let mut cluster = cluster(3, 1);
+    let manager = &cluster.nodes[0];
+    let net = Overlay::create(manager, "lossnet");
+    let mut args: Vec<String> = ["--replicas", "4", "--replicas-max-per-node", "1"]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    args.extend(network_and_labels(&net, &tutorial_labels(&net, "/")));
+    let svc = SwarmService::create(manager, "loss", &args);
+    let tasks = svc.wait_running(manager, 4, Duration::from_secs(60));
+    let on = |node: &str| -> Task {
+        tasks
+            .iter()
+            .find(|t| t.node == node)
+            .unwrap_or_else(|| panic!("no task on {node}: {tasks:?}"))
+            .clone()
+    };
+    let containers = tasks.iter().map(|t| t.container.clone()).collect();
+    let mut proxies: Vec<Option<NodeProxy>> = (0..3).map(|i| Some(NodeProxy::start(&cluster, i, &[]))).collect();
+    super::wait_all(&live(&proxies), &svc.name, &containers, Duration::from_secs(60));
+    let clients: BTreeMap<String, String> = tasks
+        .iter()
+        .map(|t| {
+            let (cookie, _) = pin(live(&proxies)[0], "/", |c| c == t.container);
+            (t.node.clone(), cookie)
+        })
+        .collect();
+
+    let killed = Instant::now();
+    cluster.kill_node(3);
+    let worker = on("node4");
+    wait_down(
+        &live(&proxies),
+        &svc.name,
+        &worker.container,
+        "node4",
+        Duration::from_secs(60),
+    );
+    eprintln!(
+        "worker lost: every manager showed its task down {:?} after the kill",
+        killed.elapsed()
+    );
+    fails_over_at_once(&live(&proxies), &clients["node4"], &worker.container);
+    for node in ["node1", "node2", "node3"] {
+        for p in live(&proxies) {
+            assert_sticks(p, "/", &clients[node], &on(node).container, 5);
+        }
+    }
+
+    let killed = Instant::now();
+    proxies[2] = None;
+    cluster.kill_node(2);
+    let lost = on("node3");
+    wait_down(
+        &live(&proxies),
+        &svc.name,
+        &lost.container,
+        "node3",
+        Duration::from_secs(60),
+    );
+    eprintln!(
+        "manager lost: the other managers showed its task down {:?} after the kill",
+        killed.elapsed()
+    );
+    fails_over_at_once(&live(&proxies), &clients["node3"], &lost.container);
+    for node in ["node1", "node2"] {
+        for p in live(&proxies) {
+            assert_sticks(p, "/", &clients[node], &on(node).container, 5);
+        }
+    }
+}
