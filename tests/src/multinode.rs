@@ -31,7 +31,7 @@ use std::{
 
 use crate::harness::{
     client::Response,
-    multinode::{Cluster, proxy::NodeProxy},
+    multinode::{Cluster, Node, proxy::NodeProxy, service::Overlay},
     swarm::{IMAGE, require_engine, test_image},
 };
 
@@ -112,4 +112,48 @@ fn wait_all(proxies: &[&NodeProxy], service: &str, expected: &BTreeSet<String>, 
         p.wait_containers(service, expected, timeout.saturating_sub(start.elapsed()));
     }
     start.elapsed()
+}
+
+/// Waits until the anchor of the overlay `net` runs on each of the
+/// managers `nodes` (`node1`, …): from then on their namespace on it
+/// stays while local tasks are replaced. Returns how long that took.
+fn wait_anchors(manager: &Node, net: &Overlay, nodes: &[&str], timeout: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let anchors = manager.docker(&[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.swarm-sticky.anchor.network={}", net.id),
+        ]);
+        let mut running: Vec<String> = anchors
+            .lines()
+            .flat_map(|a| {
+                let ps = manager.docker(&[
+                    "service",
+                    "ps",
+                    "--filter",
+                    "desired-state=running",
+                    "--format",
+                    "{{.Node}} {{.CurrentState}}",
+                    a,
+                ]);
+                ps.lines()
+                    .filter(|l| l.contains(" Running"))
+                    .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        running.sort();
+        if running == nodes {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "anchors of {} run on {running:?}, not {nodes:?}, after {timeout:?}",
+            net.name
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

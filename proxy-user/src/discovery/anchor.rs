@@ -2,10 +2,14 @@
 //!
 //! Upstream sockets are opened in the network's `lb_<id>` namespace, which
 //! Docker creates on a node only while the node has an endpoint on the
-//! network. A manager that runs no task of a served service (its tasks all
-//! run on workers) would have nothing to connect from. For each network of
-//! a served service that has no namespace here, swarm-sticky creates an
-//! *anchor*: a one-replica Swarm service, constrained to this node,
+//! network, and removes when the last one goes. A manager that runs no
+//! task of a served service (its tasks all run on workers) would have
+//! nothing to connect from; one whose only local task is being replaced
+//! (every rolling update of a global service, such as the tutorial's)
+//! would lose the namespace, and every connection through it to the other
+//! nodes' tasks, until the replacement runs. For each network with served
+//! tasks on other nodes, swarm-sticky therefore keeps an *anchor* on this
+//! node: a one-replica Swarm service, constrained to this node,
 //! attached to the network, running `swarm-sticky anchor` (it only waits
 //! for SIGTERM) from an image built here from swarm-sticky's own binary
 //! ([`image`]; no registry). A service rather than a plain container,
@@ -13,10 +17,10 @@
 //! tutorial's network is not one. Anchors carry the labels
 //! `com.swarm-sticky.anchor.node` and `.network` (outside the label
 //! namespaces discovery reads, so they are never served). An anchor is
-//! made only for a network whose served tasks all run on other nodes (a
-//! local task brings the namespace itself, so a service that is still
-//! starting makes none); it stays while a served service uses the network
-//! and is removed after. Only anchors for this node are touched.
+//! made for a network once a served task on it runs on another node (on a
+//! single node the namespace goes only with the last local task, when
+//! there is nothing left to reach), and removed once no served service
+//! uses the network. Only anchors for this node are touched.
 
 pub mod image;
 
@@ -75,18 +79,15 @@ pub fn used(snapshot: &Snapshot) -> BTreeSet<String> {
         .collect()
 }
 
-/// The networks with served tasks, none of them on `node`: where an anchor
-/// is needed (when the namespace is missing).
-pub fn remote_only(snapshot: &Snapshot, node: &str) -> BTreeSet<String> {
-    let backends = || snapshot.services.iter().flat_map(|s| s.backends.iter());
-    let local: BTreeSet<&str> = backends()
-        .filter(|b| b.node_id.as_deref() == Some(node))
-        .map(|b| b.network_id.as_str())
-        .collect();
-    backends()
-        .map(|b| b.network_id.as_str())
-        .filter(|n| !local.contains(n))
-        .map(str::to_owned)
+/// The networks with served tasks on nodes other than `node`: where this
+/// node needs an anchor.
+pub fn with_remote_tasks(snapshot: &Snapshot, node: &str) -> BTreeSet<String> {
+    snapshot
+        .services
+        .iter()
+        .flat_map(|s| s.backends.iter())
+        .filter(|b| b.node_id.as_deref().is_some_and(|n| n != node))
+        .map(|b| b.network_id.clone())
         .collect()
 }
 
@@ -135,7 +136,9 @@ async fn ensure_image(engine: &Engine) -> Result<String, AnchorError> {
     Ok(tag)
 }
 
-async fn create(engine: &Engine, node: &str, network: &str) -> Result<(), AnchorError> {
+/// Creates the anchor of `network` on `node`; `present`: the namespace
+/// exists already (a local task holds it), for the log.
+async fn create(engine: &Engine, node: &str, network: &str, present: bool) -> Result<(), AnchorError> {
     let image = ensure_image(engine).await?;
     let short = |s: &str| s.get(..10).unwrap_or(s).to_owned();
     let spec = ServiceSpec {
@@ -166,15 +169,22 @@ async fn create(engine: &Engine, node: &str, network: &str) -> Result<(), Anchor
         ..Default::default()
     };
     engine.docker().create_service(spec, None).await?;
-    info!(
-        network,
-        node, "created an anchor: this node had no namespace on the network"
-    );
+    if present {
+        info!(
+            network,
+            node, "created an anchor: the namespace on the network stays when local tasks are replaced"
+        );
+    } else {
+        info!(
+            network,
+            node, "created an anchor: this node had no namespace on the network"
+        );
+    }
     Ok(())
 }
 
-/// One pass: an anchor for each needed network without a namespace on
-/// this node, none for networks no longer needed.
+/// One pass: an anchor for each network with served tasks on other
+/// nodes, none for networks no served service uses.
 async fn reconcile(
     engine: &Engine,
     node: &str,
@@ -182,9 +192,10 @@ async fn reconcile(
     snapshot: &Snapshot,
 ) -> Result<(), AnchorError> {
     let existing = anchors(engine, node).await?;
-    for net in remote_only(snapshot, node) {
-        if !existing.contains_key(&net) && to_services::overlay_netns(netns_dir, &net).is_none() {
-            create(engine, node, &net).await?;
+    for net in &with_remote_tasks(snapshot, node) {
+        if !existing.contains_key(net) {
+            let present = to_services::overlay_netns(netns_dir, net).is_some();
+            create(engine, node, net, present).await?;
         }
     }
     let used = used(snapshot);
@@ -295,10 +306,11 @@ mod tests {
         }
     }
 
-    /// An anchor is needed only where every served task is on another
-    /// node; it may stay on any network a served service uses.
+    /// A network with served tasks on other nodes gets an anchor, whether
+    /// or not some run here too; one with local tasks only, or none yet,
+    /// does not. Any network in use keeps its anchor.
     #[test]
-    fn which_networks_need_an_anchor() {
+    fn which_networks_get_an_anchor() {
         let snap = Snapshot {
             services: vec![
                 service("remote", &["n1"], &[("n1", "other"), ("n1", "third")]),
@@ -307,7 +319,15 @@ mod tests {
             ],
             warnings: Vec::new(),
         };
-        assert_eq!(remote_only(&snap, "me"), BTreeSet::from(["n1".to_string()]));
+        assert_eq!(
+            with_remote_tasks(&snap, "me"),
+            BTreeSet::from(["n1".to_string(), "n2".to_string()])
+        );
+        let local = Snapshot {
+            services: vec![service("local", &["n4"], &[("n4", "me")])],
+            warnings: Vec::new(),
+        };
+        assert!(with_remote_tasks(&local, "me").is_empty());
         assert_eq!(
             used(&snap),
             BTreeSet::from(["n1".to_string(), "n2".to_string(), "n3".to_string()])

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{cluster, pin, wait_all};
+use super::{cluster, pin, wait_all, wait_anchors};
 use crate::harness::{
     client::get_with,
     multinode::{
@@ -201,6 +201,7 @@ fn rolling_updates_drain_at_once_and_same_slot_clients_wait_for_their_slot() {
     ];
     let all: BTreeSet<String> = before.iter().map(|t| t.container.clone()).collect();
     wait_all(&[&proxies[0], &proxies[1]], &svc.name, &all, Duration::from_secs(60));
+    wait_anchors(manager, &net, &["node1", "node2"], Duration::from_secs(90));
     let old1 = before.iter().find(|t| t.slot == 1).expect("slot 1").container.clone();
     let (cookie, _) = pin(&proxies[0], "/", |c| c == old1);
 
