@@ -121,7 +121,9 @@ pub fn services(balancer: &Balancer) -> Vec<ServiceStatus> {
 
 /// One backend's live state and counters.
 fn backend(balancer: &Balancer, b: &Backend) -> BackendStatus {
-    let draining = b.state.draining.load(Ordering::Relaxed);
+    // Drained by the admin API, or given weight 0 (discovery's mark for a
+    // task Swarm is stopping): no new sessions either way.
+    let draining = b.state.draining.load(Ordering::Relaxed) || b.weight == 0;
     let healthy = !b.state.unhealthy.load(Ordering::Relaxed);
     let down_for = balancer.down_for(b);
     let failures = b.state.failures.load(Ordering::Relaxed);

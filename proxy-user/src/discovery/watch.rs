@@ -226,7 +226,15 @@ pub async fn run(
                 _ = resync_timer.tick() => {}
             }
             match refresh(&engine, &tx, &status).await {
-                Ok(r) => settling.refreshed(r, Instant::now()),
+                Ok(r) => {
+                    tracing::debug!(
+                        changed = r.changed,
+                        updating = r.updating,
+                        in_transition = r.in_transition,
+                        "re-listed"
+                    );
+                    settling.refreshed(r, Instant::now());
+                }
                 Err(err) => break err,
             }
         };

@@ -12,6 +12,7 @@ use std::{
 
 use super::{assert_sticks, cluster, pin};
 use crate::harness::multinode::{
+    Node,
     proxy::NodeProxy,
     service::{Overlay, SwarmService, Task, network_and_labels, tutorial_labels},
 };
@@ -20,10 +21,28 @@ use crate::harness::multinode::{
 /// gone, if the task were still taken for alive.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Waits until `manager`'s API says node `name` is `down`; returns when.
+fn wait_node_down(manager: &Node, name: &str, timeout: Duration) -> Instant {
+    let start = Instant::now();
+    loop {
+        let state = manager.try_docker(
+            &["node", "inspect", "-f", "{{.Status.State}}", name],
+            Duration::from_secs(10),
+        );
+        if state.as_deref() == Ok("down") {
+            return Instant::now();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "Swarm did not mark {name} down within {timeout:?}: {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until every proxy in `proxies` shows the task running in
-/// `container` `down` with a reason naming `node`; returns how long the
-/// slowest took.
-fn wait_down(proxies: &[&NodeProxy], service: &str, container: &str, node: &str, timeout: Duration) -> Duration {
+/// `container` `down` with a reason naming `node`.
+fn wait_down(proxies: &[&NodeProxy], service: &str, container: &str, node: &str, timeout: Duration) {
     let start = Instant::now();
     for p in proxies {
         loop {
@@ -40,7 +59,6 @@ fn wait_down(proxies: &[&NodeProxy], service: &str, container: &str, node: &str,
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    start.elapsed()
 }
 
 /// The proxies still running.
@@ -109,6 +127,7 @@ fn a_lost_node_fails_its_clients_over_at_once_and_the_others_keep_theirs() {
     let killed = Instant::now();
     cluster.kill_node(3);
     let worker = on("node4");
+    let marked = wait_node_down(&cluster.nodes[0], "node4", Duration::from_secs(60));
     wait_down(
         &live(&proxies),
         &svc.name,
@@ -117,8 +136,9 @@ fn a_lost_node_fails_its_clients_over_at_once_and_the_others_keep_theirs() {
         Duration::from_secs(60),
     );
     eprintln!(
-        "worker lost: every manager showed its task down {:?} after the kill",
-        killed.elapsed()
+        "worker lost: Swarm marked it down {:?} after the kill; every manager held its task down {:?} after that",
+        marked - killed,
+        marked.elapsed()
     );
     fails_over_at_once(&live(&proxies), &clients["node4"], &worker.container);
     for node in ["node1", "node2", "node3"] {
@@ -131,6 +151,7 @@ fn a_lost_node_fails_its_clients_over_at_once_and_the_others_keep_theirs() {
     proxies[2] = None;
     cluster.kill_node(2);
     let lost = on("node3");
+    let marked = wait_node_down(&cluster.nodes[0], "node3", Duration::from_secs(60));
     wait_down(
         &live(&proxies),
         &svc.name,
@@ -139,8 +160,9 @@ fn a_lost_node_fails_its_clients_over_at_once_and_the_others_keep_theirs() {
         Duration::from_secs(60),
     );
     eprintln!(
-        "manager lost: the other managers showed its task down {:?} after the kill",
-        killed.elapsed()
+        "manager lost: Swarm marked it down {:?} after the kill; the other managers held its task down {:?} after that",
+        marked - killed,
+        marked.elapsed()
     );
     fails_over_at_once(&live(&proxies), &clients["node3"], &lost.container);
     for node in ["node1", "node2"] {

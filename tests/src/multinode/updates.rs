@@ -23,6 +23,7 @@ use crate::harness::{
         proxy::NodeProxy,
         service::{Overlay, SwarmService, network_and_labels, tutorial_labels},
     },
+    swarm::health_image,
 };
 
 /// How soon a task that Swarm marks for shutdown must stop taking new
@@ -156,9 +157,9 @@ fn client(managers: [SocketAddr; 2], mut cookie: String, stop: &AtomicBool, samp
 /// Two managers and a worker, three tasks (one per node) of a `same-slot`
 /// service whose containers ignore their stop signal for 3 s (so a task
 /// marked for shutdown keeps running that long), swarm-sticky on both
-/// managers with `--resync 60`. `docker service update --force`, which
-/// also adds a HEALTHCHECK (so each new task stays `starting` for a
-/// second: the gap of a stop-first update):
+/// managers with `--resync 60`. `docker service update` to the same image
+/// with a HEALTHCHECK (so each new task stays `starting` until its first
+/// check, a second: the gap of a stop-first update):
 /// (a) the first task Swarm marks for shutdown gets no new session
 ///     through either manager from 0.5 s after the mark;
 /// (b) a client pinned to slot 1, sending through both managers in turn,
@@ -170,7 +171,9 @@ fn client(managers: [SocketAddr; 2], mut cookie: String, stop: &AtomicBool, samp
 #[test]
 #[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
 fn rolling_updates_drain_at_once_and_same_slot_clients_wait_for_their_slot() {
+    let with_health = health_image();
     let cluster = cluster(2, 1);
+    cluster.load_image(with_health);
     let manager = &cluster.nodes[0];
     let net = Overlay::create(manager, "rollnet");
     let mut args: Vec<String> = [
@@ -214,13 +217,9 @@ fn rolling_updates_drain_at_once_and_same_slot_clients_wait_for_their_slot() {
             "service",
             "update",
             "--detach",
-            "--force",
-            "--health-cmd",
-            "/swarm-sticky probe http://127.0.0.1:8000/healthz",
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "1",
+            "--no-resolve-image",
+            "--image",
+            with_health,
             &svc.name,
         ]);
         // (a) The first task marked for shutdown, still running.
