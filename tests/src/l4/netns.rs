@@ -138,14 +138,11 @@ fn a_connection_lease_ends_when_its_namespace_leaves_its_path() {
         mount(&["--bind", &net.server.path().display().to_string(), &p]);
         let addr = answer_once(&net.server, "held\n");
         let (_stream, mut lease) = rt
-            .block_on(tokio::time::timeout(
-                Duration::from_secs(5),
-                factory.connect_leased(&path, addr),
-            ))
+            .block_on(async { tokio::time::timeout(Duration::from_secs(5), factory.connect_leased(&path, addr)).await })
             .expect("connect in time")
             .expect("connect");
         factory.revalidate();
-        let held = rt.block_on(tokio::time::timeout(Duration::from_millis(200), lease.gone()));
+        let held = rt.block_on(async { tokio::time::timeout(Duration::from_millis(200), lease.gone()).await });
         assert!(
             held.is_err(),
             "the lease ended while the namespace was still at its path"
@@ -155,7 +152,7 @@ fn a_connection_lease_ends_when_its_namespace_leaves_its_path() {
             mount(&["--bind", &net.client.path().display().to_string(), &p]);
         }
         factory.revalidate();
-        let ended = rt.block_on(tokio::time::timeout(Duration::from_secs(1), lease.gone()));
+        let ended = rt.block_on(async { tokio::time::timeout(Duration::from_secs(1), lease.gone()).await });
         assert!(ended.is_ok(), "the lease held after its namespace was {what}");
         if change {
             umount();
