@@ -303,6 +303,7 @@ mod tests {
             networks: networks.iter().map(ToString::to_string).collect(),
             waiting_slots: Vec::new(),
             updating: false,
+            short: false,
         }
     }
 

@@ -72,6 +72,8 @@ pub struct ServiceInfo {
     /// A rolling update (or its rollback) is under way: Swarm replaces
     /// tasks without sending task events.
     pub updating: bool,
+    /// The replicas asked for (replicated services; `None`: global).
+    pub replicas: Option<u64>,
 }
 
 /// A swarm node as discovery needs it.
@@ -151,7 +153,13 @@ impl Engine {
                         ServiceUpdateStatusStateEnum::UPDATING | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED
                     )
                 });
+                let replicas = spec
+                    .mode
+                    .as_ref()
+                    .and_then(|m| m.replicated.as_ref())
+                    .and_then(|r| r.replicas);
                 Some(ServiceInfo {
+                    replicas: replicas.and_then(|n| u64::try_from(n).ok()),
                     id: s.id?,
                     name: spec.name.unwrap_or_default(),
                     labels: spec.labels.unwrap_or_default().into_iter().collect(),

@@ -48,6 +48,10 @@ pub struct DiscoveredService {
     pub waiting_slots: Vec<String>,
     /// A rolling update is under way.
     pub updating: bool,
+    /// Fewer of its tasks run than its replicas ask for: Swarm will start
+    /// more (a failed task is replaced after its restart delay, with no
+    /// event).
+    pub short: bool,
 }
 
 impl DiscoveredService {
@@ -56,7 +60,10 @@ impl DiscoveredService {
     /// no task events, so the watcher lists again at short intervals
     /// while any served service is in transition.
     pub fn in_transition(&self) -> bool {
-        self.updating || !self.waiting_slots.is_empty() || self.backends.iter().any(|b| b.state == TaskState::Draining)
+        self.updating
+            || self.short
+            || !self.waiting_slots.is_empty()
+            || self.backends.iter().any(|b| b.state == TaskState::Draining)
     }
 }
 
@@ -120,6 +127,7 @@ pub fn build(listing: &Listing) -> Snapshot {
                     networks: s.networks.clone(),
                     waiting_slots: tasks::waiting_slots(&listing.tasks, &s.id),
                     updating: s.updating,
+                    short: s.replicas.is_some_and(|n| tasks::running(&listing.tasks, &s.id) < n),
                 });
             }
             Err(err) => out.warnings.push(Warning::NotServed {

@@ -242,6 +242,15 @@ fn is_on_its_way(task: &Task) -> bool {
     )
 }
 
+/// How many tasks of a service run and are meant to.
+pub fn running(tasks: &[Task], service_id: &str) -> u64 {
+    let n = tasks
+        .iter()
+        .filter(|t| t.service_id == service_id && t.desired_state == "running" && t.status.state == "running")
+        .count();
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 /// The slots of a service that have a task on its way (meant to run, not
 /// running yet) and no running task meant to run: a replacement in a
 /// stop-first rolling update, a restarted task, a new replica. Sorted.

@@ -188,6 +188,7 @@ mod tests {
                 networks: vec!["abcdefghijklmnop".into()],
                 waiting_slots: Vec::new(),
                 updating: false,
+                short: false,
             }],
             warnings: Vec::new(),
         }
@@ -237,6 +238,7 @@ mod tests {
                     networks: Vec::new(),
                     waiting_slots: Vec::new(),
                     updating: false,
+                    short: false,
                 }],
                 warnings: Vec::new(),
             };

@@ -41,6 +41,18 @@ const SETTLE_AFTER_EVENT: Duration = Duration::from_secs(3);
 /// node that can take it) goes back to the resync pace; an update under
 /// way does not.
 const SETTLE_GIVE_UP: Duration = Duration::from_secs(60);
+/// Asks for a re-list before the next event or resync (see [`relist_soon`]).
+static RELIST_SOON: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Asks the watcher to list the engine again now: a connection to a
+/// discovered task failed. A container that dies on another node sends this
+/// manager no event at all; the first failed connection to it is the
+/// earliest sign. Requests coalesce (one stored permit), so a burst of
+/// failures costs one re-list.
+pub fn relist_soon() {
+    RELIST_SOON.notify_one();
+}
+
 /// Reconnect back-off bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -223,6 +235,11 @@ pub async fn run(
                     None => break EngineError::Host(format!("{host}: event stream ended")),
                 },
                 () = tokio::time::sleep(SETTLE_INTERVAL), if fast => {}
+                () = RELIST_SOON.notified() => {
+                    // What failed may be Swarm moving tasks: follow closely.
+                    tokio::time::sleep(DEBOUNCE).await;
+                    settling.event(Instant::now());
+                }
                 _ = resync_timer.tick() => {}
             }
             match refresh(&engine, &tx, &status).await {

@@ -198,6 +198,10 @@ async fn upstream(
         Err(err) => {
             tracing::warn!(service = %svc.config.name, backend = %backend.name, error = %err, "upstream connect failed");
             inner.balancer.record_failure(svc, backend);
+            if backend.task.is_some() {
+                // A discovered task that cannot be reached may be gone.
+                crate::discovery::watch::relist_soon();
+            }
             None
         }
     }

@@ -167,7 +167,10 @@ fn client(managers: [SocketAddr; 2], mut cookie: String, stop: &AtomicBool, samp
 ///     running task, never receives a cookie naming another slot, and
 ///     ends on slot 1's new task through both managers;
 /// (c) each manager serves a new task, and a scale-down, within 1 s of
-///     Docker showing it.
+///     Docker showing it;
+/// (d) a container killed on the worker (no event reaches the managers)
+///     leaves both tables after the first failed connections, with every
+///     request answered, and its replacement is served within 1 s.
 #[test]
 #[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
 fn rolling_updates_drain_at_once_and_same_slot_clients_wait_for_their_slot() {
@@ -331,6 +334,53 @@ fn rolling_updates_drain_at_once_and_same_slot_clients_wait_for_their_slot() {
         "the pinned client: {} requests, {stand_ins} served by a stand-in, on slot 1's new task after",
         samples.len()
     );
+
+    // (d) A container killed on the worker: the managers get no event for
+    // it. The first failed connection to it makes each manager list again
+    // (with `--resync 60`, polling would take a minute), and every GET is
+    // answered meanwhile. Swarm's replacement is then served within 1 s
+    // of Docker listing it.
+    let on_worker = svc
+        .running(manager)
+        .into_iter()
+        .find(|t| t.node == "node3")
+        .expect("a task on the worker");
+    cluster.nodes[2].docker(&["kill", &on_worker.container]);
+    let killed = Instant::now();
+    let mut requests = 0;
+    for p in &proxies {
+        poll("the killed container out of the table", Duration::from_secs(10), || {
+            requests += 1;
+            let r = p.get(None).expect("a request after the kill");
+            assert_eq!(r.status, 200, "node{}: {r:?}", p.node + 1);
+            (state_of(p, &svc.name, &on_worker.container).is_none()).then_some(())
+        });
+    }
+    eprintln!(
+        "a container killed on the worker left both managers' tables {:?} after the kill ({requests} requests, all answered)",
+        killed.elapsed()
+    );
+    let (replacement, running) = poll("the killed task's replacement running", Duration::from_secs(60), || {
+        tasks(manager, &svc.name)
+            .into_iter()
+            .find(|t| t.2 == "running" && t.3 == "running" && t.1 == on_worker.slot && t.4 != on_worker.container)
+            .map(|t| t.4)
+    });
+    for p in &proxies {
+        let (_, served) = poll("the replacement served", Duration::from_secs(10), || {
+            state_of(p, &svc.name, &replacement).filter(|s| s == "healthy")
+        });
+        let lag = served - running;
+        eprintln!(
+            "node{}: the replacement served {lag:?} after Docker listed it running",
+            p.node + 1
+        );
+        assert!(
+            lag < CHANGE_WITHIN,
+            "node{} took {lag:?} to serve the replacement",
+            p.node + 1
+        );
+    }
 
     // (c) A scale-down: from the command's return to every manager taking
     // no new session on the removed task.

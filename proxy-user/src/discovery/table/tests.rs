@@ -12,6 +12,7 @@ fn service(id: &str, name: &str, labels: &[(&str, &str)]) -> ServiceInfo {
             .collect(),
         networks: vec!["net1".into()],
         updating: false,
+        replicas: None,
     }
 }
 
@@ -165,4 +166,24 @@ fn a_slot_whose_replacement_is_starting_waits() {
     assert!(!build(&listing).in_transition());
     listing.services[0].updating = true;
     assert!(build(&listing).in_transition());
+}
+
+/// A replicated service with fewer running tasks than its replicas is in
+/// transition: Swarm replaces a failed task after its restart delay, and
+/// nothing announces the replacement.
+#[test]
+fn a_service_short_of_its_replicas_is_in_transition() {
+    let mut listing = Listing {
+        services: vec![whoami()],
+        tasks: vec![
+            task("t1", "s1", 1, "10.0.1.3"),
+            task_on("t2", "s1", 2, "10.0.1.4", "node-a", "shutdown", "failed"),
+        ],
+        nodes: vec![node("node-a", "node1", "ready")],
+        unhealthy: BTreeSet::new(),
+    };
+    listing.services[0].replicas = Some(2);
+    assert!(build(&listing).in_transition());
+    listing.services[0].replicas = Some(1);
+    assert!(!build(&listing).in_transition());
 }
