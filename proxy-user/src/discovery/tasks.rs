@@ -124,7 +124,8 @@ pub enum DownCause {
     Node {
         /// The node's host name (its ID when it has none).
         hostname: String,
-        /// Its state: `down`, `unknown` or `disconnected`.
+        /// Its state: `down`, `unknown`, `disconnected`, or `gone` (it left
+        /// the swarm).
         state: String,
     },
 }
