@@ -105,6 +105,23 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// Waits until every proxy serves `container` (a task Docker listed
+/// running at `running`); panics unless each did within
+/// [`CHANGE_WITHIN`] of that.
+fn served_within(proxies: &[NodeProxy], service: &str, container: &str, running: Instant, what: &str) {
+    for p in proxies {
+        let (_, served) = poll(&format!("{what} served"), Duration::from_secs(10), || {
+            state_of(p, service, container).filter(|s| s == "healthy")
+        });
+        let lag = served - running;
+        eprintln!(
+            "node{}: {what} served {lag:?} after Docker listed it running",
+            p.node + 1
+        );
+        assert!(lag < CHANGE_WITHIN, "node{} took {lag:?} to serve {what}", p.node + 1);
+    }
+}
+
 /// One request of the pinned client.
 #[derive(Debug)]
 struct Sample {
@@ -269,21 +286,7 @@ fn rolling_updates_drain_at_once_and_same_slot_clients_wait_for_their_slot() {
                 .find(|t| t.2 == "running" && t.3 == "running" && !all.contains(&t.4))
                 .map(|t| t.4)
         });
-        for p in &proxies {
-            let (_, served) = poll("the new task served", Duration::from_secs(10), || {
-                state_of(p, &svc.name, &fresh).filter(|s| s == "healthy")
-            });
-            let lag = served - running;
-            eprintln!(
-                "node{}: a new task served {lag:?} after Docker listed it running",
-                p.node + 1
-            );
-            assert!(
-                lag < CHANGE_WITHIN,
-                "node{} took {lag:?} to serve a new task",
-                p.node + 1
-            );
-        }
+        served_within(&proxies, &svc.name, &fresh, running, "a new task");
         poll("the update completed", Duration::from_secs(120), || {
             let state = manager.docker(&["service", "inspect", "-f", "{{.UpdateStatus.State}}", &svc.name]);
             (state == "completed").then_some(())
@@ -366,21 +369,7 @@ fn rolling_updates_drain_at_once_and_same_slot_clients_wait_for_their_slot() {
             .find(|t| t.2 == "running" && t.3 == "running" && t.1 == on_worker.slot && t.4 != on_worker.container)
             .map(|t| t.4)
     });
-    for p in &proxies {
-        let (_, served) = poll("the replacement served", Duration::from_secs(10), || {
-            state_of(p, &svc.name, &replacement).filter(|s| s == "healthy")
-        });
-        let lag = served - running;
-        eprintln!(
-            "node{}: the replacement served {lag:?} after Docker listed it running",
-            p.node + 1
-        );
-        assert!(
-            lag < CHANGE_WITHIN,
-            "node{} took {lag:?} to serve the replacement",
-            p.node + 1
-        );
-    }
+    served_within(&proxies, &svc.name, &replacement, running, "the replacement");
 
     // (c) A scale-down: from the command's return to every manager taking
     // no new session on the removed task.
