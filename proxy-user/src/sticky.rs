@@ -271,7 +271,9 @@ fn slot_successor(balancer: &Balancer, svc: &Service, name: &str) -> Option<Arc<
 /// The backend that serves a waiting slot's clients until the slot's task
 /// runs: one of the available backends, the same for every request naming
 /// `name` while the table stays (so a client does not hop between them).
-fn stand_in(balancer: &Balancer, svc: &Service, name: &str) -> Option<Arc<Backend>> {
+/// Also the retry of such a client whose draining task refused it
+/// (`proxy/send.rs`), so that it meets the same stand-in either way.
+pub(crate) fn stand_in(balancer: &Balancer, svc: &Service, name: &str) -> Option<Arc<Backend>> {
     let available: Vec<&Arc<Backend>> = svc.backends.iter().filter(|b| balancer.is_available(b)).collect();
     if available.is_empty() {
         return None;

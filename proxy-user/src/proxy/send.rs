@@ -22,7 +22,7 @@ use super::{
 use crate::{
     routing::{Backend, Service},
     services::Limits,
-    sticky::{Choice, Decision},
+    sticky::{self, Choice, Decision},
 };
 
 /// Upstream attempts per request (connect failures and stale connections).
@@ -98,8 +98,15 @@ pub(super) async fn send_with_failover(
             let keeps_slot = keeps_slot(svc, &backend, out);
             leave(&backend, out);
             tried.push(backend.name.clone());
-            // Nothing was sent: any request may go elsewhere.
-            let Some(next) = next_backend(inner, svc, &tried).filter(|_| tried.len() < 2) else {
+            // Nothing was sent: any request may go elsewhere. A client that
+            // keeps its slot meets the stand-in its next requests get.
+            let stand_in = keeps_slot
+                .then(|| sticky::stand_in(&inner.balancer, svc, &backend.name))
+                .flatten();
+            let Some(next) = stand_in
+                .or_else(|| next_backend(inner, svc, &tried))
+                .filter(|_| tried.len() < 2)
+            else {
                 return Err(plain(StatusCode::BAD_GATEWAY, "no backend reachable\n"));
             };
             choice = if keeps_slot {
