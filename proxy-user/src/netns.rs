@@ -261,14 +261,6 @@ impl SocketFactory {
             current
         });
     }
-
-    /// Forgets the thread of a namespace that was removed.
-    pub fn forget(&self, path: &Path) {
-        self.threads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(path);
-    }
 }
 
 /// The process-wide factory (one thread per namespace, shared by workers).

@@ -169,17 +169,12 @@ async fn create(engine: &Engine, node: &str, network: &str, present: bool) -> Re
         ..Default::default()
     };
     engine.docker().create_service(spec, None).await?;
-    if present {
-        info!(
-            network,
-            node, "created an anchor: the namespace on the network stays when local tasks are replaced"
-        );
+    let why = if present {
+        "the namespace on the network stays when local tasks are replaced"
     } else {
-        info!(
-            network,
-            node, "created an anchor: this node had no namespace on the network"
-        );
-    }
+        "this node had no namespace on the network"
+    };
+    info!(network, node, "created an anchor: {why}");
     Ok(())
 }
 

@@ -141,12 +141,9 @@ pub fn build(listing: &Listing) -> Snapshot {
 }
 
 /// Why `b` must not be used, if it must not. A node missing from the
-/// listing (it left the swarm) counts as down; an empty node list (an
-/// engine that did not answer it) holds nothing down.
+/// listing (it left the swarm) counts as down.
 fn down_cause(b: &TaskBackend, nodes: &BTreeMap<&str, &NodeInfo>, unhealthy: &BTreeSet<String>) -> Option<DownCause> {
-    if let Some(id) = b.node_id.as_deref()
-        && !nodes.is_empty()
-    {
+    if let Some(id) = b.node_id.as_deref() {
         match nodes.get(id) {
             Some(n) if n.is_ready() => {}
             Some(n) => {

@@ -33,7 +33,7 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 /// While Swarm moves the tasks of a served service, the table is listed
 /// again at this interval: a task marked for shutdown stops taking new
 /// sessions within about this long.
-pub const SETTLE_INTERVAL: Duration = Duration::from_millis(200);
+const SETTLE_INTERVAL: Duration = Duration::from_millis(200);
 /// After an event, list at that interval for at least this long: the
 /// orchestrator acts on a service change a moment after the event.
 const SETTLE_AFTER_EVENT: Duration = Duration::from_secs(3);
