@@ -212,6 +212,26 @@ pub struct Service {
     pub name: String,
 }
 
+/// The arguments of `docker service create` for a test service `name` of
+/// `image`, with `args` before the image: detached, `--init` (the whoami
+/// is PID 1 otherwise and ignores SIGTERM) and `--no-resolve-image` (no
+/// registry: the engine has the image already).
+pub fn service_create_args<'a>(name: &'a str, args: &[&'a str], image: &'a str) -> Vec<&'a str> {
+    let mut all = vec![
+        "service",
+        "create",
+        "--detach",
+        "--quiet",
+        "--no-resolve-image",
+        "--init",
+        "--name",
+        name,
+    ];
+    all.extend_from_slice(args);
+    all.push(image);
+    all
+}
+
 impl Service {
     /// `docker service create --detach` with `args` before the image.
     pub fn create(tag: &str, args: &[&str]) -> Self {
@@ -221,19 +241,7 @@ impl Service {
     /// [`Service::create`] of another `image`.
     pub fn create_from(tag: &str, args: &[&str], image: &str) -> Self {
         let name = format!("ss-{tag}-{}", std::process::id());
-        let mut all = vec![
-            "service",
-            "create",
-            "--detach",
-            "--quiet",
-            "--no-resolve-image",
-            "--init",
-            "--name",
-            &name,
-        ];
-        all.extend_from_slice(args);
-        all.push(image);
-        docker(&all);
+        docker(&service_create_args(&name, args, image));
         Self { name }
     }
 

@@ -13,7 +13,7 @@ use super::{answer, assert_sticks, cluster, pin, spread, wait_all};
 use crate::harness::multinode::{
     Cluster,
     proxy::NodeProxy,
-    service::{Overlay, SwarmService, Task, network_and_labels, tutorial_labels},
+    service::{Overlay, SwarmService, Task},
 };
 
 /// Replays of each cookie through each manager.
@@ -37,26 +37,30 @@ fn every_manager_routes_every_cookie_alike_and_a_manager_without_tasks_anchors()
     let mut cluster = cluster(3, 1);
     let manager = &cluster.nodes[0];
     let all_net = Overlay::create(manager, "allnet");
-    let mut args: Vec<String> = ["--replicas", "4", "--replicas-max-per-node", "1"]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    args.extend(network_and_labels(&all_net, &tutorial_labels(&all_net, "/")));
-    let everywhere = SwarmService::create(manager, "everywhere", &args);
+    let everywhere = SwarmService::tutorial(
+        manager,
+        "everywhere",
+        &all_net,
+        "/",
+        &[],
+        &["--replicas", "4", "--replicas-max-per-node", "1"],
+    );
     let away_net = Overlay::create(manager, "awaynet");
-    let mut args: Vec<String> = [
-        "--replicas",
-        "3",
-        "--replicas-max-per-node",
-        "1",
-        "--constraint",
-        "node.hostname!=node3",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    args.extend(network_and_labels(&away_net, &tutorial_labels(&away_net, "/away")));
-    let away = SwarmService::create(manager, "away", &args);
+    let away = SwarmService::tutorial(
+        manager,
+        "away",
+        &away_net,
+        "/away",
+        &[],
+        &[
+            "--replicas",
+            "3",
+            "--replicas-max-per-node",
+            "1",
+            "--constraint",
+            "node.hostname!=node3",
+        ],
+    );
 
     let tasks = everywhere.wait_running(manager, 4, Duration::from_secs(60));
     let nodes: BTreeSet<&str> = tasks.iter().map(|t| t.node.as_str()).collect();

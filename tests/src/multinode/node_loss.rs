@@ -12,9 +12,9 @@ use std::{
 
 use super::{assert_sticks, cluster, pin};
 use crate::harness::multinode::{
-    Node,
+    Cluster, Node,
     proxy::NodeProxy,
-    service::{Overlay, SwarmService, Task, network_and_labels, tutorial_labels},
+    service::{Overlay, SwarmService, Task},
 };
 
 /// The connect timeout a pinned client would wait for a task whose node is
@@ -86,6 +86,34 @@ fn fails_over_at_once(proxies: &[&NodeProxy], cookie: &str, lost: &str) {
     }
 }
 
+/// After the node of `lost` (the task, and when its node was killed) is
+/// gone: once Swarm marks it down, every proxy holds the task down with the
+/// reason; its client (`clients` by node) fails over at once; the clients
+/// of the `survivors` keep their task through every proxy.
+fn check_loss(
+    cluster: &Cluster,
+    proxies: &[&NodeProxy],
+    service: &str,
+    (lost, killed): (&Task, Instant),
+    clients: &BTreeMap<String, String>,
+    survivors: &[Task],
+) {
+    let marked = wait_node_down(&cluster.nodes[0], &lost.node, Duration::from_secs(60));
+    wait_down(proxies, service, &lost.container, &lost.node, Duration::from_secs(60));
+    eprintln!(
+        "{} lost: Swarm marked it down {:?} after the kill; every remaining manager held its task down {:?} after that",
+        lost.node,
+        marked - killed,
+        marked.elapsed()
+    );
+    fails_over_at_once(proxies, &clients[&lost.node], &lost.container);
+    for task in survivors {
+        for p in proxies {
+            assert_sticks(p, "/", &clients[&task.node], &task.container, 5);
+        }
+    }
+}
+
 /// Three managers and a worker, one task of a replicated service on each
 /// node, swarm-sticky on every manager, one client pinned to each task.
 /// The worker's dockerd is killed: once Swarm says the node is down, every
@@ -99,12 +127,14 @@ fn a_lost_node_fails_its_clients_over_at_once_and_the_others_keep_theirs() {
     let mut cluster = cluster(3, 1);
     let manager = &cluster.nodes[0];
     let net = Overlay::create(manager, "lossnet");
-    let mut args: Vec<String> = ["--replicas", "4", "--replicas-max-per-node", "1"]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    args.extend(network_and_labels(&net, &tutorial_labels(&net, "/")));
-    let svc = SwarmService::create(manager, "loss", &args);
+    let svc = SwarmService::tutorial(
+        manager,
+        "loss",
+        &net,
+        "/",
+        &[],
+        &["--replicas", "4", "--replicas-max-per-node", "1"],
+    );
     let tasks = svc.wait_running(manager, 4, Duration::from_secs(60));
     let on = |node: &str| -> Task {
         tasks
@@ -126,48 +156,25 @@ fn a_lost_node_fails_its_clients_over_at_once_and_the_others_keep_theirs() {
 
     let killed = Instant::now();
     cluster.kill_node(3);
-    let worker = on("node4");
-    let marked = wait_node_down(&cluster.nodes[0], "node4", Duration::from_secs(60));
-    wait_down(
+    let survivors = [on("node1"), on("node2"), on("node3")];
+    check_loss(
+        &cluster,
         &live(&proxies),
         &svc.name,
-        &worker.container,
-        "node4",
-        Duration::from_secs(60),
+        (&on("node4"), killed),
+        &clients,
+        &survivors,
     );
-    eprintln!(
-        "worker lost: Swarm marked it down {:?} after the kill; every manager held its task down {:?} after that",
-        marked - killed,
-        marked.elapsed()
-    );
-    fails_over_at_once(&live(&proxies), &clients["node4"], &worker.container);
-    for node in ["node1", "node2", "node3"] {
-        for p in live(&proxies) {
-            assert_sticks(p, "/", &clients[node], &on(node).container, 5);
-        }
-    }
 
     let killed = Instant::now();
     proxies[2] = None;
     cluster.kill_node(2);
-    let lost = on("node3");
-    let marked = wait_node_down(&cluster.nodes[0], "node3", Duration::from_secs(60));
-    wait_down(
+    check_loss(
+        &cluster,
         &live(&proxies),
         &svc.name,
-        &lost.container,
-        "node3",
-        Duration::from_secs(60),
+        (&on("node3"), killed),
+        &clients,
+        &survivors[..2],
     );
-    eprintln!(
-        "manager lost: Swarm marked it down {:?} after the kill; the other managers held its task down {:?} after that",
-        marked - killed,
-        marked.elapsed()
-    );
-    fails_over_at_once(&live(&proxies), &clients["node3"], &lost.container);
-    for node in ["node1", "node2"] {
-        for p in live(&proxies) {
-            assert_sticks(p, "/", &clients[node], &on(node).container, 5);
-        }
-    }
 }

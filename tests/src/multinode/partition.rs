@@ -12,7 +12,7 @@ use super::{answer, assert_sticks, cluster, pin, spread, wait_all};
 use crate::harness::multinode::{
     Cluster,
     proxy::NodeProxy,
-    service::{Overlay, SwarmService, network_and_labels, tutorial_labels},
+    service::{Overlay, SwarmService},
 };
 
 /// The isolated node (node3).
@@ -87,18 +87,22 @@ fn a_partitioned_manager_keeps_its_table_and_converges_after_the_heal() {
     let cluster = cluster(3, 0);
     let manager = &cluster.nodes[0];
     let net = Overlay::create(manager, "partnet");
-    let mut args: Vec<String> = ["--replicas", "3", "--replicas-max-per-node", "1"]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    args.extend(network_and_labels(&net, &tutorial_labels(&net, "/")));
-    let local = SwarmService::create(manager, "local", &args);
-    let mut args: Vec<String> = ["--replicas", "2", "--constraint", "node.hostname!=node3"]
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    args.extend(network_and_labels(&net, &tutorial_labels(&net, "/scaled")));
-    let scaled = SwarmService::create(manager, "scaled", &args);
+    let local = SwarmService::tutorial(
+        manager,
+        "local",
+        &net,
+        "/",
+        &[],
+        &["--replicas", "3", "--replicas-max-per-node", "1"],
+    );
+    let scaled = SwarmService::tutorial(
+        manager,
+        "scaled",
+        &net,
+        "/scaled",
+        &[],
+        &["--replicas", "2", "--constraint", "node.hostname!=node3"],
+    );
     let local_tasks = local.wait_running(manager, 3, Duration::from_secs(60));
     let on_cut = local_tasks
         .iter()

@@ -12,7 +12,7 @@ use crate::harness::{
     client::get_with,
     multinode::{
         proxy::NodeProxy,
-        service::{Overlay, SwarmService, network_and_labels, tutorial_labels},
+        service::{Overlay, SwarmService},
     },
 };
 
@@ -107,21 +107,21 @@ fn a_rolling_update_under_load_through_two_managers_loses_nothing() {
     let cluster = cluster(2, 1);
     let manager = &cluster.nodes[0];
     let net = Overlay::create(manager, "rollnet");
-    let mut args: Vec<String> = [
-        "--replicas",
-        "3",
-        "--replicas-max-per-node",
-        "1",
-        "--update-delay",
-        "1s",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    let mut labels = tutorial_labels(&net, "/");
-    labels.push("swarm-sticky.affinity=same-slot".into());
-    args.extend(network_and_labels(&net, &labels));
-    let svc = SwarmService::create(manager, "rolling", &args);
+    let svc = SwarmService::tutorial(
+        manager,
+        "rolling",
+        &net,
+        "/",
+        &["swarm-sticky.affinity=same-slot"],
+        &[
+            "--replicas",
+            "3",
+            "--replicas-max-per-node",
+            "1",
+            "--update-delay",
+            "1s",
+        ],
+    );
     let before = svc.wait_running(manager, TASKS, Duration::from_secs(60));
     for node in &cluster.nodes {
         let here = before.iter().filter(|t| t.node == node.name).count();

@@ -9,7 +9,7 @@ use std::{
 use super::{assert_sticks, cluster, pin, wait_all};
 use crate::harness::multinode::{
     proxy::NodeProxy,
-    service::{Overlay, SwarmService, network_and_labels, tutorial_labels},
+    service::{Overlay, SwarmService},
 };
 
 /// The resync period the instances run with (seconds): the join token is
@@ -31,9 +31,7 @@ fn a_join_token_rotation_on_one_manager_keeps_sessions_on_all() {
     let cluster = cluster(3, 0);
     let manager = &cluster.nodes[0];
     let net = Overlay::create(manager, "rotnet");
-    let mut args = vec!["--mode".to_string(), "global".to_string()];
-    args.extend(network_and_labels(&net, &tutorial_labels(&net, "/")));
-    let svc = SwarmService::create(manager, "rotating", &args);
+    let svc = SwarmService::tutorial(manager, "rotating", &net, "/", &[], &["--mode", "global"]);
     let tasks = svc.wait_running(manager, 3, Duration::from_secs(60));
     let all: BTreeSet<String> = tasks.iter().map(|t| t.container.clone()).collect();
     let on = |node: &str| {

@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, time::Duration};
 use super::{assert_sticks, cluster, pin, spread, wait_all};
 use crate::harness::multinode::{
     proxy::NodeProxy,
-    service::{Overlay, SwarmService, network_and_labels, tutorial_labels},
+    service::{Overlay, SwarmService},
 };
 
 /// Two managers, one task on each (global service). Both instances serve
@@ -23,9 +23,7 @@ fn the_tutorial_on_two_managers_shares_sessions() {
     let cluster = cluster(2, 0);
     let manager = &cluster.nodes[0];
     let net = Overlay::create(manager, "whoaminet");
-    let mut args = vec!["--mode".to_string(), "global".to_string()];
-    args.extend(network_and_labels(&net, &tutorial_labels(&net, "/")));
-    let svc = SwarmService::create(manager, "whoami-service", &args);
+    let svc = SwarmService::tutorial(manager, "whoami-service", &net, "/", &[], &["--mode", "global"]);
     let tasks = svc.wait_running(manager, 2, Duration::from_secs(60));
     let nodes: BTreeSet<&str> = tasks.iter().map(|t| t.node.as_str()).collect();
     assert_eq!(nodes.len(), 2, "a global service runs a task on each node: {tasks:?}");

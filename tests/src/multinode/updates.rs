@@ -21,7 +21,7 @@ use crate::harness::{
     multinode::{
         Node,
         proxy::NodeProxy,
-        service::{Overlay, SwarmService, network_and_labels, tutorial_labels},
+        service::{Overlay, SwarmService},
     },
     swarm::health_image,
 };
@@ -196,27 +196,27 @@ fn rolling_updates_drain_at_once_and_same_slot_clients_wait_for_their_slot() {
     cluster.load_image(with_health);
     let manager = &cluster.nodes[0];
     let net = Overlay::create(manager, "rollnet");
-    let mut args: Vec<String> = [
-        "--replicas",
-        "3",
-        "--replicas-max-per-node",
-        "1",
-        "--stop-signal",
-        "SIGWINCH",
-        "--stop-grace-period",
-        "3s",
-        "--update-parallelism",
-        "1",
-        "--update-delay",
-        "1s",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    let mut labels = tutorial_labels(&net, "/");
-    labels.push("swarm-sticky.affinity=same-slot".into());
-    args.extend(network_and_labels(&net, &labels));
-    let svc = SwarmService::create(manager, "roll", &args);
+    let svc = SwarmService::tutorial(
+        manager,
+        "roll",
+        &net,
+        "/",
+        &["swarm-sticky.affinity=same-slot"],
+        &[
+            "--replicas",
+            "3",
+            "--replicas-max-per-node",
+            "1",
+            "--stop-signal",
+            "SIGWINCH",
+            "--stop-grace-period",
+            "3s",
+            "--update-parallelism",
+            "1",
+            "--update-delay",
+            "1s",
+        ],
+    );
     let before = svc.wait_running(manager, 3, Duration::from_secs(60));
     let proxies = [
         NodeProxy::start(&cluster, 0, &["--resync", "60"]),

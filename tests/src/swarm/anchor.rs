@@ -10,7 +10,7 @@ use std::{
 use super::tutorial::first_answer;
 use crate::harness::{
     client::get_with,
-    multinode::Cluster,
+    multinode::{Cluster, service::SwarmService},
     process::Proxy,
     swarm::{IMAGE, ensure_swarm, test_image},
 };
@@ -26,7 +26,7 @@ use crate::harness::{
 #[ignore = "needs root and a Docker engine; run `cargo xtask test`"]
 fn a_manager_without_tasks_anchors_the_network_and_reaches_remote_tasks() {
     ensure_swarm();
-    let image = test_image();
+    test_image();
     // The cluster fences its overlays' address pool off in the host
     // namespace.
     let cluster = Cluster::new(1, 1);
@@ -35,27 +35,22 @@ fn a_manager_without_tasks_anchors_the_network_and_reaches_remote_tasks() {
     let net = format!("ss-anchor-{}", std::process::id());
     let net_id = manager.docker(&["network", "create", "-d", "overlay", &net]);
     let svc = format!("ss-remote-{}", std::process::id());
-    manager.docker(&[
-        "service",
-        "create",
-        "--detach",
-        "--quiet",
-        "--no-resolve-image",
-        "--init",
-        "--name",
+    SwarmService::create(
+        manager,
         &svc,
-        "--replicas",
-        "1",
-        "--constraint",
-        "node.role==worker",
-        "--network",
-        &net,
-        "--label",
-        &format!("traefik.docker.network={net}"),
-        "--label",
-        "traefik.port=8000",
-        image,
-    ]);
+        &[
+            "--replicas",
+            "1",
+            "--constraint",
+            "node.role==worker",
+            "--network",
+            &net,
+            "--label",
+            &format!("traefik.docker.network={net}"),
+            "--label",
+            "traefik.port=8000",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let remote = loop {
         let ids = worker.docker(&[

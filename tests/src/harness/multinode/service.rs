@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::Node;
-use crate::harness::swarm::IMAGE;
+use crate::harness::swarm::{IMAGE, service_create_args};
 
 /// An overlay network.
 pub struct Overlay {
@@ -30,23 +30,13 @@ impl Overlay {
 
 /// The tutorial's four Traefik v1 labels, with the routing rule
 /// `PathPrefix:<prefix>`.
-pub fn tutorial_labels(net: &Overlay, prefix: &str) -> Vec<String> {
+fn tutorial_labels(net: &Overlay, prefix: &str) -> Vec<String> {
     vec![
         format!("traefik.docker.network={}", net.name),
         "traefik.port=8000".into(),
         format!("traefik.frontend.rule=PathPrefix:{prefix}"),
         "traefik.backend.loadbalancer.stickiness=true".into(),
     ]
-}
-
-/// `--network <net>` and a `--label` for each of `labels`, as arguments
-/// of `docker service create`.
-pub fn network_and_labels(net: &Overlay, labels: &[String]) -> Vec<String> {
-    let mut args = vec!["--network".to_string(), net.name.clone()];
-    for l in labels {
-        args.extend(["--label".to_string(), l.clone()]);
-    }
-    args
 }
 
 /// One task of a service, as a manager lists it.
@@ -69,25 +59,25 @@ pub struct SwarmService {
 }
 
 impl SwarmService {
-    /// `docker service create --detach` on `manager` with `args` before
-    /// the image. `--init` (the whoami is PID 1 otherwise and ignores
-    /// SIGTERM) and `--no-resolve-image` (no registry: every node has the
-    /// image already).
-    pub fn create(manager: &Node, name: &str, args: &[String]) -> Self {
-        let mut all = vec![
-            "service",
-            "create",
-            "--detach",
-            "--quiet",
-            "--no-resolve-image",
-            "--init",
-            "--name",
-            name,
-        ];
-        all.extend(args.iter().map(String::as_str));
-        all.push(IMAGE);
-        manager.docker(&all);
+    /// `docker service create` of the test image on `manager` with `args`
+    /// (see [`service_create_args`]; every node has the image).
+    pub fn create(manager: &Node, name: &str, args: &[&str]) -> Self {
+        manager.docker(&service_create_args(name, args, IMAGE));
         Self { name: name.to_string() }
+    }
+
+    /// A service on `net` with the tutorial's labels (rule
+    /// `PathPrefix:<prefix>`) and `labels` besides, created with `args`
+    /// (replicas, placement, …) as [`SwarmService::create`] does.
+    pub fn tutorial(manager: &Node, name: &str, net: &Overlay, prefix: &str, labels: &[&str], args: &[&str]) -> Self {
+        let mut all: Vec<String> = args.iter().map(ToString::to_string).collect();
+        all.extend(["--network".to_string(), net.name.clone()]);
+        let extra = labels.iter().map(ToString::to_string);
+        for l in tutorial_labels(net, prefix).into_iter().chain(extra) {
+            all.extend(["--label".to_string(), l]);
+        }
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        Self::create(manager, name, &all)
     }
 
     /// The running tasks (desired and current state `running`, with a
