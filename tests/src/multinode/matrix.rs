@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{answer, assert_sticks, cluster, pin, spread, wait_all};
+use super::{answer, assert_sticks, cluster, pin, spread, wait_all, wait_anchors};
 use crate::harness::multinode::{
     Cluster,
     proxy::NodeProxy,
@@ -96,36 +96,9 @@ fn every_manager_routes_every_cookie_alike_and_a_manager_without_tasks_anchors()
     let took = wait_all(&refs(&proxies), &away.name, &away_all, Duration::from_secs(30));
     eprintln!("all 3 managers served the 3 away tasks {took:?} after the anchor");
     assert!(lb.exists(), "the anchor gave node3 a namespace on awaynet");
+    // One anchor per manager and network, each on its node.
     for net in [&all_net, &away_net] {
-        let anchors = manager.docker(&[
-            "service",
-            "ls",
-            "--format",
-            "{{.Name}}",
-            "--filter",
-            &format!("label=com.swarm-sticky.anchor.network={}", net.id),
-        ]);
-        let mut placed: Vec<String> = anchors
-            .lines()
-            .map(|a| {
-                manager.docker(&[
-                    "service",
-                    "ps",
-                    "--format",
-                    "{{.Node}}",
-                    "--filter",
-                    "desired-state=running",
-                    a,
-                ])
-            })
-            .collect();
-        placed.sort();
-        assert_eq!(
-            placed,
-            ["node1", "node2", "node3"],
-            "one anchor of {} per manager: {anchors}",
-            net.name
-        );
+        wait_anchors(manager, net, &["node1", "node2", "node3"], Duration::from_secs(60));
     }
     let seen = spread(&proxies[2], "/away", 6);
     assert_eq!(seen, away_all, "node3 reaches every remote task of away");
