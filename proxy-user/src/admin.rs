@@ -23,6 +23,7 @@
 
 mod actions;
 mod dashboard;
+pub mod listener;
 mod rate;
 mod views;
 
@@ -164,6 +165,9 @@ fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>)
         header::X_CONTENT_TYPE_OPTIONS,
         header::HeaderValue::from_static("nosniff"),
     );
+    if let Ok(v) = header::HeaderValue::from_str(crate::instance::instance()) {
+        h.insert(crate::instance::INSTANCE_HEADER, v);
+    }
     r
 }
 

@@ -6,8 +6,10 @@
 //! answers and `/readyz` says 503 while the rest starts (reading the
 //! cluster key can wait on Docker for a few seconds). Then the keys, the
 //! access log, the balancer and the data plane; a failure there exits
-//! before any worker runs. `run` starts the workers, the health checks,
-//! the Docker follower and the cluster key follower, and turns ready.
+//! before any worker runs. `run` follows Docker until the first table is
+//! in, starts the workers, the health checks and the cluster key follower,
+//! takes the published addresses over (from a predecessor, if one runs)
+//! and turns ready.
 //! SIGHUP re-reads the static services. SIGTERM or SIGINT drains: this
 //! process leaves the eBPF steering (a successor, if any, keeps the
 //! published ports), workers stop accepting after a short linger, finish
@@ -44,6 +46,14 @@ use crate::{
 /// the kernel steered to it just before a successor took over to complete.
 const HANDOVER_LINGER: Duration = Duration::from_millis(300);
 
+/// How long a starting process waits for its first table from Docker
+/// before it serves without one.
+const FIRST_TABLE: Duration = Duration::from_secs(10);
+
+/// How long a draining process keeps the published addresses for a
+/// successor that is still starting.
+const SUCCESSOR_WAIT: Duration = Duration::from_secs(15);
+
 /// Every part of a process that serves, set up and not yet running.
 pub struct App {
     config: Config,
@@ -79,9 +89,8 @@ impl App {
             .build()
             .context("main runtime")?;
         let admin = Arc::new(AdminState::new(config.admin_access.clone()));
-        let listener = std::net::TcpListener::bind(config.admin)
+        let listener = admin::listener::bind(config.admin)
             .with_context(|| format!("bind the admin listener {} (--admin)", config.admin))?;
-        listener.set_nonblocking(true).context("admin listener")?;
         {
             let _in_runtime = runtime.enter();
             let listener = tokio::net::TcpListener::from_std(listener).context("admin listener")?;
@@ -121,18 +130,22 @@ impl App {
     /// Serves until SIGTERM or SIGINT and the drain that follows.
     ///
     /// # Errors
-    /// When a worker, a signal handler or the runtime cannot be started.
+    /// When a worker, a signal handler or the runtime cannot be started,
+    /// or the published addresses cannot be taken over.
     pub fn run(mut self) -> anyhow::Result<()> {
         let (stop_tx, stop) = Shutdown::new();
+        let discovery = self.config.docker.as_ref().map(|_| Arc::default());
+        // The first table comes before any worker accepts: a successor
+        // takes the published addresses only once it can route.
+        self.runtime.block_on(self.follow_docker(discovery.clone()));
         let (workers, stats) = self.spawn_workers(&stop)?;
         let steering = lock(&self.dataplane).steering.to_string();
-        let discovery = self.config.docker.as_ref().map(|_| Arc::default());
         self.admin.serve(Parts {
             dataplane: self.dataplane.clone(),
             workers: stats,
             balancer: self.balancer.clone(),
             sources: self.sources.clone(),
-            discovery: discovery.clone(),
+            discovery,
             reload: reload_hook(
                 self.config.services_source.clone(),
                 self.sources.clone(),
@@ -144,7 +157,6 @@ impl App {
         self.runtime.block_on(async {
             spawn_ebpf_log(&self.dataplane);
             self.start_health_checks();
-            self.follow_docker(discovery);
             self.follow_cluster_key();
             if let Some(tls) = &self.tls {
                 tokio::spawn(tls.clone().watch());
@@ -152,6 +164,9 @@ impl App {
             let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
             let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
             let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+            lock(&self.dataplane)
+                .take_over()
+                .context("take over the published addresses")?;
             self.admin.ready.store(true, Ordering::Release);
             let listen: Vec<String> = self.config.edge.listeners.iter().map(ToString::to_string).collect();
             info!(listen = %listen.join(","), workers = workers.len(), steering = %steering, admin = %self.config.admin, "ready");
@@ -169,6 +184,8 @@ impl App {
             }
             info!(grace = ?self.config.grace_period, "draining");
             self.admin.ready.store(false, Ordering::Release);
+            discovery::anchor::stop_maintaining();
+            self.wait_for_successor().await;
             lock(&self.dataplane).leave();
             let _ = stop_tx.send(true);
             let joined = tokio::task::spawn_blocking(move || workers.into_iter().for_each(Worker::join));
@@ -182,6 +199,25 @@ impl App {
         // Background tasks (discovery, health checks) end with the runtime.
         self.runtime.shutdown_background();
         Ok(())
+    }
+
+    /// A successor that registered its workers but is still reading Docker
+    /// gets up to [`SUCCESSOR_WAIT`] to take the published addresses over,
+    /// while this process keeps serving them: leaving first would leave
+    /// them without an owner, and connections would be refused.
+    async fn wait_for_successor(&self) {
+        if !lock(&self.dataplane).successor_starting() {
+            return;
+        }
+        info!(at_most = ?SUCCESSOR_WAIT, "a successor is starting; serving until it takes over");
+        let deadline = tokio::time::Instant::now() + SUCCESSOR_WAIT;
+        while lock(&self.dataplane).successor_starting() {
+            if tokio::time::Instant::now() >= deadline {
+                warn!("the successor did not take over in time; leaving anyway");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// One worker thread per socket set, each serving the proxy.
@@ -212,12 +248,20 @@ impl App {
         spawn_health_checks(self.balancer.clone());
     }
 
-    /// With `--docker`: discovery, publishing into the sources.
-    fn follow_docker(&self, status: Option<Arc<Mutex<DiscoveryStatus>>>) {
+    /// With `--docker`: discovery, publishing into the sources. Returns
+    /// once the first table is in (or after [`FIRST_TABLE`] without one).
+    async fn follow_docker(&self, status: Option<Arc<Mutex<DiscoveryStatus>>>) {
         let (Some(cfg), Some(status)) = (&self.config.docker, status) else {
             return;
         };
-        let discovered = discovery::follow(cfg.clone(), status);
+        let mut discovered = discovery::follow(cfg.clone(), status);
+        match tokio::time::timeout(FIRST_TABLE, discovered.changed()).await {
+            Ok(Ok(())) => self.sources.set_discovered(discovered.borrow_and_update().clone()),
+            Ok(Err(_)) => {}
+            Err(_) => {
+                warn!(waited = ?FIRST_TABLE, "no table from Docker yet: serving without one, discovery keeps trying")
+            }
+        }
         tokio::spawn(self.sources.clone().follow(discovered));
     }
 
@@ -314,13 +358,12 @@ pub fn init_logging(format: LogFormat) {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // Under systemd, journald stamps every line itself.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
     match (format, journald) {
-        (LogFormat::Text, false) => builder.init(),
-        (LogFormat::Text, true) => builder.without_time().init(),
-        (LogFormat::Json, _) => builder.json().init(),
+        (LogFormat::Text, false) => builder.with_writer(std::io::stderr).init(),
+        (LogFormat::Text, true) => builder.with_writer(std::io::stderr).without_time().init(),
+        // Structured lines go where log collectors read a container's
+        // output (`docker service logs`, the json-file driver): stdout.
+        (LogFormat::Json, _) => builder.json().with_ansi(false).with_writer(std::io::stdout).init(),
     }
 }

@@ -67,6 +67,9 @@ pub enum Command {
     /// GET a URL and exit 0 on a 2xx answer, 1 otherwise (a HEALTHCHECK
     /// for images without curl).
     Probe(ProbeArgs),
+    /// Build swarm-sticky's container image from this binary on the local
+    /// engine (no registry; `deploy/swarm-sticky.yml` runs it).
+    Image(ImageArgs),
     /// Wait for SIGTERM and exit (the anchor task that gives this node a
     /// namespace on an overlay network; started by `run --docker`).
     #[command(hide = true)]
@@ -185,8 +188,8 @@ fn steering_values() -> PossibleValuesParser {
 
 fn log_format_values() -> PossibleValuesParser {
     PossibleValuesParser::new([
-        PossibleValue::new("text").help("human-readable lines"),
-        PossibleValue::new("json").help("one JSON object per line"),
+        PossibleValue::new("text").help("human-readable lines on stderr"),
+        PossibleValue::new("json").help("one JSON object per line on stdout"),
     ])
 }
 
@@ -234,6 +237,12 @@ pub struct RunArgs {
     /// Where the engine keeps its network namespaces (`<exec-root>/netns`).
     #[arg(long, value_name = "DIR", env = "SWARM_STICKY_DOCKER_NETNS_DIR", default_value = DEFAULT_DOCKER_NETNS_DIR)]
     pub docker_netns_dir: PathBuf,
+
+    /// The Swarm stack this instance runs in (the stack file sets it): the
+    /// anchors it makes join the stack, so that `docker stack rm` removes
+    /// them with it, and none is made once the stack is being removed.
+    #[arg(long, value_name = "NAME", env = "SWARM_STICKY_STACK")]
+    pub stack: Option<String>,
 
     /// Seconds between full re-lists of the Docker API (events trigger
     /// re-lists in between).
@@ -385,4 +394,23 @@ pub struct ProbeArgs {
     /// Seconds to wait for the answer.
     #[arg(long, value_name = "SECS", default_value_t = 3)]
     pub timeout: u64,
+
+    /// Count only an answer from a swarm-sticky in this probe's own PID
+    /// namespace (its container): while two instances share the admin
+    /// port during an update, each container's HEALTHCHECK judges its own.
+    #[arg(long)]
+    pub this_container: bool,
+}
+
+/// Flags of `swarm-sticky image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Tags to give the image (repeatable; default `swarm-sticky:<version>`
+    /// and `swarm-sticky:latest`).
+    #[arg(long = "tag", value_name = "NAME:TAG")]
+    pub tags: Vec<String>,
+
+    /// The Docker API to build on.
+    #[arg(long, value_name = "URL", env = "DOCKER_HOST", default_value = DEFAULT_DOCKER_HOST)]
+    pub docker_host: String,
 }

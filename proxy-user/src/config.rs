@@ -258,10 +258,17 @@ fn docker(args: &RunArgs) -> Result<DockerConfig, ConfigError> {
     if args.resync == 0 {
         return Err(ConfigError::Resync);
     }
+    let stack = args.stack.clone().filter(|s| !s.is_empty());
+    if let Some(name) = &stack
+        && !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        return Err(FieldError::new("--stack", format!("{name:?} is not a stack name ([A-Za-z0-9_.-])")).into());
+    }
     Ok(DockerConfig {
         host: args.docker.docker_host.clone(),
         resync: Duration::from_secs(args.resync),
         netns_dir: args.docker_netns_dir.clone(),
+        stack,
     })
 }
 

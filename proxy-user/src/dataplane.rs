@@ -15,6 +15,7 @@
 
 pub mod ebpf;
 mod error;
+pub mod owners;
 pub mod pins;
 pub mod privileges;
 pub mod sockets;
@@ -302,6 +303,30 @@ impl Dataplane {
             },
             sockets,
         ))
+    }
+
+    /// Points the published addresses at this process's workers (eBPF: a
+    /// predecessor, if any, drains from here on; the other modes listen
+    /// from the start, and the kernel queues connections until the workers
+    /// accept).
+    ///
+    /// # Errors
+    /// When the eBPF maps cannot be updated.
+    pub fn take_over(&mut self) -> Result<(), DataplaneError> {
+        match &mut self.steering {
+            Steering::Ebpf { steering, .. } => steering.take_over(),
+            Steering::Reuseport { .. } | Steering::Shared => Ok(()),
+        }
+    }
+
+    /// Whether a successor registered its workers and has not taken over
+    /// yet (eBPF only): leaving now would leave the published addresses
+    /// without an owner until it does.
+    pub fn successor_starting(&self) -> bool {
+        match &self.steering {
+            Steering::Ebpf { steering, .. } => steering.successor_starting(),
+            Steering::Reuseport { .. } | Steering::Shared => false,
+        }
     }
 
     /// Stops steering new connections to this process (unless a successor

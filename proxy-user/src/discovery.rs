@@ -43,4 +43,6 @@ pub struct DockerConfig {
     pub resync: Duration,
     /// Where the engine keeps network namespaces (`<exec-root>/netns`).
     pub netns_dir: PathBuf,
+    /// The Swarm stack this instance runs in, whose anchors join it.
+    pub stack: Option<String>,
 }

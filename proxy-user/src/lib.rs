@@ -29,7 +29,9 @@
 //!   [`metrics`] (Prometheus), [`stats`] (the request counters).
 //! * Tools: [`demo`] (the built-in whoami backend and the demo),
 //!   [`inspect`] (`cookie decode`, `check-config`), [`probe`] (a
-//!   HEALTHCHECK without curl); [`error`]: error helpers for all.
+//!   HEALTHCHECK without curl), [`image`] (container images of this
+//!   binary: swarm-sticky's own and the anchor's); [`instance`] (this
+//!   process among overlapping ones), [`error`]: error helpers for all.
 
 pub mod access_log;
 pub mod admin;
@@ -43,7 +45,9 @@ pub mod dataplane;
 pub mod demo;
 pub mod discovery;
 pub mod error;
+pub mod image;
 pub mod inspect;
+pub mod instance;
 pub mod listener;
 pub mod metrics;
 pub mod netns;

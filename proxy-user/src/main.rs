@@ -12,7 +12,7 @@ use proxy_user::{
     app::{self, App},
     cli::{self, Cli, Command, CookieCommand, CookieDecodeArgs, DemoArgs, RunArgs},
     config::{self, Config, EXIT_CONFIG, KeyUse, LogFormat},
-    demo, discovery, inspect, probe, services,
+    demo, discovery, image, inspect, probe, services,
 };
 
 fn main() -> ExitCode {
@@ -35,13 +35,22 @@ fn main() -> ExitCode {
         ),
         Command::Cookie(CookieCommand::Decode(args)) => cookie_decode(&args),
         Command::CheckConfig(args) => check_config(&args.file),
-        Command::Probe(args) => match tokio_main(probe::probe(&args.url, Duration::from_secs(args.timeout))) {
+        Command::Probe(args) => match tokio_main(probe::probe(
+            &args.url,
+            Duration::from_secs(args.timeout),
+            args.this_container,
+        )) {
             Ok(_) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("probe {}: {err:#}", args.url);
                 ExitCode::FAILURE
             }
         },
+        Command::Image(args) => report(
+            tokio_main(image::build_own(&args.docker_host, &args.tags))
+                .map(|tags| println!("built {}", tags.join(", ")))
+                .context("build the image"),
+        ),
         Command::Anchor => report(tokio_main(discovery::anchor::wait_for_stop())),
     }
 }

@@ -5,6 +5,14 @@
 //!
 //! Plain `http://` only, to an IP address or `localhost`: a health check
 //! probes its own container, so there is no DNS or TLS to do.
+//!
+//! With `--this-container`, an answer from a swarm-sticky in another PID
+//! namespace does not count: during a start-first update two instances
+//! share the admin port on the host network (see
+//! [`crate::admin::listener`]), and each connection reaches one of them
+//! ([`crate::instance`] names the process that answered).
+//! The probe connects again, a bounded number of times, until its own
+//! instance answers.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -31,7 +39,15 @@ pub enum ProbeError {
     /// An answer that is not 2xx.
     #[error("HTTP {0}")]
     Status(http::StatusCode),
+    /// Only other containers' instances answered.
+    #[error("{0} answers came from another container's swarm-sticky, none from this one")]
+    OtherInstance(u32),
 }
+
+/// Connections a `--this-container` probe makes at most: with two
+/// instances on the port, all of them reach the other one with a
+/// probability of 2^-16.
+const MAX_ATTEMPTS: u32 = 16;
 
 /// Where `url` points: the socket address and the request path.
 ///
@@ -52,12 +68,40 @@ pub fn target(url: &str) -> Result<(SocketAddr, String), ProbeError> {
     Ok((SocketAddr::new(ip, uri.port_u16().unwrap_or(80)), path))
 }
 
-/// GETs `url`; `Ok` with the status when it is 2xx.
+/// GETs `url`; `Ok` with the status when it is 2xx. With `this_container`,
+/// answers of swarm-sticky instances in other PID namespaces are skipped.
 ///
 /// # Errors
-/// A bad URL, no answer within `timeout`, or a status that is not 2xx.
-pub async fn probe(url: &str, timeout: Duration) -> Result<http::StatusCode, ProbeError> {
+/// A bad URL, no answer within `timeout`, a status that is not 2xx, or
+/// only other instances' answers.
+pub async fn probe(url: &str, timeout: Duration, this_container: bool) -> Result<http::StatusCode, ProbeError> {
     let (addr, path) = target(url)?;
+    let own = crate::instance::pid_namespace();
+    let attempts = async {
+        for _ in 0..MAX_ATTEMPTS {
+            let (status, instance) = exchange(addr, &path).await?;
+            let other = instance
+                .as_deref()
+                .and_then(crate::instance::namespace_of)
+                .is_some_and(|ns| Some(ns) != own);
+            if !(this_container && other) {
+                return Ok(status);
+            }
+        }
+        Err(ProbeError::OtherInstance(MAX_ATTEMPTS))
+    };
+    let status = tokio::time::timeout(timeout, attempts)
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))??;
+    if status.is_success() {
+        Ok(status)
+    } else {
+        Err(ProbeError::Status(status))
+    }
+}
+
+/// One GET on a new connection: the status and the instance header.
+async fn exchange(addr: SocketAddr, path: &str) -> Result<(http::StatusCode, Option<String>), ProbeError> {
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -69,16 +113,15 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<http::StatusCode, Pro
             .header(header::HOST, addr.to_string())
             .header(header::USER_AGENT, "swarm-sticky-probe")
             .body(Empty::<Bytes>::new())?;
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(send.send_request(req).await?.status())
+        let resp = send.send_request(req).await?;
+        let instance = resp
+            .headers()
+            .get(crate::instance::INSTANCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((resp.status(), instance))
     };
-    let status = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| ProbeError::Timeout(timeout))??;
-    if status.is_success() {
-        Ok(status)
-    } else {
-        Err(ProbeError::Status(status))
-    }
+    Ok(exchange.await?)
 }
 
 #[cfg(test)]
@@ -108,13 +151,13 @@ mod tests {
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(crate::demo::serve_whoami(listener, "w".into()));
         let t = Duration::from_secs(5);
-        assert!(probe(&format!("{base}/healthz"), t).await.is_ok());
-        probe(&format!("{base}/healthz/fail"), t).await.unwrap();
+        assert!(probe(&format!("{base}/healthz"), t, false).await.is_ok());
+        probe(&format!("{base}/healthz/fail"), t, false).await.unwrap();
         assert!(matches!(
-            probe(&format!("{base}/healthz"), t).await,
+            probe(&format!("{base}/healthz"), t, false).await,
             Err(ProbeError::Status(s)) if s == 503
         ));
-        probe(&format!("{base}/healthz/recover"), t).await.unwrap();
-        assert!(probe(&format!("{base}/healthz"), t).await.is_ok());
+        probe(&format!("{base}/healthz/recover"), t, false).await.unwrap();
+        assert!(probe(&format!("{base}/healthz"), t, false).await.is_ok());
     }
 }

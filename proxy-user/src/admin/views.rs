@@ -76,6 +76,9 @@ struct AccessView {
 #[derive(Serialize)]
 pub(super) struct Status {
     pid: u32,
+    /// This process as the `swarm-sticky-instance` header names it (PID
+    /// namespace/pid): which of two overlapping instances answered.
+    instance: &'static str,
     version: &'static str,
     uptime_secs: u64,
     listen: Vec<SocketAddr>,
@@ -121,6 +124,7 @@ pub(super) fn status(state: &AdminState, parts: &Parts) -> Status {
     let (listen, dataplane) = dataplane(parts);
     Status {
         pid: std::process::id(),
+        instance: crate::instance::instance(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: state.started.elapsed().as_secs(),
         listen,

@@ -5,15 +5,19 @@
 //!
 //! Every map and the `sk_lookup` link are pinned in the network namespace's
 //! pin directory ([`super::pins`]). The first process creates them; a
-//! later one (an upgrade, a restart) *joins*: it reuses the maps, inserts
-//! its own worker sockets under its pid, and then re-points each listener
-//! at its own group with one map update. From that moment new connections
-//! go to the new process while the old one drains; the kernel never sees a
-//! published port without an owner, so no connection attempt is refused.
-//! The last process to leave removes the pins, which detaches the program.
+//! later one (an upgrade, a restart) *joins*: it reuses the maps and
+//! inserts its own worker sockets under its owner id ([`super::owners`]).
+//! When it is ready to serve (with `--docker`, once it has its first
+//! table) it [takes over](EbpfSteering::take_over): it re-points each
+//! listener at its own group with one map update. From that moment new
+//! connections go to the new process while the old one drains; the kernel
+//! never sees a published port without an owner, so no connection attempt
+//! is refused. The last process to leave removes the pins, which detaches
+//! the program.
 //!
-//! A process that crashed leaves its pins behind with a dead pid in
-//! `OWNERS`; the next start detects that and replaces the whole state.
+//! A process that crashed leaves its pins behind, but not its sockets (the
+//! kernel removes a closed socket from the map); the next start sees no
+//! running owner and replaces the whole state.
 
 use std::{
     net::{SocketAddr, TcpListener},
@@ -38,7 +42,7 @@ use proxy_common::{
 use tracing::{info, warn};
 
 use super::{
-    DataplaneError,
+    DataplaneError, owners,
     pins::{self, PinLock},
 };
 
@@ -73,8 +77,13 @@ where
 pub struct EbpfSteering {
     pub(super) ebpf: Ebpf,
     pub(super) dir: PathBuf,
-    pid: u32,
-    /// (listener key, group, workers) registered by this process.
+    /// This process's owner id.
+    id: u32,
+    /// The published addresses, in group order.
+    listen: Vec<SocketAddr>,
+    /// Worker sockets per listener.
+    workers: u16,
+    /// (listener key, group, workers) this process took over.
     groups: Vec<(ListenKey, u16, u16)>,
     /// Whether this process created the pinned state (else it joined).
     pub(super) created: bool,
@@ -91,7 +100,7 @@ fn pinned_abi(dir: &Path) -> Result<Option<u32>, DataplaneError> {
     Ok(Some(meta.get(&META_ABI_SLOT, 0).map_err(map_err(MAP_META))?))
 }
 
-/// The pids in a pinned `OWNERS` map (empty when there is none).
+/// The owner ids in a pinned `OWNERS` map (empty when there is none).
 fn pinned_owners(dir: &Path) -> Result<Vec<u32>, DataplaneError> {
     let path = dir.join(MAP_OWNERS);
     if !path.exists() {
@@ -109,6 +118,7 @@ fn now_secs() -> u64 {
 impl EbpfSteering {
     /// Creates or joins the pinned state under `bpffs` and registers
     /// `sockets[worker][listener]` for the published `listen` addresses.
+    /// No connection comes to them before [`Self::take_over`].
     ///
     /// # Errors
     /// Privileges, bpffs, an ABI mismatch of existing pins, or a failure to
@@ -120,7 +130,6 @@ impl EbpfSteering {
         pins::ensure_bpffs(bpffs)?;
         let dir = pins::netns_dir(bpffs)?;
         let _lock = PinLock::acquire(&dir)?;
-        let pid = std::process::id();
 
         if let Some(found) = pinned_abi(&dir)?
             && found != ABI_VERSION
@@ -132,17 +141,15 @@ impl EbpfSteering {
             });
         }
         let owners = pinned_owners(&dir)?;
-        let live: Vec<u32> = owners
-            .iter()
-            .copied()
-            .filter(|&p| p != pid && pins::is_alive(p))
-            .collect();
+        let running = owners::running_in(&dir).map_err(map_err(MAP_WORKER_SOCKETS))?;
+        let id = owners::own_id(|i| owners.contains(&i) || running.contains(&i));
+        let live: Vec<u32> = running.into_iter().collect();
         if live.is_empty() && dir.join(MAP_META).exists() {
             warn!(dir = %dir.display(), gone = ?owners, "replacing eBPF pins left by a swarm-sticky that is gone");
             pins::remove_all(&dir)?;
         }
 
-        let result = Self::load_and_register(&dir, pid, listen, sockets, &live);
+        let result = Self::load_and_register(&dir, id, listen, sockets, &live);
         if result.is_err() && live.is_empty() {
             // Nobody else uses the state: leave no half-made pins behind.
             if let Err(err) = pins::remove_all(&dir) {
@@ -154,7 +161,7 @@ impl EbpfSteering {
 
     fn load_and_register(
         dir: &Path,
-        pid: u32,
+        id: u32,
         listen: &[SocketAddr],
         sockets: &[Vec<TcpListener>],
         live: &[u32],
@@ -178,38 +185,38 @@ impl EbpfSteering {
             info!(owners = ?live, "joining the running swarm-sticky's eBPF steering (hand-over)");
         }
 
+        let workers = u16::try_from(sockets.len()).map_err(|_| DataplaneError::TooManyWorkers(sockets.len()))?;
         let mut this = Self {
             ebpf,
             dir: dir.to_path_buf(),
-            pid,
+            id,
+            listen: listen.to_vec(),
+            workers,
             groups: Vec::new(),
             created,
         };
-        this.register(listen, sockets, live)?;
+        this.register(sockets, live)?;
         Ok(this)
     }
 
-    fn register(
-        &mut self,
-        listen: &[SocketAddr],
-        sockets: &[Vec<TcpListener>],
-        live: &[u32],
-    ) -> Result<(), DataplaneError> {
-        let pid = self.pid;
+    /// Registers this process in `OWNERS` and its worker sockets in
+    /// `WORKER_SOCKETS`; `live`: the other owners that run.
+    fn register(&mut self, sockets: &[Vec<TcpListener>], live: &[u32]) -> Result<(), DataplaneError> {
+        let id = self.id;
         {
             let mut owners: HashMap<_, u32, Owner> = map_mut(&mut self.ebpf, MAP_OWNERS)?;
             // Forget owners that are gone (crashed while others ran).
             let stale: Vec<u32> = owners
                 .keys()
                 .filter_map(Result::ok)
-                .filter(|p| *p != pid && !live.contains(p))
+                .filter(|p| *p != id && !live.contains(p))
                 .collect();
             for p in stale {
                 owners.remove(&p).map_err(map_err(MAP_OWNERS))?;
             }
             owners
                 .insert(
-                    pid,
+                    id,
                     Owner {
                         registered_at: now_secs(),
                     },
@@ -217,51 +224,80 @@ impl EbpfSteering {
                 )
                 .map_err(map_err(MAP_OWNERS))?;
         }
-        let workers = u16::try_from(sockets.len()).map_err(|_| DataplaneError::TooManyWorkers(sockets.len()))?;
-        {
-            let mut socks: SockHash<_, WorkerKey> = map_mut(&mut self.ebpf, MAP_WORKER_SOCKETS)?;
-            for (w, per_listener) in sockets.iter().enumerate() {
-                for (g, sock) in per_listener.iter().enumerate() {
-                    let key = WorkerKey {
-                        owner: pid,
-                        group: g as u16,
-                        worker: w as u16,
-                    };
-                    socks
-                        .insert(key, sock.as_raw_fd(), 0)
-                        .map_err(map_err(MAP_WORKER_SOCKETS))?;
-                }
+        let mut socks: SockHash<_, WorkerKey> = map_mut(&mut self.ebpf, MAP_WORKER_SOCKETS)?;
+        for (w, per_listener) in sockets.iter().enumerate() {
+            for (g, sock) in per_listener.iter().enumerate() {
+                let key = WorkerKey {
+                    owner: id,
+                    group: g as u16,
+                    worker: w as u16,
+                };
+                socks
+                    .insert(key, sock.as_raw_fd(), 0)
+                    .map_err(map_err(MAP_WORKER_SOCKETS))?;
             }
         }
+        Ok(())
+    }
+
+    /// Points every published address at this process's workers, one
+    /// atomic map update per address: from here on, new connections come
+    /// here and a predecessor only drains. Entries of owners that are gone
+    /// are removed too.
+    ///
+    /// # Errors
+    /// When the maps cannot be read or updated.
+    pub fn take_over(&mut self) -> Result<(), DataplaneError> {
+        let _lock = PinLock::acquire(&self.dir)?;
+        let id = self.id;
+        let live = owners::running(&map_ref::<SockHash<_, WorkerKey>>(&self.ebpf, MAP_WORKER_SOCKETS)?);
         let mut listeners: HashMap<_, ListenKey, ListenTarget> = map_mut(&mut self.ebpf, MAP_LISTENERS)?;
-        for (g, addr) in listen.iter().enumerate() {
+        self.groups.clear();
+        for (g, addr) in self.listen.iter().enumerate() {
             let key = ListenKey::from_socket_addr(*addr);
             if let Ok(prev) = listeners.get(&key, 0)
-                && prev.owner != pid
+                && prev.owner != id
                 && live.contains(&prev.owner)
             {
                 info!(listen = %addr, from = prev.owner, "taking over the published address");
             }
             let target = ListenTarget {
-                owner: pid,
+                owner: id,
                 group: g as u16,
-                workers,
+                workers: self.workers,
             };
-            // One atomic update per listener: the switch-over point.
             listeners.insert(key, target, 0).map_err(map_err(MAP_LISTENERS))?;
-            self.groups.push((key, g as u16, workers));
+            self.groups.push((key, g as u16, self.workers));
         }
         // Entries of owners that are gone would only ever fall through.
         let dead: Vec<ListenKey> = listeners
             .iter()
             .filter_map(Result::ok)
-            .filter(|(_, t)| t.owner != pid && !live.contains(&t.owner))
+            .filter(|(_, t)| !live.contains(&t.owner))
             .map(|(k, _)| k)
             .collect();
         for k in dead {
             listeners.remove(&k).map_err(map_err(MAP_LISTENERS))?;
         }
         Ok(())
+    }
+
+    /// Whether another running process registered its workers but has not
+    /// taken over a published address that this one still owns: a
+    /// successor that is still starting (reading Docker).
+    pub fn successor_starting(&self) -> bool {
+        let Ok(sockets) = map_ref::<SockHash<_, WorkerKey>>(&self.ebpf, MAP_WORKER_SOCKETS) else {
+            return false;
+        };
+        let Ok(listeners) = map_ref::<HashMap<_, ListenKey, ListenTarget>>(&self.ebpf, MAP_LISTENERS) else {
+            return false;
+        };
+        let others = owners::running(&sockets).into_iter().any(|o| o != self.id);
+        others
+            && self
+                .groups
+                .iter()
+                .any(|(key, _, _)| listeners.get(key, 0).is_ok_and(|t| t.owner == self.id))
     }
 
     /// Leaves the pinned state: releases this process's listeners unless a
@@ -273,41 +309,37 @@ impl EbpfSteering {
     /// When the maps cannot be updated.
     pub fn leave(&mut self) -> Result<bool, DataplaneError> {
         let _lock = PinLock::acquire(&self.dir)?;
-        let pid = self.pid;
+        let id = self.id;
         let mut succeeded = false;
         {
             let mut listeners: HashMap<_, ListenKey, ListenTarget> = map_mut(&mut self.ebpf, MAP_LISTENERS)?;
             for (key, _, _) in &self.groups {
                 match listeners.get(key, 0) {
-                    Ok(t) if t.owner == pid => listeners.remove(key).map_err(map_err(MAP_LISTENERS))?,
+                    Ok(t) if t.owner == id => listeners.remove(key).map_err(map_err(MAP_LISTENERS))?,
                     Ok(_) => succeeded = true,
                     Err(_) => {}
                 }
             }
         }
-        {
+        let others = {
             let mut socks: SockHash<_, WorkerKey> = map_mut(&mut self.ebpf, MAP_WORKER_SOCKETS)?;
-            for (_, group, workers) in &self.groups {
-                for w in 0..*workers {
+            for group in 0..self.listen.len() {
+                for w in 0..self.workers {
                     // Already gone when the socket closed first: fine.
                     let _ = socks.remove(&WorkerKey {
-                        owner: pid,
-                        group: *group,
+                        owner: id,
+                        group: group as u16,
                         worker: w,
                     });
                 }
             }
-        }
-        let others = {
-            let mut owners: HashMap<_, u32, Owner> = map_mut(&mut self.ebpf, MAP_OWNERS)?;
-            let _ = owners.remove(&pid);
-            owners
-                .keys()
-                .filter_map(Result::ok)
-                .filter(|p| pins::is_alive(*p))
-                .count()
+            owners::running(&socks)
         };
-        if others == 0 {
+        {
+            let mut owners: HashMap<_, u32, Owner> = map_mut(&mut self.ebpf, MAP_OWNERS)?;
+            let _ = owners.remove(&id);
+        }
+        if others.is_empty() {
             pins::remove_all(&self.dir)?;
             info!("eBPF steering detached; pins removed");
         }

@@ -29,6 +29,15 @@ pub enum PinError {
         #[source]
         source: std::io::Error,
     },
+    /// In a container, bpffs is not the host's.
+    #[error(
+        "bpffs is not mounted at {path}: in a container, mount the host's there (the stack file does); \
+         a bpffs of the container's own would not be seen by the next version during an upgrade"
+    )]
+    NotShared {
+        /// Mount point.
+        path: PathBuf,
+    },
     /// A file system call failed.
     #[error("{what} {path}")]
     Io {
@@ -72,15 +81,23 @@ fn is_bpffs(path: &Path) -> Result<bool, PinError> {
     Ok(i64::from(st.f_type as u32) == BPF_FS_MAGIC)
 }
 
-/// Mounts bpffs at `root` unless it is mounted already.
+/// Mounts bpffs at `root` unless it is mounted already. Not in a
+/// container (a PID namespace of its own): a bpffs mounted there would be
+/// the container's, and an upgrade's new container would not see the pins.
 ///
 /// # Errors
-/// When the directory cannot be created or the mount fails.
+/// When the directory cannot be created or the mount fails, and in a
+/// container without the host's bpffs.
 #[expect(unsafe_code, reason = "mount(2) has no safe wrapper in std")]
 pub fn ensure_bpffs(root: &Path) -> Result<(), PinError> {
     std::fs::create_dir_all(root).map_err(io_err("create", root))?;
     if is_bpffs(root)? {
         return Ok(());
+    }
+    if crate::instance::in_container() {
+        return Err(PinError::NotShared {
+            path: root.to_path_buf(),
+        });
     }
     let target = c_path(root)?;
     // SAFETY: all strings are valid and NUL-terminated; data may be NULL.
@@ -128,18 +145,6 @@ impl PinLock {
         }
         Ok(Self { _dir: file })
     }
-}
-
-/// Whether a process with this pid is alive (in our pid namespace).
-#[expect(unsafe_code, reason = "kill(2) with signal 0 has no safe wrapper in std")]
-pub fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid, 0) };
-    // EPERM means it exists but belongs to someone else.
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Removes every pin in `dir` (maps and links), then the directory.

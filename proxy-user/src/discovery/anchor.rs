@@ -21,14 +21,19 @@
 //! single node the namespace goes only with the last local task, when
 //! there is nothing left to reach), and removed once no served service
 //! uses the network. Only anchors for this node are touched.
-
-pub mod image;
+//!
+//! Anchors outlive the process on purpose: a successor on the node (an
+//! upgrade) keeps using them, so a draining process neither makes nor
+//! removes any ([`stop_maintaining`]). Run as a stack (`--stack`), the
+//! anchors carry the stack's label, so `docker stack rm` removes them with
+//! it; once the stack's own services are gone, none is made.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    path::PathBuf,
-    sync::Arc,
-    time::Duration,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use bollard::{
@@ -36,18 +41,29 @@ use bollard::{
         NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
         TaskSpecContainerSpec, TaskSpecPlacement,
     },
-    query_parameters::{BuildImageOptions, ListServicesOptions},
+    query_parameters::ListServicesOptions,
 };
-use futures_util::StreamExt as _;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{engine::Engine, table::Snapshot, to_services};
+use super::{DockerConfig, engine::Engine, table::Snapshot, to_services};
+use crate::image;
 
 /// Label with the node an anchor is for.
 pub const LABEL_NODE: &str = "com.swarm-sticky.anchor.node";
 /// Label with the network an anchor attaches to.
 pub const LABEL_NETWORK: &str = "com.swarm-sticky.anchor.network";
+/// The label `docker stack` puts on everything a stack owns.
+pub const LABEL_STACK: &str = "com.docker.stack.namespace";
+
+/// Set when the process starts draining.
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`maintain`] stop before its next pass: a draining process
+/// leaves the anchors as they are.
+pub fn stop_maintaining() {
+    STOPPED.store(true, Ordering::Release);
+}
 
 /// Why an anchor could not be made or removed.
 #[derive(Debug, thiserror::Error)]
@@ -113,40 +129,58 @@ async fn ensure_image(engine: &Engine) -> Result<String, AnchorError> {
     // Both read the whole binary (tens of MiB): not on a runtime thread,
     // which also serves the admin API.
     let blocking = |e: tokio::task::JoinError| AnchorError::Build(e.to_string());
-    let tag = tokio::task::spawn_blocking(image::tag).await.map_err(blocking)?;
+    let tag = tokio::task::spawn_blocking(image::anchor_tag).await.map_err(blocking)?;
     if engine.docker().inspect_image(&tag).await.is_ok() {
         return Ok(tag);
     }
-    let context = tokio::task::spawn_blocking(image::context).await.map_err(blocking)??;
-    let opts = BuildImageOptions {
-        dockerfile: "Dockerfile".into(),
-        t: Some(tag.clone()),
-        rm: true,
-        ..Default::default()
-    };
-    let mut build = engine
-        .docker()
-        .build_image(opts, None, Some(bollard::body_full(context.into())));
-    while let Some(step) = build.next().await {
-        if let Some(err) = step?.error_detail.and_then(|d| d.message) {
-            return Err(AnchorError::Build(err));
-        }
-    }
+    let context = tokio::task::spawn_blocking(|| image::context(image::ANCHOR_DOCKERFILE))
+        .await
+        .map_err(blocking)??;
+    image::build(engine.docker(), context, &tag).await?;
     info!(image = %tag, "built the anchor image from this binary");
     Ok(tag)
 }
 
-/// Creates the anchor of `network` on `node`; `present`: the namespace
-/// exists already (a local task holds it), for the log.
-async fn create(engine: &Engine, node: &str, network: &str, present: bool) -> Result<(), AnchorError> {
+/// Whether `stack` still has a service other than anchors: `docker stack
+/// rm` removes the stack's swarm-sticky service before its anchors, and
+/// an anchor made after that would be left behind.
+async fn stack_exists(engine: &Engine, stack: &str) -> Result<bool, AnchorError> {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_STACK}={stack}")])]);
+    let opts = ListServicesOptions {
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let list = engine.docker().list_services(Some(opts)).await?;
+    Ok(list.iter().any(|s| {
+        s.spec
+            .as_ref()
+            .and_then(|spec| spec.labels.as_ref())
+            .is_some_and(|l| !l.contains_key(LABEL_NODE))
+    }))
+}
+
+/// Creates the anchor of `network` on `node` (in `stack`, when this
+/// process runs in one); `present`: the namespace exists already (a local
+/// task holds it), for the log.
+async fn create(
+    engine: &Engine,
+    node: &str,
+    network: &str,
+    stack: Option<&str>,
+    present: bool,
+) -> Result<(), AnchorError> {
     let image = ensure_image(engine).await?;
     let short = |s: &str| s.get(..10).unwrap_or(s).to_owned();
+    let mut labels = HashMap::from([
+        (LABEL_NODE.to_string(), node.to_string()),
+        (LABEL_NETWORK.to_string(), network.to_string()),
+    ]);
+    if let Some(stack) = stack {
+        labels.insert(LABEL_STACK.to_string(), stack.to_string());
+    }
     let spec = ServiceSpec {
         name: Some(format!("swarm-sticky-anchor-{}-{}", short(network), short(node))),
-        labels: Some(HashMap::from([
-            (LABEL_NODE.to_string(), node.to_string()),
-            (LABEL_NETWORK.to_string(), network.to_string()),
-        ])),
+        labels: Some(labels),
         task_template: Some(TaskSpec {
             container_spec: Some(TaskSpecContainerSpec {
                 image: Some(image),
@@ -180,18 +214,23 @@ async fn create(engine: &Engine, node: &str, network: &str, present: bool) -> Re
 
 /// One pass: an anchor for each network with served tasks on other
 /// nodes, none for networks no served service uses.
-async fn reconcile(
-    engine: &Engine,
-    node: &str,
-    netns_dir: &std::path::Path,
-    snapshot: &Snapshot,
-) -> Result<(), AnchorError> {
+async fn reconcile(engine: &Engine, node: &str, cfg: &DockerConfig, snapshot: &Snapshot) -> Result<(), AnchorError> {
     let existing = anchors(engine, node).await?;
-    for net in &with_remote_tasks(snapshot, node) {
-        if !existing.contains_key(net) {
-            let present = to_services::overlay_netns(netns_dir, net).is_some();
-            create(engine, node, net, present).await?;
+    let wanted = with_remote_tasks(snapshot, node);
+    let missing: Vec<&String> = wanted.iter().filter(|net| !existing.contains_key(*net)).collect();
+    let stack = cfg.stack.as_deref();
+    if !missing.is_empty()
+        && let Some(stack) = stack
+        && !stack_exists(engine, stack).await?
+    {
+        return Ok(());
+    }
+    for net in missing {
+        if STOPPED.load(Ordering::Acquire) {
+            return Ok(());
         }
+        let present = to_services::overlay_netns(&cfg.netns_dir, net).is_some();
+        create(engine, node, net, stack, present).await?;
     }
     let used = used(snapshot);
     for (net, id) in &existing {
@@ -220,9 +259,9 @@ pub async fn wait_for_stop() -> std::io::Result<()> {
 }
 
 /// Keeps the anchors of this node in line with the tables on `rx`, also
-/// every `every`; runs until dropped. Failures are logged once per kind
-/// and retried on the next pass.
-pub async fn maintain(host: String, netns_dir: PathBuf, mut rx: watch::Receiver<Arc<Snapshot>>, every: Duration) {
+/// every resync period; runs until dropped or [`stop_maintaining`].
+/// Failures are logged once per kind and retried on the next pass.
+pub async fn maintain(cfg: DockerConfig, mut rx: watch::Receiver<Arc<Snapshot>>) {
     let mut engine: Option<(Engine, String)> = None;
     let mut last_error: Option<String> = None;
     // Nothing is decided before the first table: an empty default would
@@ -230,11 +269,11 @@ pub async fn maintain(host: String, netns_dir: PathBuf, mut rx: watch::Receiver<
     if rx.changed().await.is_err() {
         return;
     }
-    loop {
+    while !STOPPED.load(Ordering::Acquire) {
         let snapshot = rx.borrow_and_update().clone();
         let result = async {
             if engine.is_none() {
-                let e = Engine::connect(&host).await?;
+                let e = Engine::connect(&cfg.host).await?;
                 let node = e
                     .node_id()
                     .await?
@@ -243,7 +282,7 @@ pub async fn maintain(host: String, netns_dir: PathBuf, mut rx: watch::Receiver<
                 engine = Some((e, node));
             }
             let Some((e, node)) = &engine else { return Ok(()) };
-            reconcile(e, node, &netns_dir, &snapshot).await
+            reconcile(e, node, &cfg, &snapshot).await
         }
         .await;
         match result {
@@ -259,7 +298,7 @@ pub async fn maintain(host: String, netns_dir: PathBuf, mut rx: watch::Receiver<
         }
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(cfg.resync) => {}
         }
     }
 }

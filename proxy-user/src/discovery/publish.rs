@@ -31,12 +31,7 @@ pub fn follow(cfg: DockerConfig, status: Arc<Mutex<DiscoveryStatus>>) -> watch::
     let (tables_tx, tables) = watch::channel(Arc::new(Snapshot::default()));
     let (tx, rx) = watch::channel(Arc::new(Discovered::default()));
     tokio::spawn(super::watch::run(cfg.host.clone(), cfg.resync, tables_tx, status));
-    tokio::spawn(anchor::maintain(
-        cfg.host.clone(),
-        cfg.netns_dir.clone(),
-        tables.clone(),
-        cfg.resync,
-    ));
+    tokio::spawn(anchor::maintain(cfg.clone(), tables.clone()));
     tokio::spawn(map_tables(cfg, tables, tx));
     tokio::spawn(revalidate_namespaces());
     rx

@@ -1,11 +1,19 @@
-//! The anchor image, built from swarm-sticky's own binary without any
+//! Container images built from swarm-sticky's own binary without any
 //! registry: `FROM scratch`, the running executable as `/swarm-sticky`, and
 //! the shared objects it has loaded (from `/proc/self/maps`) at their
 //! paths, with the ELF interpreter also at the path the binary names
 //! (`PT_INTERP`). A static build has neither. The build context is a tar
 //! written here (a handful of regular files, ustar).
+//!
+//! Two images are made this way: the anchor image (discovery builds it on
+//! each node it needs one, see [`crate::discovery::anchor`]) and
+//! swarm-sticky's own image for the stack (`swarm-sticky image`, which
+//! `cargo xtask image` runs from the release build).
 
 use std::path::{Path, PathBuf};
+
+use bollard::{Docker, query_parameters::BuildImageOptions};
+use futures_util::StreamExt as _;
 
 /// Why the image context could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +30,28 @@ pub enum ImageError {
     /// A path too long for a plain ustar header.
     #[error("path too long for the image context: {0}")]
     LongPath(String),
+    /// The Docker API failed.
+    #[error("docker API")]
+    Docker(#[from] bollard::errors::Error),
+    /// The engine reported a failed build step.
+    #[error("docker build: {0}")]
+    Build(String),
 }
 
 /// The `Dockerfile` of the anchor image.
-const DOCKERFILE: &str = "FROM scratch\nCOPY . /\nENTRYPOINT [\"/swarm-sticky\", \"anchor\"]\n";
+pub const ANCHOR_DOCKERFILE: &str = "FROM scratch\nCOPY . /\nENTRYPOINT [\"/swarm-sticky\", \"anchor\"]\n";
+
+/// The `Dockerfile` of swarm-sticky's own image. The stack file gives the
+/// command, the health check and the mounts; a plain `docker run` of the
+/// image prints the help.
+pub fn edge_dockerfile() -> String {
+    format!(
+        "FROM scratch\nCOPY . /\n\
+         LABEL org.opencontainers.image.title=\"swarm-sticky\" org.opencontainers.image.version=\"{}\"\n\
+         ENTRYPOINT [\"/swarm-sticky\"]\nCMD [\"--help\"]\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
 
 fn read(path: &Path) -> Result<Vec<u8>, ImageError> {
     std::fs::read(path).map_err(|source| ImageError::Read {
@@ -104,14 +130,15 @@ fn append(out: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]) -> Result<(), I
     Ok(())
 }
 
-/// The build context (a tar) of the anchor image for the running binary.
+/// The build context (a tar) of an image of the running binary with
+/// `dockerfile`.
 ///
 /// # Errors
 /// When the executable or a library cannot be read.
-pub fn context() -> Result<Vec<u8>, ImageError> {
+pub fn context(dockerfile: &str) -> Result<Vec<u8>, ImageError> {
     let exe = read(Path::new("/proc/self/exe"))?;
     let mut tar = Vec::with_capacity(exe.len() + (1 << 20));
-    append(&mut tar, "Dockerfile", 0o644, DOCKERFILE.as_bytes())?;
+    append(&mut tar, "Dockerfile", 0o644, dockerfile.as_bytes())?;
     let libs = mapped_libraries();
     if let Some(interp) = interpreter(&exe) {
         let name = Path::new(&interp).file_name();
@@ -127,10 +154,70 @@ pub fn context() -> Result<Vec<u8>, ImageError> {
     Ok(tar)
 }
 
+/// Builds `context` on the engine as `tag`.
+///
+/// # Errors
+/// When the API fails or a build step does.
+pub async fn build(docker: &Docker, context: Vec<u8>, tag: &str) -> Result<(), ImageError> {
+    let opts = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        t: Some(tag.to_owned()),
+        rm: true,
+        ..Default::default()
+    };
+    let mut steps = docker.build_image(opts, None, Some(bollard::body_full(context.into())));
+    while let Some(step) = steps.next().await {
+        if let Some(err) = step?.error_detail.and_then(|d| d.message) {
+            return Err(ImageError::Build(err));
+        }
+    }
+    Ok(())
+}
+
+/// `swarm-sticky image`: builds this binary's own image on the engine at
+/// `host` (a `unix://` URL) and gives it every one of `tags` (default: the
+/// version and `latest`). Returns the tags.
+///
+/// # Errors
+/// When the engine cannot be reached, the binary read or the build fails.
+pub async fn build_own(host: &str, tags: &[String]) -> Result<Vec<String>, ImageError> {
+    let tags = if tags.is_empty() {
+        vec![
+            format!("swarm-sticky:{}", env!("CARGO_PKG_VERSION")),
+            "swarm-sticky:latest".to_owned(),
+        ]
+    } else {
+        tags.to_vec()
+    };
+    let socket = host.strip_prefix("unix://").unwrap_or(host);
+    // A build sends the whole binary: more than an API call's usual time.
+    let docker = Docker::connect_with_unix(socket, 300, bollard::API_DEFAULT_VERSION)?
+        .negotiate_version()
+        .await?;
+    let context = tokio::task::spawn_blocking(|| context(&edge_dockerfile()))
+        .await
+        .map_err(|e| ImageError::Build(e.to_string()))??;
+    build(&docker, context, &tags[0]).await?;
+    for tag in &tags[1..] {
+        // `host:5000/name` has a colon but no tag.
+        let (repo, version) = tag
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .unwrap_or((tag, "latest"));
+        let opts = bollard::query_parameters::TagImageOptions {
+            repo: Some(repo.to_owned()),
+            tag: Some(version.to_owned()),
+        };
+        docker.tag_image(&tags[0], Some(opts)).await?;
+    }
+    Ok(tags)
+}
+
 /// A tag naming the binary: the same build gives the same tag, so the
-/// image is built once per node and version. The binary is hashed once per
-/// process (it is read whole: call this off the runtime's threads).
-pub fn tag() -> String {
+/// anchor image is built once per node and version. The binary is hashed
+/// once per process (it is read whole: call this off the runtime's
+/// threads).
+pub fn anchor_tag() -> String {
     use sha2::{Digest as _, Sha256};
     static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     TAG.get_or_init(|| {
@@ -152,7 +239,7 @@ mod tests {
     fn context_of_this_binary() {
         let exe = std::fs::read("/proc/self/exe").unwrap();
         let interp = interpreter(&exe);
-        let tar = context().unwrap();
+        let tar = context(ANCHOR_DOCKERFILE).unwrap();
         assert_eq!(tar.len() % 512, 0);
         assert_eq!(&tar[257..262], b"ustar");
         assert_eq!(&tar[..10], b"Dockerfile");
@@ -166,6 +253,6 @@ mod tests {
             assert!(i.starts_with('/'), "{i}");
             assert!(has(i.trim_start_matches('/')), "no {i} in the context");
         }
-        assert!(tag().starts_with("swarm-sticky-anchor:"));
+        assert!(anchor_tag().starts_with("swarm-sticky-anchor:"));
     }
 }
