@@ -48,6 +48,13 @@ enum Task {
     },
     /// rustfmt check and both clippy passes with -D warnings.
     Lint,
+    /// Build swarm-sticky's container image (release binary) on the local
+    /// engine, for `deploy/swarm-sticky.yml`.
+    Image {
+        /// Tags (repeatable; default swarm-sticky:<version> and :latest).
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+    },
     /// Install the binary, the systemd unit and a default configuration.
     Install {
         /// Staging root (default: the real one).
@@ -78,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         Task::Run { args } => tasks::run(&args),
         Task::Test { filter } => tasks::test(filter.as_deref()),
         Task::Lint => tasks::lint(),
+        Task::Image { tags } => tasks::image(&tags),
         Task::Install { root } => install::run(&root),
         Task::Bench { which, seconds, rounds } => bench::run(which, seconds, rounds),
     }

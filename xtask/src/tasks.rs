@@ -47,6 +47,21 @@ pub fn release_binary(tools: &setup::Tools) -> anyhow::Result<PathBuf> {
     Ok(cmd::root().join("target/release/swarm-sticky"))
 }
 
+/// `cargo xtask image`: swarm-sticky's container image from the release
+/// binary, built on the local engine by the binary itself (`swarm-sticky
+/// image`, the same way it builds its anchor image: no registry, no
+/// Dockerfile to keep in step).
+pub fn image(tags: &[String]) -> anyhow::Result<()> {
+    let tools = setup::run()?;
+    let bin = release_binary(&tools)?;
+    let mut build = Command::new(&bin);
+    build.arg("image");
+    for t in tags {
+        build.args(["--tag", t]);
+    }
+    cmd::run(&mut build).context("build the image (is a Docker engine running here?)")
+}
+
 /// Whether a Docker engine answers and this node is a swarm manager.
 fn swarm_manager() -> bool {
     Command::new("docker")
