@@ -5,11 +5,20 @@
 
 mod handover;
 mod netns;
+mod overlap;
 mod privileges;
 mod steering;
 mod xdp;
 
-use std::{net::SocketAddr, sync::atomic::AtomicU32};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
 
 use crate::harness::{
     netns::TestNet,
@@ -85,4 +94,89 @@ fn start(net: &TestNet, n: u16, args: &[&str]) -> Proxy {
         args: all,
         setpriv: None,
     })
+}
+
+/// A client in the client namespace sending `request` to `target` again
+/// and again, a new connection each, until [`ClientLoop::finish`] (or for
+/// at most 120 s), counting them and keeping what failed.
+struct ClientLoop {
+    done: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    failures: Arc<Mutex<Vec<String>>>,
+    thread: JoinHandle<()>,
+}
+
+impl ClientLoop {
+    fn start(
+        net: &TestNet,
+        target: SocketAddr,
+        request: impl Fn(SocketAddr) -> Result<(), String> + Send + 'static,
+    ) -> Self {
+        let done = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+        let thread = {
+            let (done, stop, failures) = (done.clone(), stop.clone(), failures.clone());
+            let path = net.client.path();
+            std::thread::spawn(move || {
+                crate::harness::netns::enter(&path);
+                let deadline = Instant::now() + Duration::from_secs(120);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    if let Err(e) = request(target) {
+                        failures.lock().expect("lock").push(e);
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        Self {
+            done,
+            stop,
+            failures,
+            thread,
+        }
+    }
+
+    /// Connections made so far.
+    fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Waits (bounded) until `n` connections are done.
+    fn wait_count(&self, n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.done() < n {
+            assert!(
+                Instant::now() < deadline,
+                "client loop stalled at {} (< {n})",
+                self.done()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Stops the loop; panics unless every connection succeeded. The
+    /// connections made.
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("client thread");
+        let failures = self.failures.lock().expect("lock");
+        let total = self.done.load(Ordering::Relaxed);
+        assert!(
+            failures.is_empty(),
+            "{} of {total} connections failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+        total
+    }
+}
+
+/// `GET /` on a new connection, answered 200.
+fn get_ok(target: SocketAddr) -> Result<(), String> {
+    match crate::harness::client::get(target, "/") {
+        Ok(r) if r.status == 200 => Ok(()),
+        Ok(r) => Err(format!("status {}", r.status)),
+        Err(e) => Err(e.to_string()),
+    }
 }

@@ -13,6 +13,8 @@
 //! * `partition.rs`: one manager of three cut off, then healed;
 //! * `rolling.rs`: a rolling update under load through two managers;
 //! * `rotation.rs`: a join-token rotation issued on another manager;
+//! * `stack.rs`: swarm-sticky deployed as a Swarm stack, updated
+//!   start-first under load, and removed;
 //! * `updates.rs`: a rolling update seen precisely (`--resync 60`): drain
 //!   at once, same-slot clients wait for their slot, changes within 1 s.
 
@@ -21,6 +23,7 @@ mod node_loss;
 mod partition;
 mod rolling;
 mod rotation;
+mod stack;
 mod tutorial;
 mod updates;
 
@@ -31,7 +34,11 @@ use std::{
 
 use crate::harness::{
     client::Response,
-    multinode::{Cluster, Node, proxy::NodeProxy, service::Overlay},
+    multinode::{
+        Cluster, Node,
+        proxy::{Entry, NodeProxy},
+        service::Overlay,
+    },
     swarm::{IMAGE, require_engine, test_image},
 };
 
@@ -60,7 +67,7 @@ fn answer(r: std::io::Result<Response>) -> Result<String, String> {
 /// Cookie-less requests to `path` through `proxy` (a new connection each)
 /// until one reaches a container `wanted` accepts; its cookie and the
 /// container. Panics after 40 attempts.
-fn pin(proxy: &NodeProxy, path: &str, wanted: impl Fn(&str) -> bool) -> (String, String) {
+fn pin(proxy: &impl Entry, path: &str, wanted: impl Fn(&str) -> bool) -> (String, String) {
     let mut seen = Vec::new();
     for _ in 0..40 {
         let r = proxy.get_path(path, None).expect("a cookie-less request");
@@ -73,33 +80,33 @@ fn pin(proxy: &NodeProxy, path: &str, wanted: impl Fn(&str) -> bool) -> (String,
     }
     panic!(
         "40 new sessions through node{} never reached the container wanted: {seen:?}",
-        proxy.node + 1
+        proxy.node() + 1
     );
 }
 
 /// The containers that `n` cookie-less requests to `path` through `proxy`
 /// reach (a new connection each).
-fn spread(proxy: &NodeProxy, path: &str, n: usize) -> BTreeSet<String> {
+fn spread(proxy: &impl Entry, path: &str, n: usize) -> BTreeSet<String> {
     (0..n)
-        .map(|_| answer(proxy.get_path(path, None)).unwrap_or_else(|e| panic!("node{}: {e}", proxy.node + 1)))
+        .map(|_| answer(proxy.get_path(path, None)).unwrap_or_else(|e| panic!("node{}: {e}", proxy.node() + 1)))
         .collect()
 }
 
 /// Sends `n` requests with `cookie` to `path` through `proxy`; panics
 /// unless every one reaches `container` and none gets a new cookie.
-fn assert_sticks(proxy: &NodeProxy, path: &str, cookie: &str, container: &str, n: usize) {
+fn assert_sticks(proxy: &impl Entry, path: &str, cookie: &str, container: &str, n: usize) {
     for i in 0..n {
         let r = proxy.get_path(path, Some(cookie)).expect("a replay");
         assert_eq!(
             r.whoami().as_deref(),
             Some(container),
             "replay {i} through node{} left {container}: {r:?}",
-            proxy.node + 1
+            proxy.node() + 1
         );
         assert!(
             r.set_cookie().is_none(),
             "node{} re-issued a valid cookie (rejected it?): {r:?}",
-            proxy.node + 1
+            proxy.node() + 1
         );
     }
 }

@@ -9,17 +9,19 @@
 //!
 //! The daemons share the host's mount namespace (`nsenter --net`, never
 //! `ip netns exec`), so their network namespace files under
-//! `<dir>/nN/run/netns` can be entered from the host like Docker's own.
+//! `<dir>/nodeN/run/netns` can be entered from the host like Docker's own.
 //!
 //! Layout: `node.rs` (one daemon), `lan.rs` (bridge, links, partitions,
 //! fence), `teardown.rs` (what a crash leaves), `proxy.rs` (swarm-sticky
-//! on a node), `service.rs` (overlays and services, tasks by node).
+//! on a node), `service.rs` (overlays and services, tasks by node),
+//! `stack.rs` (swarm-sticky deployed as the stack users deploy).
 //! Nodes are indexed from 0 (`nodes[0]` is node 1).
 
 mod lan;
 mod node;
 pub mod proxy;
 pub mod service;
+pub mod stack;
 mod teardown;
 
 use std::{
@@ -86,7 +88,9 @@ impl Cluster {
         let n = managers + workers;
         for i in 1..=n {
             let (netns, ip) = cluster.lan.add_node(i);
-            let node = Node::new(i, netns, ip, dir.join(format!("n{i}")), i <= managers);
+            // Named like the node (its hostname), so that a Swarm template
+            // ({{.Node.Hostname}}) in a mount source finds its directory.
+            let node = Node::new(i, netns, ip, dir.join(format!("node{i}")), i <= managers);
             cluster.nodes.push(node);
         }
         let cgroup = cluster.cgroup.clone();
@@ -155,9 +159,16 @@ impl Cluster {
     /// (`docker save` once, `docker load` on all nodes at once): the same
     /// image ID everywhere, and no registry.
     pub fn load_image(&self, image: &str) {
+        self.load_images(&[image]);
+    }
+
+    /// [`Cluster::load_image`] of several images (or tags) in one archive.
+    pub fn load_images(&self, images: &[&str]) {
         let tar = self.dir.join("image.tar");
         let t = tar.display().to_string();
-        run("docker", &["save", "-o", &t, image]);
+        let mut save = vec!["save", "-o", &t];
+        save.extend_from_slice(images);
+        run("docker", &save);
         let loads: Vec<_> = self
             .nodes
             .iter()

@@ -2,30 +2,13 @@
 
 use std::{
     net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
-use super::{PORT, admin, backend, start};
+use super::{ClientLoop, PORT, admin, backend, get_ok, start};
 use crate::harness::{client::get, netns::TestNet};
 
 const ARGS: [&str; 6] = ["--listen", "0.0.0.0:8080", "--workers", "2", "--steering", "ebpf"];
-
-/// Waits (bounded) until `counter` reaches `n`.
-fn wait_count(counter: &AtomicU64, n: u64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while counter.load(Ordering::Relaxed) < n {
-        assert!(
-            Instant::now() < deadline,
-            "client loop stalled at {} (< {n})",
-            counter.load(Ordering::Relaxed)
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 /// A loop of at least 5,000 sequential connections runs while the process
 /// is replaced twice (start the successor, SIGTERM the old one): not one
@@ -33,11 +16,7 @@ fn wait_count(counter: &AtomicU64, n: u64, timeout: Duration) {
 #[test]
 #[ignore = "privileged: needs root and network namespaces; run `cargo xtask test`"]
 fn process_is_replaced_twice_without_a_failed_connection() {
-    replaced_twice(&ARGS, [500, 1500, 5000], |target| match get(target, "/") {
-        Ok(r) if r.status == 200 => Ok(()),
-        Ok(r) => Err(format!("status {}", r.status)),
-        Err(e) => Err(e.to_string()),
-    });
+    replaced_twice(&ARGS, [500, 1500, 5000], get_ok);
 }
 
 /// The same on an HTTPS listener: each connection is a full TLS handshake
@@ -106,25 +85,9 @@ fn replaced_twice(
     first.wait_ready();
 
     let target = SocketAddr::new(net.server_ip(false), PORT);
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let client = {
-        let (done, stop, failures) = (done.clone(), stop.clone(), failures.clone());
-        let path = net.client.path();
-        std::thread::spawn(move || {
-            crate::harness::netns::enter(&path);
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                if let Err(e) = request(target) {
-                    failures.lock().expect("lock").push(e);
-                }
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
+    let client = ClientLoop::start(&net, target, request);
 
-    wait_count(&done, counts[0], Duration::from_secs(30));
+    client.wait_count(counts[0], Duration::from_secs(30));
     let mut second = start(&net, 1, args);
     second.wait_ready();
     first.signal(libc::SIGTERM);
@@ -133,9 +96,9 @@ fn replaced_twice(
         "first process: {}",
         first.stderr()
     );
-    let after_first = done.load(Ordering::Relaxed);
+    let after_first = client.done();
 
-    wait_count(&done, after_first + counts[1], Duration::from_secs(30));
+    client.wait_count(after_first + counts[1], Duration::from_secs(30));
     let second_served = net.server.run(|| crate::harness::client::accepted_per_worker(admin(1)));
     let mut third = start(&net, 2, args);
     third.wait_ready();
@@ -146,24 +109,14 @@ fn replaced_twice(
         second.stderr()
     );
 
-    wait_count(
-        &done,
-        counts[2].max(done.load(Ordering::Relaxed) + counts[1] * 2 / 3),
+    client.wait_count(
+        counts[2].max(client.done() + counts[1] * 2 / 3),
         Duration::from_secs(60),
     );
-    stop.store(true, Ordering::Relaxed);
-    client.join().expect("client thread");
+    let total = client.finish();
     let third_served = net.server.run(|| crate::harness::client::accepted_per_worker(admin(2)));
 
-    let failures = failures.lock().expect("lock");
-    let total = done.load(Ordering::Relaxed);
     assert!(total >= counts[2], "only {total} connections");
-    assert!(
-        failures.is_empty(),
-        "{} of {total} connections failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
     assert!(
         second_served.iter().sum::<u64>() > 0,
         "the second process served nothing"

@@ -26,19 +26,19 @@ const MAX_REQUESTS: usize = 100_000;
 const MAX_LOAD_TIME: Duration = Duration::from_secs(120);
 
 /// What one load thread saw.
-struct Load {
-    requests: usize,
-    failures: Vec<String>,
+pub(super) struct Load {
+    pub(super) requests: usize,
+    pub(super) failures: Vec<String>,
     /// The slowest request, and when it was sent.
-    slowest: (Duration, Duration),
+    pub(super) slowest: (Duration, Duration),
     /// Whether it ran until told to stop (not cut short by a cap).
-    stopped: bool,
+    pub(super) stopped: bool,
 }
 
 /// One load thread until `stop` (or its caps): alternating between the
 /// managers, a new session (no cookie) and a request with its own
 /// session's cookie, following every `Set-Cookie`.
-fn load(targets: [SocketAddr; 2], stop: &AtomicBool) -> Load {
+pub(super) fn load(targets: [SocketAddr; 2], stop: &AtomicBool) -> Load {
     let start = Instant::now();
     let mut cookie: Option<String> = None;
     let mut out = Load {

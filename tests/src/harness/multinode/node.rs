@@ -51,7 +51,16 @@ pub struct Node {
 impl Node {
     pub(super) fn new(n: usize, netns: String, ip: String, dir: PathBuf, manager: bool) -> Self {
         std::fs::create_dir_all(dir.join("data")).expect("data dir");
-        std::fs::create_dir_all(dir.join("run")).expect("run dir");
+        let netns_dir = dir.join("run/netns");
+        std::fs::create_dir_all(&netns_dir).expect("netns dir");
+        // Docker's namespace files appear here as it creates them. A
+        // container that bind-mounts the directory (the stack's
+        // swarm-sticky) sees the later ones only when it is a shared mount,
+        // as every mount is on a host where systemd runs; this machine's
+        // root mount is private.
+        let d = netns_dir.display().to_string();
+        run("mount", &["--bind", &d, &d]);
+        run("mount", &["--make-shared", &d]);
         Self {
             name: format!("node{n}"),
             netns,

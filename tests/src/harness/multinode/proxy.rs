@@ -22,6 +22,40 @@ pub const PORT: u16 = 8080;
 /// The admin port on every node.
 pub const ADMIN_PORT: u16 = 9090;
 
+/// A manager's way in for the test's clients: swarm-sticky as the node's
+/// host process ([`NodeProxy`]) or as a task of the stack
+/// ([`super::stack::StackEntry`]).
+pub trait Entry {
+    /// The node's index in [`Cluster::nodes`].
+    fn node(&self) -> usize;
+
+    /// `GET path` through it on a new connection, with `cookie` if given.
+    ///
+    /// # Errors
+    /// Any I/O error.
+    fn get_path(&self, path: &str, cookie: Option<&str>) -> std::io::Result<Response>;
+}
+
+impl<T: Entry> Entry for &T {
+    fn node(&self) -> usize {
+        (*self).node()
+    }
+
+    fn get_path(&self, path: &str, cookie: Option<&str>) -> std::io::Result<Response> {
+        (*self).get_path(path, cookie)
+    }
+}
+
+impl Entry for NodeProxy {
+    fn node(&self) -> usize {
+        self.node
+    }
+
+    fn get_path(&self, path: &str, cookie: Option<&str>) -> std::io::Result<Response> {
+        get_with(self.listen, path, cookie)
+    }
+}
+
 /// One backend as `/api/services` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BackendView {
@@ -37,6 +71,34 @@ pub struct BackendView {
     /// The container's ID, shortened to the 12 characters that are also
     /// its hostname (what the whoami answers with).
     pub container: String,
+}
+
+/// The backends of `service` in an `/api/services` answer (empty while it
+/// is not in the table).
+pub fn backends_in(services: &serde_json::Value, service: &str) -> Vec<BackendView> {
+    let Some(ours) = services
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == service))
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<BackendView> = ours["backends"]
+        .as_array()
+        .expect("backends array")
+        .iter()
+        .map(|b| BackendView {
+            name: b["name"].as_str().unwrap_or_default().to_string(),
+            state: b["state"].as_str().unwrap_or_default().to_string(),
+            reason: b["reason"].as_str().unwrap_or_default().to_string(),
+            available: b["available"].as_bool().unwrap_or(false),
+            container: b["task"]["container"]
+                .as_str()
+                .map(|c| c.chars().take(12).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// A swarm-sticky running on one node; killed on drop.
@@ -109,14 +171,6 @@ impl NodeProxy {
         get_with(self.listen, "/", cookie)
     }
 
-    /// `GET path` through it on a new connection, with `cookie` if given.
-    ///
-    /// # Errors
-    /// Any I/O error.
-    pub fn get_path(&self, path: &str, cookie: Option<&str>) -> std::io::Result<Response> {
-        get_with(self.listen, path, cookie)
-    }
-
     fn admin_json(&self, path: &str) -> Option<serde_json::Value> {
         let r = get(self.admin, path).ok()?;
         (r.status == 200).then(|| serde_json::from_str(&r.body).ok())?
@@ -134,29 +188,7 @@ impl NodeProxy {
         let services = self
             .admin_json("/api/services")
             .unwrap_or_else(|| panic!("no /api/services from {}", self.admin));
-        let Some(ours) = services
-            .as_array()
-            .and_then(|a| a.iter().find(|s| s["name"] == service))
-        else {
-            return Vec::new();
-        };
-        let mut out: Vec<BackendView> = ours["backends"]
-            .as_array()
-            .expect("backends array")
-            .iter()
-            .map(|b| BackendView {
-                name: b["name"].as_str().unwrap_or_default().to_string(),
-                state: b["state"].as_str().unwrap_or_default().to_string(),
-                reason: b["reason"].as_str().unwrap_or_default().to_string(),
-                available: b["available"].as_bool().unwrap_or(false),
-                container: b["task"]["container"]
-                    .as_str()
-                    .map(|c| c.chars().take(12).collect())
-                    .unwrap_or_default(),
-            })
-            .collect();
-        out.sort();
-        out
+        backends_in(&services, service)
     }
 
     /// The containers of `service`'s backends (12-character IDs).
