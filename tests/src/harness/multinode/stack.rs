@@ -47,6 +47,26 @@ pub fn build_image(cluster: &Cluster, tags: &[&str]) {
     cluster.load_images(tags);
 }
 
+/// Mounts bpffs at `/sys/fs/bpf` unless it is, as systemd does on a real
+/// host: the stack bind-mounts the host's.
+fn host_bpffs() {
+    let fs = Command::new("stat")
+        .args(["-f", "-c", "%T", "/sys/fs/bpf"])
+        .output()
+        .expect("stat");
+    if String::from_utf8_lossy(&fs.stdout).trim() != "bpf_fs" {
+        let out = Command::new("mount")
+            .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "mount bpffs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// A deployed stack; removed on drop if the test did not remove it.
 pub struct Stack<'a> {
     cluster: &'a Cluster,
@@ -71,6 +91,7 @@ impl<'a> Stack<'a> {
     /// `docker stack deploy -c deploy/swarm-sticky.yml NAME` on node 1,
     /// serving on `port`, with `image`.
     pub fn deploy(cluster: &'a Cluster, name: &str, image: &str, port: u16) -> Self {
+        host_bpffs();
         let per_node = format!("{}/{{{{.Node.Hostname}}}}", cluster.dir.display());
         let file = stack_file();
         let out = Command::new("docker")
