@@ -144,6 +144,41 @@ mod tests {
         assert_eq!(t("not a url"), None);
     }
 
+    /// A server that answers every connection with 200 and `instance`
+    /// in the instance header; its URL.
+    async fn answering_as(instance: String) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/readyz", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut head = [0u8; 1024];
+                let _ = s.read(&mut head).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\n{}: {instance}\r\ncontent-length: 6\r\nconnection: close\r\n\r\nready\n",
+                    crate::instance::INSTANCE_HEADER
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    /// `--this-container` counts an answer of this PID namespace and not
+    /// one of another (after its bounded attempts); without it, both count.
+    #[tokio::test]
+    async fn this_container_counts_only_its_own_process() {
+        let t = Duration::from_secs(5);
+        let own = answering_as(crate::instance::instance().to_owned()).await;
+        assert!(probe(&own, t, true).await.is_ok());
+        let other = answering_as("1/1".to_owned()).await;
+        assert!(matches!(
+            probe(&other, t, true).await,
+            Err(ProbeError::OtherInstance(MAX_ATTEMPTS))
+        ));
+        assert!(probe(&other, t, false).await.is_ok());
+    }
+
     /// Against the whoami backend's health switch: 200 passes, 503 fails.
     #[tokio::test]
     async fn follows_the_whoami_health_switch() {

@@ -266,6 +266,7 @@ impl EbpfSteering {
                 group: g as u16,
                 workers: self.workers,
             };
+            // One atomic update per listener: the switch-over point.
             listeners.insert(key, target, 0).map_err(map_err(MAP_LISTENERS))?;
             self.groups.push((key, g as u16, self.workers));
         }
