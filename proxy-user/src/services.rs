@@ -24,7 +24,7 @@ use self::validate::{validate, validate_name};
 pub use self::{
     cookie::{CookieConfig, CookieOverrides, SameSite, SecureMode, default_cookie_name},
     rule::Rule,
-    tls::{HSTS_PRELOAD_MIN_MAX_AGE, Hsts, TlsPolicy},
+    tls::{AcmeRequest, HSTS_PRELOAD_MIN_MAX_AGE, Hsts, TlsPolicy, acme_name},
     validate::{Claims, validate_service},
 };
 use crate::error::FieldError;

@@ -10,13 +10,15 @@
 //!    `.cookie.name|path|domain|secure|http-only|same-site|max-age`,
 //!    `.request-body-timeout`, `.response-timeout` (e.g. `30s`, `500ms`),
 //!    `.upgrades` (e.g. `websocket,h2c`), `.tls.redirect`, `.tls.hsts`
-//!    (seconds), `.tls.hsts-include-subdomains`, `.tls.hsts-preload`, `.tls`;
+//!    (seconds), `.tls.hsts-include-subdomains`, `.tls.hsts-preload`, `.tls`,
+//!    `.tls.acme` (`true` for the rule's hosts, or names);
 //! 2. Traefik v2/v3: `traefik.http.routers.<r>.rule` (`Host(`…`)`,
 //!    `PathPrefix(`…`)`, joined by `&&`), `traefik.http.services.<s>.loadbalancer.server.port`,
 //!    `….loadbalancer.sticky.cookie[.name|.secure|.httponly|.samesite|.maxage|.path]`,
 //!    `traefik.swarm.network`, `traefik.docker.network`, and for HTTPS the
 //!    `redirectscheme` and `headers.sts*` middlewares a router names in
-//!    `traefik.http.routers.<r>.middlewares` (see `labels/tls.rs`);
+//!    `traefik.http.routers.<r>.middlewares`, and `….tls.certresolver`,
+//!    `….tls.domains[n].main|sans` for ACME (see `labels/tls.rs`);
 //! 3. Traefik v1 (the classic tutorial): `traefik.enable`, `traefik.port`,
 //!    `traefik.docker.network`, `traefik.frontend.rule` (`PathPrefix:/x`,
 //!    `Host:a.example`, several joined by `;`, alternatives by `,`),
@@ -125,7 +127,7 @@ const V1_KNOWN: [&str; 8] = [
     "traefik.backend",
 ];
 
-const OWN_KEYS: [&str; 25] = [
+const OWN_KEYS: [&str; 26] = [
     "enable",
     "network",
     "port",
@@ -151,6 +153,7 @@ const OWN_KEYS: [&str; 25] = [
     "tls.hsts",
     "tls.hsts-include-subdomains",
     "tls.hsts-preload",
+    "tls.acme",
 ];
 
 /// Reads the labels of one service.

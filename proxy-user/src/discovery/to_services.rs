@@ -352,6 +352,7 @@ mod tests {
         snap.services[0].labels.tls = crate::services::TlsPolicy {
             redirect_https: true,
             hsts: Some(hsts.clone()),
+            ..Default::default()
         };
         let mut preload = snap.services[0].clone();
         preload.name = "preload".into();

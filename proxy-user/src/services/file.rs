@@ -7,8 +7,8 @@ use std::{net::IpAddr, time::Duration};
 use serde::Deserialize;
 
 use super::{
-    BackendConfig, CookieConfig, CookieOverrides, DEFAULT_UPGRADE, HealthCheckConfig, Hsts, Limits,
-    PassiveHealthConfig, Rule, ServiceConfig, ServiceTimeouts, ServicesConfig, TlsPolicy, parse_backend_url,
+    AcmeRequest, BackendConfig, CookieConfig, CookieOverrides, DEFAULT_UPGRADE, HealthCheckConfig, Hsts, Limits,
+    PassiveHealthConfig, Rule, ServiceConfig, ServiceTimeouts, ServicesConfig, TlsPolicy, acme_name, parse_backend_url,
 };
 use crate::error::FieldError;
 
@@ -123,12 +123,17 @@ struct FileHealth {
     expected_status: Option<u16>,
 }
 
-/// `[services.tls]`: redirect to HTTPS and HSTS.
+/// `[services.tls]`: redirect to HTTPS, HSTS and ACME.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileTls {
     #[serde(default)]
     redirect: bool,
+    /// A certificate for the rule's hosts.
+    #[serde(default)]
+    acme: bool,
+    /// A certificate for these names instead.
+    acme_domains: Option<Vec<String>>,
     hsts_max_age: Option<u64>,
     hsts_include_subdomains: Option<bool>,
     hsts_preload: Option<bool>,
@@ -286,8 +291,24 @@ fn tls(at: &impl Fn(&str) -> String, t: FileTls) -> Result<TlsPolicy, FieldError
             None
         }
     };
+    let acme = match (t.acme, t.acme_domains) {
+        (_, Some(names)) => {
+            let names = names
+                .iter()
+                .map(|n| acme_name(n))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FieldError::new(&at("tls.acme_domains"), e))?;
+            if names.is_empty() {
+                return Err(FieldError::new(&at("tls.acme_domains"), "names no domain"));
+            }
+            AcmeRequest::Certificates(vec![names])
+        }
+        (true, None) => AcmeRequest::RuleHosts,
+        (false, None) => AcmeRequest::None,
+    };
     Ok(TlsPolicy {
         redirect_https: t.redirect,
         hsts,
+        acme,
     })
 }

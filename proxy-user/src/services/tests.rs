@@ -213,6 +213,7 @@ fn toml_tls_policy() {
                 include_subdomains: true,
                 preload: true
             }),
+            ..Default::default()
         }
     );
     assert_eq!(

@@ -1,6 +1,6 @@
 //! What a service asks of HTTPS: whether plain-HTTP requests are sent to
-//! HTTPS, and the `Strict-Transport-Security` header its HTTPS responses
-//! carry. Plain data, read by the request path; which certificates are
+//! HTTPS, the `Strict-Transport-Security` header its HTTPS responses
+//! carry, and the certificates it wants obtained automatically. Plain data, read by the request path; which certificates are
 //! served and on which listeners is not decided here (every service is
 //! served on every listener, plain and TLS).
 
@@ -18,6 +18,63 @@ pub struct TlsPolicy {
     /// The `Strict-Transport-Security` header of responses sent over TLS
     /// (`None`: no header).
     pub hsts: Option<Hsts>,
+    /// Certificates to obtain automatically (ACME).
+    pub acme: AcmeRequest,
+}
+
+/// The certificates a service asks ACME for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AcmeRequest {
+    /// None.
+    #[default]
+    None,
+    /// One certificate for the hosts its rule names.
+    RuleHosts,
+    /// These certificates, each given by its names (the first is the
+    /// main one), wildcards as `*.example.com`.
+    Certificates(Vec<Vec<String>>),
+}
+
+impl AcmeRequest {
+    /// The certificates asked for, given the hosts of the service's rule.
+    pub fn certificates(&self, rule_hosts: &[String]) -> Vec<Vec<String>> {
+        match self {
+            Self::None => Vec::new(),
+            Self::RuleHosts if rule_hosts.is_empty() => Vec::new(),
+            Self::RuleHosts => vec![rule_hosts.to_vec()],
+            Self::Certificates(c) => c.clone(),
+        }
+    }
+}
+
+/// Checks a name asked for a certificate: a DNS name of letters, digits
+/// and hyphens in dot-separated labels, at least two of them, optionally
+/// a `*.` wildcard in front; lower-cased.
+///
+/// # Errors
+/// What is wrong with it.
+pub fn acme_name(name: &str) -> Result<String, String> {
+    let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bare = name.strip_prefix("*.").unwrap_or(&name);
+    let labels: Vec<&str> = bare.split('.').collect();
+    let valid = name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && !labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
+    if valid {
+        Ok(name)
+    } else {
+        Err(format!(
+            "{name:?} is not a DNS name a CA issues for (labels of letters, digits and hyphens, at least two, \
+             an optional leading *.; no IP address)"
+        ))
+    }
 }
 
 /// A `Strict-Transport-Security` header (RFC 6797).
@@ -44,5 +101,19 @@ impl Hsts {
             value.push_str("; preload");
         }
         HeaderValue::try_from(value).expect("digits and fixed ASCII directives are a valid header value")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_a_ca_issues_for() {
+        assert_eq!(acme_name("Example.COM.").unwrap(), "example.com");
+        assert_eq!(acme_name("*.w.test").unwrap(), "*.w.test");
+        for bad in ["localhost", "10.0.0.1", "a..b", "-a.b", "a_b.c", "*.*.a.b", "a.*.b", ""] {
+            assert!(acme_name(bad).is_err(), "{bad}");
+        }
     }
 }

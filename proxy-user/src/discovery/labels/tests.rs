@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::services::Hsts;
+use crate::services::{AcmeRequest, Hsts};
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -212,6 +212,7 @@ fn tls_spellings() {
     let full = TlsPolicy {
         redirect_https: true,
         hsts: hsts(31_536_000, true, true),
+        ..Default::default()
     };
     let spellings: &[&[(&str, &str)]] = &[
         &[
@@ -247,6 +248,11 @@ fn tls_spellings() {
     ];
     for pairs in spellings {
         let (tls, warnings) = tls_of(pairs);
+        // v1's https entry point also asks for certificates (below).
+        let tls = TlsPolicy {
+            acme: AcmeRequest::None,
+            ..tls
+        };
         assert_eq!(tls, full, "{pairs:?}");
         assert!(warnings.is_empty(), "{pairs:?}: {warnings:?}");
     }
@@ -275,25 +281,68 @@ fn tls_v2_middlewares_must_be_attached() {
     );
 }
 
-/// Automatic certificates are not available: the router keys asking for
-/// them are named in one warning.
+/// Each spelling of automatic certificates, the first that says anything
+/// winning; `tls.options` is warned about.
 #[test]
-fn tls_certificate_resolvers_are_warned_about() {
-    let (tls, warnings) = tls_of(&[
+fn tls_acme_spellings() {
+    let acme = |pairs: &[(&str, &str)]| {
+        let (tls, warnings) = tls_of(pairs);
+        (tls.acme, warnings)
+    };
+    let certs = |c: &[&[&str]]| {
+        AcmeRequest::Certificates(c.iter().map(|n| n.iter().map(|s| (*s).to_owned()).collect()).collect())
+    };
+    assert_eq!(
+        acme(&[("swarm-sticky.tls.acme", "true")]),
+        (AcmeRequest::RuleHosts, vec![])
+    );
+    assert_eq!(
+        acme(&[("swarm-sticky.tls.acme", "A.example.com, *.example.com")]),
+        (certs(&[&["a.example.com", "*.example.com"]]), vec![])
+    );
+    assert_eq!(
+        acme(&[
+            ("swarm-sticky.tls.acme", "false"),
+            ("traefik.http.routers.web.tls.certresolver", "le")
+        ]),
+        (AcmeRequest::None, vec![])
+    );
+    let (got, warnings) = acme(&[
         ("traefik.http.routers.web.tls", "true"),
         ("traefik.http.routers.web.tls.certresolver", "le"),
         ("traefik.http.routers.web.tls.domains[0].main", "example.com"),
-        ("traefik.http.routers.web.tls.domains[0].sans", "*.example.com"),
+        (
+            "traefik.http.routers.web.tls.domains[0].sans",
+            "*.example.com,www.example.com",
+        ),
+        ("traefik.http.routers.web.tls.domains[1].main", "other.test"),
         ("traefik.http.routers.web.tls.options", "modern@file"),
     ]);
-    assert_eq!(tls, TlsPolicy::default());
+    assert_eq!(
+        got,
+        certs(&[&["example.com", "*.example.com", "www.example.com"], &["other.test"]])
+    );
     assert_eq!(
         warnings,
-        [
-            "traefik.http.routers.web.tls.certresolver, traefik.http.routers.web.tls.domains[0].main, \
-             traefik.http.routers.web.tls.domains[0].sans, traefik.http.routers.web.tls.options ignored: \
-             automatic certificates are not supported yet; certificates come from --tls-cert-dir or --tls-cert"
-        ]
+        ["traefik.http.routers.web.tls.options ignored: TLS options are set for every listener (--tls-min-version)"]
+    );
+    assert_eq!(
+        acme(&[("traefik.http.routers.web.tls.certresolver", "le")]),
+        (AcmeRequest::RuleHosts, vec![])
+    );
+    assert_eq!(
+        acme(&[("traefik.frontend.entryPoints", "http,https")]),
+        (AcmeRequest::RuleHosts, vec![])
+    );
+    assert_eq!(
+        acme(&[("traefik.frontend.entryPoints", "http")]),
+        (AcmeRequest::None, vec![])
+    );
+    let (got, warnings) = acme(&[("swarm-sticky.tls.acme", "10.0.0.1")]);
+    assert_eq!(got, AcmeRequest::None);
+    assert!(
+        warnings[0].starts_with("swarm-sticky.tls.acme: \"10.0.0.1\" is not a DNS name"),
+        "{warnings:?}"
     );
 }
 
@@ -311,7 +360,8 @@ fn tls_precedence() {
         tls,
         TlsPolicy {
             redirect_https: false,
-            hsts: hsts(600, false, false)
+            hsts: hsts(600, false, false),
+            ..Default::default()
         }
     );
     assert_eq!(
@@ -359,6 +409,7 @@ fn tls_bad_values_are_warned_about() {
             TlsPolicy {
                 redirect_https: false,
                 hsts: hsts(600, false, false),
+                ..Default::default()
             },
             "traefik.frontend.headers.STSIncludeSubdomains: \"sure\" is not true or false; ignored",
         ),

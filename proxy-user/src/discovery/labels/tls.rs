@@ -5,9 +5,14 @@
 //!
 //! The labels that choose listeners (`swarm-sticky.tls`, Traefik's
 //! `entryPoints` and `routers.<r>.tls`) are recognised and change nothing:
-//! every service is served on every listener, plain and TLS. Those asking
-//! for automatic certificates are warned about: certificates come from
-//! `--tls-cert-dir` or `--tls-cert`.
+//! every service is served on every listener, plain and TLS.
+//!
+//! Automatic certificates (ACME), first spelling that says anything wins:
+//! `swarm-sticky.tls.acme=true` (the rule's hosts) or `=NAME,NAME…` (one
+//! certificate for those names); Traefik v2/v3 `routers.<r>.tls.domains[n]
+//! .main/.sans` (one certificate each) or `routers.<r>.tls.certresolver`
+//! (the rule's hosts); Traefik v1 `traefik.frontend.entryPoints` naming
+//! `https` (the rule's hosts, as v1's `acme.onHostRule` did).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +20,7 @@ use super::{
     groups::Labels,
     pick::{parse_bool, pick},
 };
-use crate::services::{Hsts, TlsPolicy};
+use crate::services::{AcmeRequest, Hsts, TlsPolicy, acme_name};
 
 /// The Traefik v1 keys read here (exact keys, as `traefik.frontend.rule`).
 pub(super) const V1_TLS_KEYS: [&str; 6] = [
@@ -26,6 +31,9 @@ pub(super) const V1_TLS_KEYS: [&str; 6] = [
     "traefik.frontend.headers.STSIncludeSubdomains",
     "traefik.frontend.headers.STSPreload",
 ];
+
+/// A label as (key as written, value).
+type Label = (String, String);
 
 /// `(source, value)` pairs for [`pick`], the source naming its middleware.
 type Candidates<T> = Vec<(String, Option<T>)>;
@@ -43,8 +51,13 @@ pub(super) struct V2Tls {
     middlewares: BTreeMap<String, BTreeMap<String, (String, String)>>,
     /// `routers.<r>.tls` keys and values.
     listeners: Vec<(String, String)>,
-    /// Router keys that ask for automatic certificates.
-    certificates: Vec<String>,
+    /// `routers.<r>.tls.certresolver` keys.
+    resolvers: Vec<String>,
+    /// `routers.<r>.tls.domains[n]`: (router, n) → (main, sans), as
+    /// (key, value).
+    domains: BTreeMap<(String, String), [Option<Label>; 2]>,
+    /// `routers.<r>.tls.options` keys: not supported.
+    options: Vec<String>,
 }
 
 impl V2Tls {
@@ -56,11 +69,22 @@ impl V2Tls {
         match lower.as_slice() {
             ["traefik", "http", "routers", _, "entrypoints"] => {}
             ["traefik", "http", "routers", _, "tls"] => self.listeners.push((key.to_owned(), value.to_owned())),
-            ["traefik", "http", "routers", _, "tls", "certresolver" | "options"] => {
-                self.certificates.push(key.to_owned());
-            }
-            ["traefik", "http", "routers", _, "tls", domain, "main" | "sans"] if domain.starts_with("domains[") => {
-                self.certificates.push(key.to_owned());
+            ["traefik", "http", "routers", _, "tls", "certresolver"] => self.resolvers.push(key.to_owned()),
+            ["traefik", "http", "routers", _, "tls", "options"] => self.options.push(key.to_owned()),
+            [
+                "traefik",
+                "http",
+                "routers",
+                router,
+                "tls",
+                domain,
+                part @ ("main" | "sans"),
+            ] if domain.starts_with("domains[") => {
+                let slot = self
+                    .domains
+                    .entry(((*router).to_owned(), (*domain).to_owned()))
+                    .or_default();
+                slot[usize::from(*part == "sans")] = Some((key.to_owned(), value.to_owned()));
             }
             ["traefik", "http", "routers", _, "middlewares"] => self.attached.extend(
                 value
@@ -129,12 +153,13 @@ impl<'a> Labels<'a> {
     /// The service's HTTPS policy, with a warning for each label ignored.
     pub(super) fn tls(&mut self, v2: &V2Tls) -> TlsPolicy {
         self.check_listeners(v2);
-        if !v2.certificates.is_empty() {
+        if !v2.options.is_empty() {
             self.warnings.push(format!(
-                "{} ignored: automatic certificates are not supported yet; certificates come from --tls-cert-dir or --tls-cert",
-                v2.certificates.join(", ")
+                "{} ignored: TLS options are set for every listener (--tls-min-version)",
+                v2.options.join(", ")
             ));
         }
+        let acme = self.acme(v2);
         let own_redirect = self.own_entry("swarm-sticky.tls.redirect");
         let v1_entry_point = self.v1_entry("traefik.frontend.redirect.entryPoint");
         let v1_ssl_redirect = self.v1_entry("traefik.frontend.headers.SSLRedirect");
@@ -170,6 +195,75 @@ impl<'a> Labels<'a> {
         TlsPolicy {
             redirect_https: pick("redirect", &redirects, w).unwrap_or(false),
             hsts: pick("hsts", &hsts, w),
+            acme,
+        }
+    }
+
+    /// The certificates the labels ask ACME for.
+    fn acme(&mut self, v2: &V2Tls) -> AcmeRequest {
+        if let Some((key, value)) = self.own_entry("swarm-sticky.tls.acme") {
+            return match parse_bool(value) {
+                Some(true) => AcmeRequest::RuleHosts,
+                Some(false) => AcmeRequest::None,
+                None => match self.names(key, value) {
+                    Some(names) => AcmeRequest::Certificates(vec![names]),
+                    None => AcmeRequest::None,
+                },
+            };
+        }
+        let mut certificates = Vec::new();
+        for [main, sans] in v2.domains.values() {
+            let Some((key, value)) = main else {
+                if let Some((key, _)) = sans {
+                    self.warnings
+                        .push(format!("{key} ignored: it needs the .main beside it"));
+                }
+                continue;
+            };
+            let Some(mut names) = self.names(key, value) else {
+                continue;
+            };
+            if let Some((key, value)) = sans
+                && let Some(more) = self.names(key, value)
+            {
+                names.extend(more.into_iter().filter(|n| !names.contains(n)).collect::<Vec<_>>());
+            }
+            certificates.push(names);
+        }
+        if !certificates.is_empty() {
+            return AcmeRequest::Certificates(certificates);
+        }
+        if !v2.resolvers.is_empty() {
+            return AcmeRequest::RuleHosts;
+        }
+        let v1_https = self
+            .v1("traefik.frontend.entryPoints")
+            .is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("https")));
+        if v1_https {
+            AcmeRequest::RuleHosts
+        } else {
+            AcmeRequest::None
+        }
+    }
+
+    /// A comma-separated list of names for one certificate; a bad one is
+    /// warned about and the whole label ignored.
+    fn names(&mut self, key: &str, value: &str) -> Option<Vec<String>> {
+        let names: Result<Vec<String>, String> = value
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(acme_name)
+            .collect();
+        match names {
+            Ok(n) if !n.is_empty() => Some(n),
+            Ok(_) => {
+                self.warnings.push(format!("{key}: names no domain; ignored"));
+                None
+            }
+            Err(e) => {
+                self.warnings.push(format!("{key}: {e}; ignored"));
+                None
+            }
         }
     }
 
