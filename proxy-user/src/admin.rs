@@ -112,6 +112,8 @@ pub struct Parts {
     pub listeners: Vec<crate::listener::Listener>,
     /// TLS, with an HTTPS listener.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// Automatic certificates, when on.
+    pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
 /// The admin API's state. It serves from the start of the process:

@@ -29,6 +29,7 @@ use tracing::{info, warn};
 
 use crate::{
     access_log::AccessLog,
+    acme::Acme,
     admin::{self, AdminState, Parts, ReloadHook},
     balance::{Balancer, spawn_health_checks},
     config::{Config, KeyUse, LogFormat, ServicesSource},
@@ -68,6 +69,8 @@ pub struct App {
     proxy: Arc<Proxy>,
     /// With an HTTPS listener.
     tls: Option<Arc<Tls>>,
+    /// Automatic certificates, when on.
+    acme: Option<Arc<Acme>>,
     dataplane: Arc<Mutex<Dataplane>>,
     /// `sockets[worker][published address]`.
     sockets: Vec<Vec<std::net::TcpListener>>,
@@ -100,14 +103,17 @@ impl App {
         let access_log = AccessLog::open(&config.access_log)?;
         let balancer = Arc::new(Balancer::new(config.services.clone()));
         let keyring = KeyringHandle::new(keys.keyring);
+        let acme = config.acme.clone().map(Acme::new);
+        let challenges = acme.as_ref().map(|a| a.book.clone());
         let tls = match config.edge.tls.clone() {
-            Some(settings) => Some(Tls::new(settings, keyring.clone()).context("set up TLS")?),
+            Some(settings) => Some(Tls::new(settings, keyring.clone(), challenges.clone()).context("set up TLS")?),
             None => None,
         };
         let edge = Edge {
             listeners: config.edge.listeners.clone(),
             tls: tls.clone(),
             proxy_protocol_from: config.edge.proxy_protocol_from.clone(),
+            challenges,
         };
         let proxy = Proxy::new(balancer.clone(), keyring.clone(), access_log, edge);
         let sources = Sources::new(balancer.clone(), config.services.clone());
@@ -122,6 +128,7 @@ impl App {
             sources,
             proxy,
             tls,
+            acme,
             dataplane: Arc::new(Mutex::new(dataplane)),
             sockets,
         })
@@ -153,6 +160,7 @@ impl App {
             ),
             listeners: self.config.edge.listeners.clone(),
             tls: self.tls.clone(),
+            acme: self.acme.clone(),
         });
         self.runtime.block_on(async {
             spawn_ebpf_log(&self.dataplane);
@@ -160,6 +168,9 @@ impl App {
             self.follow_cluster_key();
             if let Some(tls) = &self.tls {
                 tokio::spawn(tls.clone().watch());
+                if let Some(acme) = &self.acme {
+                    acme.start(tls.clone(), self.balancer.clone());
+                }
             }
             let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
             let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;

@@ -64,6 +64,9 @@ pub enum Command {
     Cookie(CookieCommand),
     /// Validate a configuration file and print what it would do.
     CheckConfig(CheckConfigArgs),
+    /// Automatic certificates (ACME) of a running instance.
+    #[command(subcommand)]
+    Acme(AcmeCommand),
     /// GET a URL and exit 0 on a 2xx answer, 1 otherwise (a HEALTHCHECK
     /// for images without curl).
     Probe(ProbeArgs),
@@ -74,6 +77,27 @@ pub enum Command {
     /// namespace on an overlay network; started by `run --docker`).
     #[command(hide = true)]
     Anchor,
+}
+
+/// `swarm-sticky acme …`.
+#[derive(Debug, Subcommand)]
+pub enum AcmeCommand {
+    /// Print each managed certificate: state (valid, ordering, renewing,
+    /// failed with the reason), expiry, next and last attempt, and which
+    /// instance orders it, from the admin API.
+    Status(AcmeStatusArgs),
+}
+
+/// Flags of `swarm-sticky acme status`.
+#[derive(Debug, Args)]
+pub struct AcmeStatusArgs {
+    /// The instance's admin address.
+    #[arg(long, value_name = "ADDR", env = "SWARM_STICKY_ADMIN", default_value = DEFAULT_ADMIN)]
+    pub admin: SocketAddr,
+
+    /// Print the JSON of /api/status's tls.acme instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `swarm-sticky cookie …`.
@@ -222,6 +246,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    /// Automatic certificates (ACME).
+    #[command(flatten)]
+    pub acme: AcmeArgs,
+
     /// Which services exist.
     #[command(flatten)]
     pub services: ServiceArgs,
@@ -309,6 +337,47 @@ pub struct RunArgs {
     /// client with the bearer token).
     #[arg(long, env = "SWARM_STICKY_ADMIN_PUBLIC_READ")]
     pub admin_public_read: bool,
+}
+
+/// Automatic certificates of `run`.
+#[derive(Debug, Args)]
+pub struct AcmeArgs {
+    /// Obtain and renew certificates automatically (ACME) for the names
+    /// the services declare (labels swarm-sticky.tls.acme, Traefik's
+    /// certresolver/domains, or Traefik v1's https entry point with a Host
+    /// rule; [services.tls] acme in a --config file), with this contact
+    /// address on the CA account.
+    #[arg(long, value_name = "EMAIL", env = "SWARM_STICKY_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+
+    /// The CA's ACME directory URL (also turns ACME on): Let's Encrypt by
+    /// default; `staging` for Let's Encrypt's staging CA.
+    #[arg(long, value_name = "URL", env = "SWARM_STICKY_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+
+    /// A root certificate (PEM) to trust for the CA's own HTTPS instead of
+    /// the system's, for a private CA.
+    #[arg(long, value_name = "PATH", env = "SWARM_STICKY_ACME_CA_ROOT")]
+    pub acme_ca_root: Option<PathBuf>,
+
+    /// Answer DNS-01 challenges (needed for wildcard names) with this
+    /// program, called as lego's exec provider calls it: `PROGRAM present
+    /// _acme-challenge.NAME. VALUE`, then `PROGRAM cleanup …`.
+    #[arg(long, value_name = "PROGRAM", env = "SWARM_STICKY_ACME_DNS_HOOK")]
+    pub acme_dns_hook: Option<PathBuf>,
+
+    /// The challenge for names that are not wildcards: `auto` is http-01
+    /// with an http:// listener (port 80 must reach it), else tls-alpn-01
+    /// (port 443 must reach an https:// listener); dns-01 needs
+    /// --acme-dns-hook. Wildcards always use dns-01.
+    #[arg(long, value_name = "TYPE", env = "SWARM_STICKY_ACME_CHALLENGE", default_value = "auto",
+          value_parser = ["auto", "http-01", "tls-alpn-01", "dns-01"])]
+    pub acme_challenge: String,
+
+    /// Seconds to wait before retrying a failed order; doubled after each
+    /// failure in a row, up to an hour.
+    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_ACME_RETRY", default_value_t = crate::acme::DEFAULT_RETRY_SECS)]
+    pub acme_retry: u64,
 }
 
 /// HTTPS and the PROXY protocol of `run`'s listeners.

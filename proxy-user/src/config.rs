@@ -8,6 +8,7 @@
 //! rejected before a socket is bound or a map is created, and each error
 //! names the flag or field; the binary exits with 64 (`EX_USAGE`) on them.
 
+mod acme;
 mod edge;
 mod keys;
 mod services;
@@ -23,6 +24,7 @@ pub use self::{
 };
 use crate::{
     access_log::{AccessLogConfig, AccessLogFormat},
+    acme::AcmeSettings,
     admin::AdminAccess,
     cli::{self, CookieDecodeArgs, DemoArgs, RunArgs},
     dataplane::{DataplaneConfig, SteeringMode, XdpConfig},
@@ -111,6 +113,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Log format.
     pub log_format: LogFormat,
+    /// Automatic certificates, when on.
+    pub acme: Option<AcmeSettings>,
 }
 
 impl Config {
@@ -120,7 +124,8 @@ impl Config {
     /// # Errors
     /// The first problem found, naming the flag or field.
     pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        let edge = edge::edge(&args.listen, &args.tls)?;
+        let edge = edge::edge(&args.listen, &args.tls, acme::wanted(&args.acme))?;
+        let acme = acme::acme(&args.acme, &args.keys.state_dir, &edge.listeners)?;
         let dataplane = dataplane(args, &edge)?;
         if args.max_connections == 0 {
             return Err(ConfigError::MaxConnections);
@@ -146,6 +151,7 @@ impl Config {
                 "json" => LogFormat::Json,
                 _ => LogFormat::Text,
             },
+            acme,
         })
     }
 
@@ -208,6 +214,7 @@ impl Config {
             grace_period: Duration::from_secs(5),
             max_connections: cli::DEFAULT_MAX_CONNECTIONS,
             log_format: LogFormat::Text,
+            acme: None,
         })
     }
 }

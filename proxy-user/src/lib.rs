@@ -34,6 +34,7 @@
 //!   process among overlapping ones), [`error`]: error helpers for all.
 
 pub mod access_log;
+pub mod acme;
 pub mod admin;
 pub mod alloc;
 pub mod app;

@@ -9,8 +9,9 @@ use std::{process::ExitCode, time::Duration};
 use anyhow::Context as _;
 use clap::Parser as _;
 use proxy_user::{
+    acme,
     app::{self, App},
-    cli::{self, Cli, Command, CookieCommand, CookieDecodeArgs, DemoArgs, RunArgs},
+    cli::{self, AcmeCommand, AcmeStatusArgs, Cli, Command, CookieCommand, CookieDecodeArgs, DemoArgs, RunArgs},
     config::{self, Config, EXIT_CONFIG, KeyUse, LogFormat},
     demo, discovery, image, inspect, probe, services,
 };
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         ),
         Command::Cookie(CookieCommand::Decode(args)) => cookie_decode(&args),
         Command::CheckConfig(args) => check_config(&args.file),
+        Command::Acme(AcmeCommand::Status(args)) => report(acme_status(&args)),
         Command::Probe(args) => match tokio_main(probe::probe(
             &args.url,
             Duration::from_secs(args.timeout),
@@ -63,6 +65,17 @@ fn run(args: &RunArgs) -> ExitCode {
     };
     app::init_logging(config.log_format);
     report(App::build(config).and_then(App::run))
+}
+
+/// `swarm-sticky acme status`.
+fn acme_status(args: &AcmeStatusArgs) -> anyhow::Result<()> {
+    let managed = tokio_main(acme::report::fetch(args.admin))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&managed)?);
+    } else {
+        print!("{}", acme::report::table(&managed));
+    }
+    Ok(())
 }
 
 /// `swarm-sticky demo`: three whoami backends behind the balancer.

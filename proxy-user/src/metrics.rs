@@ -7,6 +7,8 @@
 //! request path only ever touches its own atomics and a backend that leaves
 //! the table leaves the output with it.
 
+mod acme;
+
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, NoLabelSet},
@@ -43,6 +45,9 @@ pub struct Scrape {
     pub discovery: Option<(bool, Option<f64>, usize)>,
     /// TLS, with an HTTPS listener: handshakes and certificates.
     pub tls: Option<(TlsCounts, Vec<CertStatus>)>,
+    /// ACME, when on: certificates obtained, orders failed, and each
+    /// managed certificate.
+    pub acme: Option<(u64, u64, Vec<crate::acme::ManagedStatus>)>,
 }
 
 impl Scrape {
@@ -89,7 +94,8 @@ impl Collector for Scrape {
         self.encode_sticky(&mut enc)?;
         self.encode_dataplane(&mut enc)?;
         self.encode_discovery(&mut enc)?;
-        self.encode_tls(&mut enc)
+        self.encode_tls(&mut enc)?;
+        self.encode_acme(&mut enc)
     }
 }
 

@@ -50,6 +50,7 @@ use tokio::net::TcpStream;
 pub use self::io::HIBERNATE_AFTER;
 use crate::{
     access_log::AccessLog,
+    acme::ChallengeBook,
     balance::Balancer,
     cookie::{Keyring, KeyringHandle},
     listener::{Cidr, Listener, Scheme},
@@ -81,6 +82,8 @@ pub struct Edge {
     pub tls: Option<Arc<Tls>>,
     /// Sources whose PROXY protocol headers are believed.
     pub proxy_protocol_from: Vec<Cidr>,
+    /// ACME HTTP-01 answers, when ACME runs.
+    pub challenges: Option<Arc<ChallengeBook>>,
 }
 
 impl Edge {

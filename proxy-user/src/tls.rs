@@ -27,13 +27,13 @@ use std::{
 use rustls::{ServerConfig, version};
 
 pub use self::{
-    certs::CertFiles,
+    certs::{CertFiles, LoadedCert, from_pem},
     handshake::{Accepted, DURATION_BUCKETS, TlsCounts, TlsStats},
     library::CertStatus,
     ticket::PERIOD as TICKET_PERIOD,
 };
 use self::{library::Library, store::SniResolver, ticket::ClusterTicketer};
-use crate::cookie::KeyringHandle;
+use crate::{acme::ChallengeBook, cookie::KeyringHandle};
 
 /// How often the certificate files are checked for changes. A change is
 /// read one interval after it is seen, so that a certificate and its key
@@ -63,6 +63,8 @@ pub struct TlsSettings {
     pub handshake_timeout: Duration,
     /// The largest ClientHello accepted, in bytes.
     pub max_client_hello: usize,
+    /// Certificates also come from ACME: starting with none is fine.
+    pub automatic: bool,
 }
 
 /// The largest ClientHello accepted. Today's, post-quantum key shares
@@ -85,6 +87,7 @@ impl TlsSettings {
             min_version,
             handshake_timeout: Duration::from_secs(handshake_timeout_secs),
             max_client_hello: MAX_CLIENT_HELLO,
+            automatic: false,
         }
     }
 }
@@ -133,6 +136,9 @@ pub fn check(settings: &TlsSettings) -> Result<(), TlsError> {
 
 fn load(mut library: Library, settings: &TlsSettings) -> Result<Library, TlsError> {
     let mut errors = library.refresh();
+    if settings.automatic && errors.is_empty() {
+        return Ok(library);
+    }
     if library.serving() == 0 {
         if errors.is_empty() {
             errors.push(match &settings.cert_dir {
@@ -154,17 +160,26 @@ pub struct Tls {
     server_config: Arc<ServerConfig>,
     resolver: Arc<SniResolver>,
     library: Mutex<Library>,
+    /// Certificates obtained by ACME, behind the files'.
+    automatic: Mutex<Vec<LoadedCert>>,
+    /// The TLS-ALPN-01 answers, when ACME runs.
+    challenges: Option<Arc<ChallengeBook>>,
     /// Handshake counters.
     pub stats: TlsStats,
 }
 
 impl Tls {
     /// Loads the certificates and builds the server configuration, with
-    /// session tickets sealed under keys derived from `keyring`.
+    /// session tickets sealed under keys derived from `keyring`, and
+    /// TLS-ALPN-01 answered from `challenges`.
     ///
     /// # Errors
     /// When no certificate loads, or rustls refuses the settings.
-    pub fn new(settings: TlsSettings, keyring: KeyringHandle) -> Result<Arc<Self>, TlsError> {
+    pub fn new(
+        settings: TlsSettings,
+        keyring: KeyringHandle,
+        challenges: Option<Arc<ChallengeBook>>,
+    ) -> Result<Arc<Self>, TlsError> {
         let library = load(
             Library::new(settings.cert_dir.clone(), settings.cert.clone()),
             &settings,
@@ -189,6 +204,8 @@ impl Tls {
             server_config: Arc::new(config),
             resolver,
             library: Mutex::new(library),
+            automatic: Mutex::new(Vec::new()),
+            challenges,
             stats: TlsStats::default(),
         }))
     }
@@ -203,8 +220,30 @@ impl Tls {
     pub fn reload(&self) -> Vec<String> {
         let mut library = self.library();
         let errors = library.refresh();
-        self.resolver.replace(library.store());
+        self.swap_in(&library);
         errors
+    }
+
+    /// Builds the SNI index of the files' certificates and the automatic
+    /// ones, and serves it to new handshakes.
+    fn swap_in(&self, library: &Library) {
+        let automatic = self.automatic.lock().unwrap_or_else(PoisonError::into_inner);
+        let acme: Vec<&LoadedCert> = automatic.iter().collect();
+        self.resolver.replace(library.store().with_acme(&acme));
+    }
+
+    /// Serves `certs`, obtained by ACME, from the next handshake on, for
+    /// the names no certificate file serves.
+    pub fn set_automatic(&self, certs: Vec<LoadedCert>) {
+        let library = self.library();
+        *self.automatic.lock().unwrap_or_else(PoisonError::into_inner) = certs;
+        self.swap_in(&library);
+    }
+
+    /// Whether a certificate file serves `name` (exactly, or `*.parent`
+    /// for a wildcard name).
+    pub fn file_serves(&self, name: &str) -> bool {
+        self.library().store().serves(name)
     }
 
     /// Follows the certificate files: checks them every [`WATCH_INTERVAL`]

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{AdminState, Parts};
 use crate::{
+    acme::ManagedStatus,
     balance::Balancer,
     discovery::{DiscoveryStatus, Warning},
     metrics::Scrape,
@@ -102,6 +103,9 @@ pub(super) struct TlsView {
     certificates: Vec<CertStatus>,
     /// Handshakes completed and failed.
     handshakes: TlsCounts,
+    /// The certificates ACME manages, when it is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acme: Option<Vec<ManagedStatus>>,
 }
 
 fn tls(parts: &Parts) -> Option<TlsView> {
@@ -109,6 +113,7 @@ fn tls(parts: &Parts) -> Option<TlsView> {
     Some(TlsView {
         certificates: tls.status(),
         handshakes: tls.stats.counts(),
+        acme: parts.acme.as_ref().map(|a| a.status()),
     })
 }
 
@@ -172,6 +177,10 @@ pub(super) fn scrape(parts: &Parts) -> Scrape {
         dataplane,
         discovery: discovery(parts).map(|d| (d.status.connected, d.table_age_secs, d.warnings.len())),
         tls: tls(parts).map(|t| (t.handshakes, t.certificates)),
+        acme: parts.acme.as_ref().map(|a| {
+            let (issued, failed) = a.counts();
+            (issued, failed, a.status())
+        }),
     }
 }
 

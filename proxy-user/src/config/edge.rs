@@ -24,11 +24,13 @@ pub struct EdgeConfig {
     pub proxy_protocol_from: Vec<Cidr>,
 }
 
-/// Parses and checks `--listen`, the TLS flags and `--proxy-protocol-from`.
+/// Parses and checks `--listen`, the TLS flags and `--proxy-protocol-from`;
+/// with `automatic` (ACME on), an https:// listener may start without a
+/// certificate file.
 ///
 /// # Errors
 /// The first problem, naming the flag.
-pub fn edge(listen: &[String], args: &TlsArgs) -> Result<EdgeConfig, ConfigError> {
+pub fn edge(listen: &[String], args: &TlsArgs, automatic: bool) -> Result<EdgeConfig, ConfigError> {
     if listen.is_empty() {
         return Err(ConfigError::NoListen);
     }
@@ -67,12 +69,12 @@ pub fn edge(listen: &[String], args: &TlsArgs) -> Result<EdgeConfig, ConfigError
     }
     let https = listeners.iter().any(|l| l.scheme == Scheme::Https);
     let certs_given = args.tls_cert_dir.is_some() || args.tls_cert.is_some();
-    let tls = match (https, certs_given) {
-        (true, true) => Some(tls_settings(args)?),
+    let tls = match (https, certs_given || automatic) {
+        (true, true) => Some(tls_settings(args, automatic)?),
         (true, false) => {
             return Err(FieldError::new(
                 "--listen",
-                "an https:// listener needs certificates: --tls-cert-dir DIR, or --tls-cert and --tls-key",
+                "an https:// listener needs certificates: --tls-cert-dir DIR, --tls-cert and --tls-key, or ACME (--acme-email)",
             )
             .into());
         }
@@ -92,7 +94,7 @@ pub fn edge(listen: &[String], args: &TlsArgs) -> Result<EdgeConfig, ConfigError
     })
 }
 
-fn tls_settings(args: &TlsArgs) -> Result<TlsSettings, ConfigError> {
+fn tls_settings(args: &TlsArgs, automatic: bool) -> Result<TlsSettings, ConfigError> {
     if args.tls_handshake_timeout == 0 {
         return Err(FieldError::new("--tls-handshake-timeout", "must be at least 1 second").into());
     }
@@ -108,7 +110,8 @@ fn tls_settings(args: &TlsArgs) -> Result<TlsSettings, ConfigError> {
     } else {
         MinVersion::Tls12
     };
-    let settings = TlsSettings::new(args.tls_cert_dir.clone(), cert, min_version, args.tls_handshake_timeout);
+    let mut settings = TlsSettings::new(args.tls_cert_dir.clone(), cert, min_version, args.tls_handshake_timeout);
+    settings.automatic = automatic;
     checked_tls(settings, "--tls-cert-dir/--tls-cert")
 }
 

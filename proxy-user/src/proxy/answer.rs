@@ -12,11 +12,12 @@ use super::ProxyBody;
 
 /// A short plain-text response.
 pub(super) fn plain(status: StatusCode, msg: &'static str) -> Response<ProxyBody> {
-    let mut r = Response::new(
-        Full::new(Bytes::from_static(msg.as_bytes()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
+    text(status, Bytes::from_static(msg.as_bytes()))
+}
+
+/// A plain-text response with `body`.
+pub(super) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
+    let mut r = Response::new(Full::new(body.into()).map_err(|never| match never {}).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 
 use super::{
     ConnCtx, Inner, ProxyBody,
-    answer::{closing, plain},
+    answer::{closing, plain, text},
     authority,
     headers::{X_FORWARDED_PROTO, is_allowed_upgrade, prepare_request, strip_hop_by_hop, strip_prefix},
     outcome::Outcome,
@@ -38,6 +38,9 @@ pub(super) async fn forward(
     let version = req.version();
     if req.method() == Method::CONNECT {
         return closing(version, StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not supported\n");
+    }
+    if let Some(answer) = acme_answer(inner, req.uri().path()) {
+        return answer;
     }
     let authority = match authority::of(&req) {
         Ok(a) => a,
@@ -109,6 +112,19 @@ pub(super) async fn forward(
     }
     out.backend = Some(backend.clone());
     respond(inner, ctx, &svc, exchange, upgrade, secure, max_idle)
+}
+
+/// The answer to an ACME HTTP-01 validation request for a challenge
+/// published now (by any order of this instance); other requests under
+/// the challenge path go to the services, which may run ACME themselves.
+fn acme_answer(inner: &Inner, path: &str) -> Option<Response<ProxyBody>> {
+    let book = inner.edge.challenges.as_ref()?;
+    if !path.starts_with(crate::acme::HTTP_CHALLENGE_PATH) {
+        return None;
+    }
+    let key_authorization = book.http_answer(path)?;
+    tracing::info!(path, "ACME HTTP-01 challenge answered");
+    Some(text(StatusCode::OK, key_authorization))
 }
 
 /// The client's response: hop-by-hop headers stripped, the cookie set when

@@ -72,6 +72,8 @@ pub struct CertInfo {
     /// Serial number, upper-case hex without leading zeros (as openssl
     /// prints it).
     pub serial: String,
+    /// Not valid before, Unix seconds.
+    pub not_before: i64,
     /// Not valid after, Unix seconds.
     pub not_after: i64,
     /// `ecdsa`, `rsa` or `ed25519`.
@@ -176,7 +178,21 @@ pub fn load(files: &CertFiles) -> Result<LoadedCert, CertError> {
         })
     };
     let chain_pem = read(&files.chain)?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain_pem)
+    let key_pem = if files.key == files.chain {
+        chain_pem.clone()
+    } else {
+        read(&files.key)?
+    };
+    from_pem(&chain_pem, &key_pem, files)
+}
+
+/// Checks one certificate given as PEM: `chain_pem` (leaf first) and
+/// `key_pem`; `files` name them in errors.
+///
+/// # Errors
+/// No certificate or key, or a key that does not belong to the leaf.
+pub fn from_pem(chain_pem: &[u8], key_pem: &[u8], files: &CertFiles) -> Result<LoadedCert, CertError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| CertError::Unusable {
             path: files.chain.clone(),
@@ -185,12 +201,7 @@ pub fn load(files: &CertFiles) -> Result<LoadedCert, CertError> {
     let Some(leaf) = chain.first().cloned() else {
         return Err(CertError::NoCertificate(files.chain.clone()));
     };
-    let key_pem = if files.key == files.chain {
-        chain_pem
-    } else {
-        read(&files.key)?
-    };
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| CertError::Key {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| CertError::Key {
         path: files.key.clone(),
         reason: e.to_string(),
     })?;
@@ -249,6 +260,7 @@ fn describe(leaf: &CertificateDer<'_>, path: &Path) -> Result<CertInfo, CertErro
         names,
         issuer: cert.issuer().to_string(),
         serial: format!("{:X}", cert.serial),
+        not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         key_type,
     })

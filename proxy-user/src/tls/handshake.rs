@@ -10,7 +10,10 @@
 //! reason.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Instant,
 };
 
@@ -148,6 +151,17 @@ impl TlsStats {
 }
 
 impl Tls {
+    /// The configuration answering a TLS-ALPN-01 challenge, when the
+    /// client offers `acme-tls/1` and one is published for its name.
+    fn challenge_config(&self, start: &tokio_rustls::StartHandshake<TcpStream>) -> Option<Arc<rustls::ServerConfig>> {
+        let book = self.challenges.as_ref()?;
+        let hello = start.client_hello();
+        if !hello.alpn()?.any(|p| p == crate::acme::ACME_TLS_ALPN) {
+            return None;
+        }
+        book.alpn_answer(hello.server_name()?)
+    }
+
     /// Runs the server side of a handshake on `stream`.
     pub async fn accept(&self, stream: TcpStream) -> Accepted {
         let started = Instant::now();
@@ -201,6 +215,15 @@ impl Tls {
                 return Accepted::Failed;
             }
         };
+        if let Some(config) = self.challenge_config(&start) {
+            // A CA validating TLS-ALPN-01: the handshake is the answer.
+            let name = start.client_hello().server_name().unwrap_or_default().to_owned();
+            match start.into_stream(config).await {
+                Ok(_) => tracing::info!(name, "ACME TLS-ALPN-01 challenge answered"),
+                Err(err) => tracing::warn!(name, error = %err, "ACME TLS-ALPN-01 handshake failed"),
+            }
+            return Accepted::Failed;
+        }
         match start.into_stream(self.server_config.clone()).await {
             Ok(stream) => {
                 let conn = stream.get_ref().1;

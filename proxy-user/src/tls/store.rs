@@ -58,6 +58,39 @@ impl CertStore {
         store
     }
 
+    /// Adds the automatic certificates `acme` for the names no file
+    /// certificate serves: a certificate from a file wins for its names.
+    #[must_use]
+    pub fn with_acme(mut self, acme: &[&LoadedCert]) -> Self {
+        let mut added: Vec<(bool, String, Arc<CertifiedKey>)> = Vec::new();
+        for cert in acme {
+            for name in &cert.info.names {
+                let (wild, key) = match name.strip_prefix("*.") {
+                    Some(parent) => (true, parent),
+                    None => (false, name.as_str()),
+                };
+                let map = if wild { &self.wildcard } else { &self.exact };
+                if !map.contains_key(key) {
+                    added.push((wild, key.to_owned(), cert.key.clone()));
+                }
+            }
+        }
+        for (wild, key, cert) in added {
+            let map = if wild { &mut self.wildcard } else { &mut self.exact };
+            map.entry(key).or_default().push(cert);
+        }
+        self
+    }
+
+    /// Whether a certificate of the store is for `name` under exactly
+    /// that name (a wildcard for a wildcard).
+    pub fn serves(&self, name: &str) -> bool {
+        match name.strip_prefix("*.") {
+            Some(parent) => self.wildcard.contains_key(parent),
+            None => self.exact.contains_key(name),
+        }
+    }
+
     /// The certificates that may serve `sni`, best first.
     fn candidates(&self, sni: Option<&str>) -> &[Arc<CertifiedKey>] {
         let Some(name) = sni else { return &self.default };
@@ -134,6 +167,7 @@ mod tests {
                 names: names.iter().map(|s| (*s).to_owned()).collect(),
                 issuer: String::new(),
                 serial: String::new(),
+                not_before: 0,
                 not_after: 0,
                 key_type: if rsa { "rsa" } else { "ecdsa" },
             },

@@ -1,0 +1,188 @@
+//! Automatic certificates (ACME, RFC 8555) for the names the services
+//! declare, never for a name a client merely sends: the CA's rate limits
+//! are not for strangers to burn.
+//!
+//! Layout: `acme/manager.rs` keeps each certificate obtained and fresh,
+//! `acme/order.rs` runs one order, `acme/challenges.rs` holds the HTTP-01
+//! and TLS-ALPN-01 answers the listeners serve, `acme/dns_hook.rs` calls
+//! the operator's DNS-01 program, `acme/schedule.rs` says when to renew or
+//! retry, `acme/state_dir.rs` keeps the account and certificates on disk,
+//! `acme/report.rs` prints a running instance's state (`acme status`).
+//!
+//! A certificate from a file wins over ACME for the same names: a name a
+//! file certificate serves is not ordered.
+
+mod challenges;
+mod dns_hook;
+mod manager;
+mod order;
+pub mod report;
+mod schedule;
+mod state_dir;
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+pub use self::{
+    challenges::{ACME_TLS_ALPN, ChallengeBook, HTTP_CHALLENGE_PATH},
+    dns_hook::DnsHook,
+};
+use crate::{balance::Balancer, tls::Tls};
+
+/// Let's Encrypt's production directory, the default CA.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// Let's Encrypt's staging directory (`--acme-directory staging`).
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// Default of `--acme-retry`: the first wait after a failure, in seconds.
+pub const DEFAULT_RETRY_SECS: u64 = 60;
+
+/// The validated ACME settings of `run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// The account's contact (`--acme-email`).
+    pub email: Option<String>,
+    /// The CA's directory URL (`--acme-directory`).
+    pub directory: String,
+    /// A root certificate trusted for the CA's own HTTPS instead of the
+    /// system's (`--acme-ca-root`), for private CAs.
+    pub ca_root: Option<PathBuf>,
+    /// DNS-01 through this program (`--acme-dns-hook`).
+    pub dns_hook: Option<DnsHook>,
+    /// The challenge answered for names that are not wildcards.
+    pub challenge: Challenge,
+    /// Where the account and certificates are kept.
+    pub state_dir: PathBuf,
+    /// The first wait after a failure, doubled up to an hour.
+    pub retry_secs: u64,
+}
+
+/// A challenge type this instance answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    /// HTTP-01, on the plain listeners.
+    Http01,
+    /// TLS-ALPN-01, on the TLS listeners.
+    TlsAlpn01,
+    /// DNS-01, through the hook.
+    Dns01,
+}
+
+/// Where a managed certificate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertState {
+    /// Not obtained yet, first order due.
+    Waiting,
+    /// First order under way.
+    Ordering,
+    /// Served; renewal scheduled.
+    Valid,
+    /// Renewal under way (the current certificate is served).
+    Renewing,
+    /// The last attempt failed; retried after a back-off.
+    Failed,
+    /// A certificate file serves these names: not ordered.
+    FromFile,
+}
+
+impl CertState {
+    /// As the status shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Ordering => "ordering",
+            Self::Valid => "valid",
+            Self::Renewing => "renewing",
+            Self::Failed => "failed",
+            Self::FromFile => "from_file",
+        }
+    }
+}
+
+/// One managed certificate, as `/api/status` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ManagedStatus {
+    /// Its names, the main one first.
+    pub names: Vec<String>,
+    /// `waiting`, `ordering`, `valid`, `renewing`, `failed` or `from_file`.
+    pub state: String,
+    /// Serial of the certificate served, upper-case hex.
+    pub serial: Option<String>,
+    /// Its expiry, Unix seconds.
+    pub not_after: Option<i64>,
+    /// When it is looked at next (renewal or retry), Unix seconds.
+    pub next_attempt: Option<i64>,
+    /// When an order was last placed, Unix seconds.
+    pub last_attempt: Option<i64>,
+    /// Failures in a row.
+    pub failures: u32,
+    /// The last failure's reason.
+    pub error: Option<String>,
+    /// The instance that orders it.
+    pub holder: Option<String>,
+}
+
+/// Counters of the process.
+#[derive(Debug, Default)]
+pub struct AcmeStats {
+    /// Certificates obtained.
+    pub issued: AtomicU64,
+    /// Orders that failed.
+    pub failed: AtomicU64,
+}
+
+/// ACME as the rest of the process sees it.
+pub struct Acme {
+    settings: AcmeSettings,
+    /// The challenges answered now.
+    pub book: Arc<ChallengeBook>,
+    status: Arc<Mutex<Vec<ManagedStatus>>>,
+    /// Counters.
+    pub stats: Arc<AcmeStats>,
+}
+
+impl Acme {
+    /// ACME with `settings`, not started.
+    pub fn new(settings: AcmeSettings) -> Arc<Self> {
+        Arc::new(Self {
+            settings,
+            book: Arc::default(),
+            status: Arc::default(),
+            stats: Arc::default(),
+        })
+    }
+
+    /// Starts managing the certificates `balancer`'s services ask for,
+    /// served through `tls`.
+    /// On the current runtime.
+    pub fn start(&self, tls: Arc<Tls>, balancer: Arc<Balancer>) {
+        let manager = manager::Manager::new(
+            self.settings.clone(),
+            self.book.clone(),
+            tls,
+            balancer,
+            self.status.clone(),
+            self.stats.clone(),
+        );
+        tokio::spawn(manager.run());
+    }
+
+    /// Every managed certificate.
+    pub fn status(&self) -> Vec<ManagedStatus> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Certificates obtained and orders failed.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.stats.issued.load(Ordering::Relaxed),
+            self.stats.failed.load(Ordering::Relaxed),
+        )
+    }
+}
