@@ -11,6 +11,8 @@
 //!   of daemons in namespaces ([`multinode`]).
 
 #[cfg(test)]
+pub mod acme;
+#[cfg(test)]
 pub mod backend;
 #[cfg(test)]
 pub mod browser;

@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use crate::{cmd, packages, setup};
 
 /// Debian packages whose commands the privileged and swarm tests use.
-const TEST_PACKAGES: [packages::Need; 11] = [
+const TEST_PACKAGES: [packages::Need; 13] = [
     ("ip", "iproute2"),
     ("nsenter", "util-linux"),
     ("setpriv", "util-linux"),
@@ -23,6 +23,9 @@ const TEST_PACKAGES: [packages::Need; 11] = [
     // The HTTPS tests: a real TLS client and the TLS scanner.
     ("openssl", "openssl"),
     ("testssl", "testssl.sh"),
+    // The ACME tests: Let's Encrypt's test CA and its DNS/challenge server.
+    ("pebble", "pebble"),
+    ("pebble-challtestsrv", "pebble"),
 ];
 
 /// Target of the static binary in the swarm tests' `FROM scratch` image.

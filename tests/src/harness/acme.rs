@@ -1,0 +1,171 @@
+//! Let's Encrypt's test CA on loopback: Pebble (`pebble`) with its DNS
+//! and challenge test server (`pebble-challtestsrv`, which answers every
+//! name with 127.0.0.1 and serves the TXT records a DNS-01 hook sets).
+//! Pebble validates HTTP-01 and TLS-ALPN-01 on the ports the test names,
+//! where the swarm-sticky under test listens. Its nonce rejection (5% of
+//! good nonces) and authorization reuse stay on, as Pebble ships them.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use super::{
+    instance::{free_port, wait_until},
+    tls::{KeyKind, TestCa, path, run},
+};
+
+/// A running Pebble and challenge test server.
+pub struct Pebble {
+    /// The ACME directory URL.
+    pub directory: String,
+    /// The root to trust for Pebble's own HTTPS (`--acme-ca-root`).
+    pub server_root: PathBuf,
+    /// Where Pebble listens (ACME).
+    pub listen: SocketAddr,
+    management: SocketAddr,
+    challtestsrv: SocketAddr,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+/// What Pebble is told.
+pub struct PebbleSpec {
+    /// The port HTTP-01 validation connects to.
+    pub http_port: u16,
+    /// The port TLS-ALPN-01 validation connects to.
+    pub tls_port: u16,
+    /// Certificate lifetime in seconds (Pebble's default: five years).
+    pub validity_secs: Option<u64>,
+    /// Where Pebble listens for ACME (a free port when `None`).
+    pub listen: Option<SocketAddr>,
+}
+
+impl Pebble {
+    /// Starts both servers with files under `dir` and waits until they
+    /// answer.
+    pub fn start(dir: &Path, spec: &PebbleSpec) -> Self {
+        let dir = dir.join("pebble");
+        std::fs::create_dir_all(&dir).expect("pebble directory");
+        let ca = TestCa::new(&dir);
+        let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+        ca.issue(&cert, &key, &["localhost"], KeyKind::Ecdsa);
+        let listen = spec.listen.unwrap_or_else(free_port);
+        let (management, dns, challtestsrv) = (free_port(), free_port(), free_port());
+        let mut config = serde_json::json!({
+            "pebble": {
+                "listenAddress": listen.to_string(),
+                "managementListenAddress": management.to_string(),
+                "certificate": path(&cert),
+                "privateKey": path(&key),
+                "httpPort": spec.http_port,
+                "tlsPort": spec.tls_port,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": false,
+            }
+        });
+        if let Some(secs) = spec.validity_secs {
+            config["pebble"]["certificateValidityPeriod"] = secs.into();
+        }
+        let config_path = dir.join("pebble.json");
+        std::fs::write(&config_path, config.to_string()).expect("pebble config");
+        let log = |name: &str| std::fs::File::create(dir.join(name)).expect("log file");
+        let challtest = Command::new("pebble-challtestsrv")
+            .args(["-dns01", &dns.to_string(), "-management", &challtestsrv.to_string()])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv6", ""])
+            .stdin(Stdio::null())
+            .stdout(log("challtestsrv.log"))
+            .stderr(log("challtestsrv.err"))
+            .spawn()
+            .expect("pebble-challtestsrv (is Debian's pebble installed? `cargo xtask test` installs it)");
+        let pebble_log = log("pebble.log");
+        let pebble = Command::new("pebble")
+            .args(["-config", &path(&config_path), "-dnsserver", &dns.to_string()])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .stdin(Stdio::null())
+            .stdout(pebble_log.try_clone().expect("log file"))
+            .stderr(pebble_log)
+            .spawn()
+            .expect("pebble (is Debian's pebble installed? `cargo xtask test` installs it)");
+        let this = Self {
+            directory: format!("https://localhost:{}/dir", listen.port()),
+            server_root: ca.cert.clone(),
+            listen,
+            management,
+            challtestsrv,
+            dir,
+            children: vec![challtest, pebble],
+        };
+        wait_until(
+            "Pebble and its challenge test server to listen",
+            Duration::from_secs(20),
+            || {
+                [this.listen, this.management, this.challtestsrv]
+                    .iter()
+                    .all(|a| std::net::TcpStream::connect(a).is_ok())
+            },
+        );
+        this
+    }
+
+    /// GETs `path` of Pebble's management API.
+    fn management(&self, url_path: &str) -> String {
+        let url = format!("https://localhost:{}{url_path}", self.management.port());
+        let out =
+            run(Command::new("curl").args(["-sf", "--max-time", "10", "--cacert", &path(&self.server_root), &url]));
+        assert!(
+            out.status.success(),
+            "GET {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Writes the root Pebble issues under to a file; its path.
+    pub fn issuing_root(&self) -> PathBuf {
+        let file = self.dir.join("issuing-root.pem");
+        std::fs::write(&file, self.management("/roots/0")).expect("issuing root");
+        file
+    }
+
+    /// A DNS-01 hook in lego's exec form that sets and clears TXT records
+    /// on the challenge test server.
+    pub fn dns_hook(&self) -> PathBuf {
+        let hook = self.dir.join("dns-hook.sh");
+        let api = format!("http://{}", self.challtestsrv);
+        let script = format!(
+            "#!/bin/sh\n\
+             # lego exec form: present|cleanup FQDN VALUE\n\
+             case \"$1\" in\n\
+             present) exec curl -sf --max-time 10 -d \"{{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}}\" {api}/set-txt ;;\n\
+             cleanup) exec curl -sf --max-time 10 -d \"{{\\\"host\\\":\\\"$2\\\"}}\" {api}/clear-txt ;;\n\
+             *) echo \"unknown action $1\" >&2; exit 2 ;;\n\
+             esac\n"
+        );
+        std::fs::write(&hook, script).expect("hook script");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod hook");
+        hook
+    }
+
+    /// What Pebble logged, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pebble.log")).unwrap_or_default()
+    }
+
+    /// How many certificates Pebble issued (from its log).
+    pub fn issued(&self) -> usize {
+        self.log().matches("Issued certificate serial").count()
+    }
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
