@@ -3,22 +3,34 @@
 //! are not for strangers to burn.
 //!
 //! Layout: `acme/manager.rs` keeps each certificate obtained and fresh,
-//! `acme/order.rs` runs one order, `acme/challenges.rs` holds the HTTP-01
-//! and TLS-ALPN-01 answers the listeners serve, `acme/dns_hook.rs` calls
-//! the operator's DNS-01 program, `acme/schedule.rs` says when to renew or
-//! retry, `acme/state_dir.rs` keeps the account and certificates on disk,
-//! `acme/report.rs` prints a running instance's state (`acme status`).
+//! `acme/order.rs` runs one order, `acme/account.rs` restores or creates
+//! the account, `acme/challenges.rs` holds the HTTP-01 and TLS-ALPN-01
+//! answers the listeners serve, `acme/dns_hook.rs` calls the operator's
+//! DNS-01 program, `acme/schedule.rs` says when to renew or retry,
+//! `acme/store.rs` is where state lives: `acme/state_dir.rs` on one host,
+//! `acme/swarm_store.rs` (sealed by `acme/seal.rs`) shared by the
+//! managers, whose challenges `acme/watch.rs` follows; `acme/report.rs`
+//! prints a running instance's state (`acme status`).
+//!
+//! Across managers (`--docker`), Swarm itself is the store and the lock:
+//! every manager runs the same loop, one takes a name's lock and orders,
+//! the others answer its challenges and adopt the certificate it stores.
 //!
 //! A certificate from a file wins over ACME for the same names: a name a
 //! file certificate serves is not ordered.
 
+mod account;
 mod challenges;
 mod dns_hook;
 mod manager;
 mod order;
 pub mod report;
 mod schedule;
+mod seal;
 mod state_dir;
+mod store;
+mod swarm_store;
+mod watch;
 
 use std::{
     path::PathBuf,
@@ -32,7 +44,8 @@ pub use self::{
     challenges::{ACME_TLS_ALPN, ChallengeBook, HTTP_CHALLENGE_PATH},
     dns_hook::DnsHook,
 };
-use crate::{balance::Balancer, tls::Tls};
+use self::{seal::Sealer, state_dir::StateDir, store::Store, swarm_store::SwarmStore};
+use crate::{balance::Balancer, cookie::KeyringHandle, discovery::engine::Engine, tls::Tls};
 
 /// Let's Encrypt's production directory, the default CA.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -42,6 +55,10 @@ pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt
 
 /// Default of `--acme-retry`: the first wait after a failure, in seconds.
 pub const DEFAULT_RETRY_SECS: u64 = 60;
+
+/// Default of `--acme-lock-ttl`: longer than an order takes (validation
+/// and issuance are bounded by two minutes each, a DNS hook call by two).
+pub const DEFAULT_LOCK_TTL_SECS: u64 = 600;
 
 /// The validated ACME settings of `run`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +78,11 @@ pub struct AcmeSettings {
     pub state_dir: PathBuf,
     /// The first wait after a failure, doubled up to an hour.
     pub retry_secs: u64,
+    /// How long an order lock holds before another manager may take it
+    /// over (`--acme-lock-ttl`).
+    pub lock_ttl_secs: u64,
+    /// With `--docker`: state lives in the swarm of this engine.
+    pub docker_host: Option<String>,
 }
 
 /// A challenge type this instance answers.
@@ -159,18 +181,41 @@ impl Acme {
     }
 
     /// Starts managing the certificates `balancer`'s services ask for,
-    /// served through `tls`.
-    /// On the current runtime.
-    pub fn start(&self, tls: Arc<Tls>, balancer: Arc<Balancer>) {
-        let manager = manager::Manager::new(
-            self.settings.clone(),
-            self.book.clone(),
+    /// served through `tls`, the state sealed with `keyring` when it lives
+    /// in the swarm. On the current runtime.
+    ///
+    /// # Errors
+    /// When the Docker engine does not answer (with `--docker`).
+    pub async fn start(&self, tls: Arc<Tls>, balancer: Arc<Balancer>, keyring: KeyringHandle) -> Result<(), String> {
+        let instance = crate::instance::instance().to_owned();
+        let (store, me) = match &self.settings.docker_host {
+            None => (
+                Store::Dir(StateDir::new(&self.settings.state_dir, &self.settings.directory)),
+                instance,
+            ),
+            Some(host) => {
+                let engine = Engine::connect(host)
+                    .await
+                    .map_err(|e| format!("ACME state in the swarm: {e}"))?;
+                // Locks and the status name the node: which manager orders.
+                let node = engine.node_id().await.ok().flatten().unwrap_or_default();
+                let me = format!("{node}/{instance}");
+                let swarm = SwarmStore::new(engine, Sealer::new(keyring), &self.settings.directory, me.clone());
+                tokio::spawn(watch::follow(swarm.clone(), self.book.clone(), manager::now));
+                (Store::Swarm(swarm), me)
+            }
+        };
+        let parts = manager::Parts {
+            store,
+            book: self.book.clone(),
             tls,
             balancer,
-            self.status.clone(),
-            self.stats.clone(),
-        );
-        tokio::spawn(manager.run());
+            me,
+            status: self.status.clone(),
+            stats: self.stats.clone(),
+        };
+        tokio::spawn(manager::Manager::new(self.settings.clone(), parts).run());
+        Ok(())
     }
 
     /// Every managed certificate.

@@ -169,7 +169,10 @@ impl App {
             if let Some(tls) = &self.tls {
                 tokio::spawn(tls.clone().watch());
                 if let Some(acme) = &self.acme {
-                    acme.start(tls.clone(), self.balancer.clone());
+                    acme.start(tls.clone(), self.balancer.clone(), self.keyring.clone())
+                        .await
+                        .map_err(anyhow::Error::msg)
+                        .context("start ACME")?;
                 }
             }
             let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;

@@ -374,6 +374,12 @@ pub struct AcmeArgs {
           value_parser = ["auto", "http-01", "tls-alpn-01", "dns-01"])]
     pub acme_challenge: String,
 
+    /// Seconds an order lock holds (with --docker, the managers share one
+    /// per certificate): a manager that dies mid-order is taken over by
+    /// another after this.
+    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_ACME_LOCK_TTL", default_value_t = crate::acme::DEFAULT_LOCK_TTL_SECS)]
+    pub acme_lock_ttl: u64,
+
     /// Seconds to wait before retrying a failed order; doubled after each
     /// failure in a row, up to an hour.
     #[arg(long, value_name = "SECS", env = "SWARM_STICKY_ACME_RETRY", default_value_t = crate::acme::DEFAULT_RETRY_SECS)]

@@ -125,7 +125,8 @@ impl Config {
     /// The first problem found, naming the flag or field.
     pub fn from_run_args(args: &RunArgs) -> Result<Self, ConfigError> {
         let edge = edge::edge(&args.listen, &args.tls, acme::wanted(&args.acme))?;
-        let acme = acme::acme(&args.acme, &args.keys.state_dir, &edge.listeners)?;
+        let docker_host = args.docker.docker.then_some(args.docker.docker_host.as_str());
+        let acme = acme::acme(&args.acme, &args.keys.state_dir, &edge.listeners, docker_host)?;
         let dataplane = dataplane(args, &edge)?;
         if args.max_connections == 0 {
             return Err(ConfigError::MaxConnections);

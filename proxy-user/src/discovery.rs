@@ -16,6 +16,7 @@
 
 pub mod anchor;
 pub mod cluster_key;
+pub mod configs;
 pub mod engine;
 pub mod labels;
 mod publish;

@@ -24,7 +24,9 @@ pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 /// Where HTTP-01 challenges are fetched.
 pub const HTTP_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
-/// The challenges published now.
+/// The challenges published now: by this instance's orders, and (with
+/// `--docker`) by the other managers' (kept apart, so that a resync of
+/// theirs never withdraws one of ours).
 #[derive(Default)]
 pub struct ChallengeBook {
     /// HTTP-01: token → key authorization.
@@ -32,6 +34,10 @@ pub struct ChallengeBook {
     /// TLS-ALPN-01: lower-case name → a server configuration that presents
     /// the name's validation certificate and speaks only `acme-tls/1`.
     alpn: RwLock<HashMap<String, Arc<ServerConfig>>>,
+    /// The other managers' HTTP-01 answers.
+    remote_http: RwLock<HashMap<String, String>>,
+    /// The other managers' TLS-ALPN-01 answers.
+    remote_alpn: RwLock<HashMap<String, Arc<ServerConfig>>>,
 }
 
 impl ChallengeBook {
@@ -39,17 +45,38 @@ impl ChallengeBook {
     /// one of a published challenge.
     pub fn http_answer(&self, path: &str) -> Option<String> {
         let token = path.strip_prefix(HTTP_CHALLENGE_PATH)?;
-        self.http
+        let local = self
+            .http
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(token)
-            .cloned()
+            .cloned();
+        local.or_else(|| {
+            let remote = self.remote_http.read().unwrap_or_else(PoisonError::into_inner);
+            remote.get(token).cloned()
+        })
     }
 
     /// The TLS configuration that answers TLS-ALPN-01 for `name`.
     pub fn alpn_answer(&self, name: &str) -> Option<Arc<ServerConfig>> {
-        let map = self.alpn.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(&name.to_ascii_lowercase()).cloned()
+        let name = name.to_ascii_lowercase();
+        let local = self
+            .alpn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&name)
+            .cloned();
+        local.or_else(|| {
+            let remote = self.remote_alpn.read().unwrap_or_else(PoisonError::into_inner);
+            remote.get(&name).cloned()
+        })
+    }
+
+    /// Replaces the other managers' answers with `http` (token → key
+    /// authorization) and `alpn` (name → configuration).
+    pub fn replace_remote(&self, http: HashMap<String, String>, alpn: HashMap<String, Arc<ServerConfig>>) {
+        *self.remote_http.write().unwrap_or_else(PoisonError::into_inner) = http;
+        *self.remote_alpn.write().unwrap_or_else(PoisonError::into_inner) = alpn;
     }
 
     /// Publishes an HTTP-01 answer.
@@ -142,5 +169,19 @@ mod tests {
         assert!(book.alpn_answer("a.TEST").is_some());
         book.withdraw_alpn("a.test");
         assert!(book.alpn_answer("a.test").is_none());
+    }
+
+    #[test]
+    fn remote_answers_count_and_never_hide_local_ones() {
+        let book = ChallengeBook::default();
+        book.publish_http("mine", "mine.k");
+        let remote = HashMap::from([("theirs".to_owned(), "theirs.k".to_owned())]);
+        book.replace_remote(remote, HashMap::new());
+        let path = |t: &str| format!("{HTTP_CHALLENGE_PATH}{t}");
+        assert_eq!(book.http_answer(&path("theirs")).as_deref(), Some("theirs.k"));
+        assert_eq!(book.http_answer(&path("mine")).as_deref(), Some("mine.k"));
+        book.replace_remote(HashMap::new(), HashMap::new());
+        assert_eq!(book.http_answer(&path("theirs")), None);
+        assert_eq!(book.http_answer(&path("mine")).as_deref(), Some("mine.k"));
     }
 }

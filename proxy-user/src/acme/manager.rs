@@ -1,33 +1,41 @@
 //! Keeps every certificate the services ask for obtained and fresh: reads
-//! the wanted names from the routing table, serves what the store already
-//! holds, orders what is missing or due, and schedules the next look at
-//! each (renewal time, or a retry with back-off after a failure). A
-//! failure never takes a name offline: the certificate it had stays in
-//! service until it is replaced.
+//! the wanted names from the routing table, serves what the store holds,
+//! orders what is missing or due, and schedules the next look at each
+//! (renewal time, or a retry with back-off after a failure). A failure
+//! never takes a name offline: the certificate it had stays in service
+//! until it is replaced.
+//!
+//! With `--docker` every manager runs this; an order needs the name's lock
+//! in the swarm, so one manager orders while the others adopt what it
+//! stores.
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError, atomic::Ordering},
     time::Duration,
 };
 
-use instant_acme::{Account, CertificateIdentifier, NewAccount};
+use instant_acme::{Account, CertificateIdentifier};
 use rustls_pki_types::CertificateDer;
 
 use super::{
-    AcmeSettings, AcmeStats, CertState, ManagedStatus,
+    AcmeSettings, AcmeStats, CertState, ManagedStatus, account,
     challenges::ChallengeBook,
     order::{self, Solvers},
     schedule,
-    state_dir::StateDir,
+    store::Store,
+    swarm_store::Lock,
 };
 use crate::{
     balance::Balancer,
     tls::{CertFiles, LoadedCert, Tls, from_pem},
 };
 
-/// How often the routing table is read for names added or removed.
+/// How often the routing table (and, with `--docker`, the store) is read.
 const RESCAN: Duration = Duration::from_secs(2);
+
+/// How soon to look again at a name another manager is ordering.
+const HELD_RECHECK_SECS: i64 = 5;
 
 /// A certificate asked for: its names, the main one first.
 type Names = Vec<String>;
@@ -41,36 +49,42 @@ struct Managed {
     failures: u32,
     last_attempt: Option<i64>,
     error: Option<String>,
+    /// Who orders it (this instance, or the manager holding its lock).
+    holder: Option<String>,
 }
 
 /// The running manager.
 pub struct Manager {
     settings: AcmeSettings,
-    store: StateDir,
+    store: Store,
     book: Arc<ChallengeBook>,
     tls: Arc<Tls>,
     balancer: Arc<Balancer>,
+    /// This instance, as locks and the status name it.
+    me: String,
     account: Option<Account>,
     managed: BTreeMap<Names, Managed>,
-    /// Certificates read from the store, not yet matched to a request.
+    /// Certificates read from the store.
     stored: Vec<LoadedCert>,
     status: Arc<Mutex<Vec<ManagedStatus>>>,
     stats: Arc<AcmeStats>,
 }
 
-fn now() -> i64 {
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The file a certificate of `names` is stored in.
+fn secs(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX / 4)
+}
+
+/// The file a certificate of `names` is stored in (state directory).
 fn file_name(names: &[String]) -> String {
-    use sha2::Digest as _;
     let main = names.first().map_or("cert", String::as_str).replace('*', "_wildcard_");
-    let digest = sha2::Sha256::digest(names.join(",").as_bytes());
-    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{main}-{short}.pem")
+    format!("{main}-{}.pem", super::swarm_store::digest(&[&names.join(",")]))
 }
 
 /// Whether `cert` serves every name of `names`.
@@ -78,36 +92,50 @@ fn covers(cert: &LoadedCert, names: &[String]) -> bool {
     names.iter().all(|n| cert.info.names.contains(n))
 }
 
+/// The parts a manager works with.
+pub struct Parts {
+    /// Where state lives.
+    pub store: Store,
+    /// Challenge answers.
+    pub book: Arc<ChallengeBook>,
+    /// Where certificates are served.
+    pub tls: Arc<Tls>,
+    /// Where the wanted names come from.
+    pub balancer: Arc<Balancer>,
+    /// This instance's name in locks and the status.
+    pub me: String,
+    /// Shown by `/api/status`.
+    pub status: Arc<Mutex<Vec<ManagedStatus>>>,
+    /// Counters.
+    pub stats: Arc<AcmeStats>,
+}
+
 impl Manager {
-    /// A manager for `settings`, answering challenges through `book`,
-    /// serving through `tls`, with names from `balancer`'s table.
-    pub fn new(
-        settings: AcmeSettings,
-        book: Arc<ChallengeBook>,
-        tls: Arc<Tls>,
-        balancer: Arc<Balancer>,
-        status: Arc<Mutex<Vec<ManagedStatus>>>,
-        stats: Arc<AcmeStats>,
-    ) -> Self {
-        let store = StateDir::new(&settings.state_dir, &settings.directory);
+    /// A manager for `settings` over `parts`.
+    pub fn new(settings: AcmeSettings, parts: Parts) -> Self {
         Self {
             settings,
-            store,
-            book,
-            tls,
-            balancer,
+            store: parts.store,
+            book: parts.book,
+            tls: parts.tls,
+            balancer: parts.balancer,
+            me: parts.me,
             account: None,
             managed: BTreeMap::new(),
             stored: Vec::new(),
-            status,
-            stats,
+            status: parts.status,
+            stats: parts.stats,
         }
     }
 
     /// Runs for the life of the process.
     pub async fn run(mut self) {
-        self.load_stored();
+        self.read_store().await;
         loop {
+            if self.store.swarm().is_some() {
+                // Another manager may have stored a certificate.
+                self.read_store().await;
+            }
             self.sync_wanted();
             let started = now();
             let due: Vec<Names> = self
@@ -133,33 +161,65 @@ impl Manager {
         }
     }
 
-    /// Reads the certificates the store holds.
-    fn load_stored(&mut self) {
-        let names = match self.store.list("certs") {
-            Ok(n) => n,
+    /// Reads the stored certificates and adopts, for each managed name
+    /// set, one that lasts longer than the one served.
+    async fn read_store(&mut self) {
+        let stored = match self.store.certs().await {
+            Ok(s) => s,
             Err(err) => {
-                tracing::error!("ACME: cannot read the stored certificates: {err}");
+                tracing::warn!("ACME: cannot read the stored certificates: {err}");
                 return;
             }
         };
-        for name in names {
-            let path = format!("certs/{name}");
-            let pem = match self.store.read(&path) {
-                Ok(Some(pem)) => pem,
-                Ok(None) => continue,
-                Err(err) => {
-                    tracing::error!("ACME: {err}");
-                    continue;
+        let mut certs = Vec::new();
+        for s in stored {
+            let label = CertFiles {
+                chain: format!("acme:{}", s.names.join(",")).into(),
+                key: format!("acme:{}", s.names.join(",")).into(),
+            };
+            match from_pem(&s.pem, &s.pem, &label) {
+                Ok(cert) => {
+                    if s.stale {
+                        // Sealed before a join-token rotation: seal again.
+                        let names = if s.names.is_empty() {
+                            cert.info.names.clone()
+                        } else {
+                            s.names.clone()
+                        };
+                        if let Err(err) = self.store.save_cert(&names, &file_name(&names), &s.pem).await {
+                            tracing::warn!("ACME: cannot seal a certificate again: {err}");
+                        }
+                    }
+                    certs.push(cert);
                 }
-            };
-            let files = CertFiles {
-                chain: self.store.path().join(&path),
-                key: self.store.path().join(&path),
-            };
-            match from_pem(&pem, &pem, &files) {
-                Ok(cert) => self.stored.push(cert),
                 Err(err) => tracing::error!("ACME: stored certificate not usable: {err}"),
             }
+        }
+        self.stored = certs;
+        let mut adopted = false;
+        for (names, m) in &mut self.managed {
+            let best = self
+                .stored
+                .iter()
+                .filter(|c| covers(c, names))
+                .max_by_key(|c| c.info.not_after)
+                .cloned();
+            let Some(best) = best else { continue };
+            if m.cert.as_ref().is_some_and(|c| c.info.not_after >= best.info.not_after) {
+                continue;
+            }
+            tracing::info!(names = %names.join(","), serial = %best.info.serial, "ACME: serving the stored certificate");
+            m.next = schedule::renew_at(best.info.not_before, best.info.not_after);
+            m.cert = Some(best);
+            if m.state != CertState::FromFile {
+                m.state = CertState::Valid;
+            }
+            m.failures = 0;
+            m.error = None;
+            adopted = true;
+        }
+        if adopted {
+            self.install();
         }
     }
 
@@ -168,8 +228,7 @@ impl Manager {
         let table = self.balancer.table();
         let mut wanted: Vec<Names> = Vec::new();
         for svc in &table.services {
-            for names in svc.config.tls.acme.certificates(&svc.config.rule.hosts) {
-                let mut n = names.clone();
+            for mut n in svc.config.tls.acme.certificates(&svc.config.rule.hosts) {
                 let main = n.remove(0);
                 n.sort();
                 n.dedup();
@@ -223,6 +282,7 @@ impl Manager {
                     failures: 0,
                     last_attempt: None,
                     error: None,
+                    holder: None,
                 },
             );
         }
@@ -242,11 +302,12 @@ impl Manager {
         self.tls.set_automatic(certs);
     }
 
-    /// Orders or renews the certificate of `names`, or reschedules it
-    /// when the CA says it is not time yet.
+    /// Orders or renews the certificate of `names` if this instance gets
+    /// its lock, or reschedules it when the CA says it is not time yet.
     async fn attend(&mut self, names: &Names) {
-        let Some(m) = self.managed.get(names) else { return };
-        let current = m.cert.clone();
+        let Some(current) = self.managed.get(names).map(|m| m.cert.clone()) else {
+            return;
+        };
         if let Some(cert) = &current
             && let Some(next) = self.advice(cert).await
             && next > now()
@@ -256,45 +317,78 @@ impl Manager {
             }
             return;
         }
-        let renewing = current.is_some();
-        if let Some(m) = self.managed.get_mut(names) {
-            m.state = if renewing {
-                CertState::Renewing
-            } else {
-                CertState::Ordering
-            };
-            m.last_attempt = Some(now());
+        let lock = match self
+            .store
+            .lock(&names.join(","), now(), self.settings.lock_ttl_secs)
+            .await
+        {
+            Ok(l) => l,
+            Err(err) => {
+                self.failed(names, format!("cannot take the order lock: {err}"));
+                return;
+            }
+        };
+        if let Lock::HeldBy(held) = &lock {
+            if let Some(m) = self.managed.get_mut(names) {
+                m.holder = Some(held.holder.clone());
+                m.next = now() + HELD_RECHECK_SECS;
+            }
+            return;
         }
-        self.publish_status();
-        tracing::info!(names = %names.join(","), renewing, "ACME: ordering");
-        let outcome = self.order(names, current.as_ref()).await;
+        // Another manager may have renewed it just before the lock was free.
+        self.read_store().await;
+        let renewed = self.managed.get(names).is_some_and(|m| m.next > now());
+        if !renewed {
+            self.order_locked(names).await;
+        }
+        self.store.unlock(&lock).await;
+    }
+
+    /// Places the order for `names`, holding its lock.
+    async fn order_locked(&mut self, names: &Names) {
         let Some(m) = self.managed.get_mut(names) else { return };
-        match outcome {
+        let current = m.cert.clone();
+        m.state = if current.is_some() {
+            CertState::Renewing
+        } else {
+            CertState::Ordering
+        };
+        m.last_attempt = Some(now());
+        m.holder = Some(self.me.clone());
+        self.publish_status();
+        tracing::info!(names = %names.join(","), renewing = current.is_some(), "ACME: ordering");
+        match self.order(names, current.as_ref()).await {
             Ok(cert) => {
                 tracing::info!(names = %names.join(","), serial = %cert.info.serial, not_after = cert.info.not_after, "ACME: certificate obtained");
-                m.next = schedule::renew_at(cert.info.not_before, cert.info.not_after);
-                m.cert = Some(cert);
-                m.state = CertState::Valid;
-                m.failures = 0;
-                m.error = None;
-                self.stats.issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(m) = self.managed.get_mut(names) {
+                    m.next = schedule::renew_at(cert.info.not_before, cert.info.not_after);
+                    m.cert = Some(cert);
+                    m.state = CertState::Valid;
+                    m.failures = 0;
+                    m.error = None;
+                }
+                self.stats.issued.fetch_add(1, Ordering::Relaxed);
                 self.install();
             }
-            Err(err) => {
-                m.failures += 1;
-                let wait = schedule::backoff(self.settings.retry_secs, m.failures);
-                m.next = now() + i64::try_from(wait).unwrap_or(i64::MAX / 2);
-                m.state = CertState::Failed;
-                m.error = Some(err.clone());
-                self.stats.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let kept = if m.cert.is_some() {
-                    "; the current certificate stays in service"
-                } else {
-                    ""
-                };
-                tracing::error!(names = %names.join(","), failures = m.failures, retry_in_secs = wait, "ACME: order failed: {err}{kept}");
-            }
+            Err(err) => self.failed(names, err),
         }
+    }
+
+    /// Records a failure and schedules the retry.
+    fn failed(&mut self, names: &Names, err: String) {
+        let Some(m) = self.managed.get_mut(names) else { return };
+        m.failures += 1;
+        let wait = schedule::backoff(self.settings.retry_secs, m.failures);
+        m.next = now() + secs(wait);
+        m.state = CertState::Failed;
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        let kept = if m.cert.is_some() {
+            "; the current certificate stays in service"
+        } else {
+            ""
+        };
+        tracing::error!(names = %names.join(","), failures = m.failures, retry_in_secs = wait, "ACME: order failed: {err}{kept}");
+        m.error = Some(err);
     }
 
     /// When the CA suggests renewing `cert` (ARI), if it says.
@@ -311,8 +405,7 @@ impl Manager {
                     return Some(at);
                 }
                 // Look again when the CA says to, in case the window moves.
-                let recheck = now() + i64::try_from(retry_after.as_secs().max(60)).unwrap_or(i64::MAX / 2);
-                Some(at.min(recheck))
+                Some(at.min(now() + secs(retry_after.as_secs().max(60))))
             }
             Err(instant_acme::Error::Unsupported(_)) => None,
             Err(err) => {
@@ -322,49 +415,13 @@ impl Manager {
         }
     }
 
-    /// The ACME account: the stored one, else a new one (then stored).
     async fn account(&mut self) -> Result<Account, String> {
         if let Some(a) = &self.account {
             return Ok(a.clone());
         }
-        let builder = || match &self.settings.ca_root {
-            Some(root) => Account::builder_with_root(root),
-            None => Account::builder(),
-        };
-        let stored = self.store.read("account.json").map_err(|e| e.to_string())?;
-        let account = match stored {
-            Some(json) => {
-                let credentials = serde_json::from_slice(&json).map_err(|e| format!("stored ACME account: {e}"))?;
-                builder()
-                    .map_err(|e| e.to_string())?
-                    .from_credentials(credentials)
-                    .await
-                    .map_err(|e| format!("ACME account: {e}"))?
-            }
-            None => {
-                let contact = self.settings.email.as_ref().map(|e| format!("mailto:{e}"));
-                let contact: Vec<&str> = contact.iter().map(String::as_str).collect();
-                let (account, credentials) = builder()
-                    .map_err(|e| e.to_string())?
-                    .create(
-                        &NewAccount {
-                            contact: &contact,
-                            terms_of_service_agreed: true,
-                            only_return_existing: false,
-                        },
-                        self.settings.directory.clone(),
-                        None,
-                    )
-                    .await
-                    .map_err(|e| format!("create the ACME account: {e}"))?;
-                let json = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
-                self.store.write("account.json", &json).map_err(|e| e.to_string())?;
-                tracing::info!(id = account.id(), "ACME: account created");
-                account
-            }
-        };
-        self.account = Some(account.clone());
-        Ok(account)
+        let a = account::account(&self.settings, &self.store, now()).await?;
+        self.account = Some(a.clone());
+        Ok(a)
     }
 
     /// Places the order and stores what it brings.
@@ -378,6 +435,10 @@ impl Manager {
             book: &self.book,
             challenge: self.settings.challenge,
             dns: self.settings.dns_hook.as_ref(),
+            swarm: self
+                .store
+                .swarm()
+                .map(|s| (s, now() + secs(self.settings.lock_ttl_secs))),
         };
         let issued = match order::obtain(&account, names, &solvers, replaces.clone()).await {
             // A CA without renewal information refuses `replaces`.
@@ -392,13 +453,12 @@ impl Manager {
             pem.push(b'\n');
         }
         pem.extend_from_slice(issued.key_pem.as_bytes());
-        let path = format!("certs/{}", file_name(names));
-        let files = CertFiles {
-            chain: self.store.path().join(&path),
-            key: self.store.path().join(&path),
+        let label = CertFiles {
+            chain: format!("acme:{}", names.join(",")).into(),
+            key: format!("acme:{}", names.join(",")).into(),
         };
-        let cert = from_pem(&pem, &pem, &files).map_err(|e| format!("the CA's certificate: {e}"))?;
-        self.store.write(&path, &pem).map_err(|e| e.to_string())?;
+        let cert = from_pem(&pem, &pem, &label).map_err(|e| format!("the CA's certificate: {e}"))?;
+        self.store.save_cert(names, &file_name(names), &pem).await?;
         Ok(cert)
     }
 
@@ -415,7 +475,7 @@ impl Manager {
                 last_attempt: m.last_attempt,
                 failures: m.failures,
                 error: m.error.clone(),
-                holder: Some(crate::instance::instance().to_owned()),
+                holder: m.holder.clone(),
             })
             .collect();
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = status;

@@ -16,6 +16,7 @@ use super::{
     Challenge,
     challenges::{self, ChallengeBook},
     dns_hook::{self, DnsHook, HookError},
+    swarm_store::SwarmStore,
 };
 
 /// How long the CA may take to validate every challenge of an order.
@@ -40,7 +41,17 @@ pub struct Solvers<'a> {
     pub challenge: Challenge,
     /// The DNS-01 hook, when configured.
     pub dns: Option<&'a DnsHook>,
+    /// With `--docker`: where the other managers read this order's
+    /// HTTP-01 and TLS-ALPN-01 answers, and until when (Unix seconds)
+    /// they stand if this instance dies before withdrawing them.
+    pub swarm: Option<(&'a SwarmStore, i64)>,
 }
+
+/// How long the other managers are given to see a published challenge
+/// before the CA is told to validate: they follow config events, which
+/// arrive within milliseconds, and resync every [`super::watch::RESYNC`]
+/// should one be missed.
+const PROPAGATION: Duration = Duration::from_millis(2500);
 
 /// Why an order failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +86,11 @@ pub enum OrderError {
     Local(String),
 }
 
-/// One answer this order published.
+/// One answer this order published (with the swarm config's ID, when
+/// shared).
 enum Published {
-    Http(String),
-    Alpn(String),
+    Http(String, Option<String>),
+    Alpn(String, Option<String>),
     Dns(String, String),
 }
 
@@ -170,16 +182,30 @@ async fn validate(
             why: "the CA does not offer the challenge type this instance answers",
         })?;
         let key_authorization = challenge.key_authorization();
+        let share = async |kind: &str, key: &str| match solvers.swarm {
+            Some((store, until)) => store
+                .publish(kind, key, key_authorization.as_str(), until)
+                .await
+                .map(Some)
+                .map_err(|e| OrderError::Local(e.to_string())),
+            None => Ok(None),
+        };
         match kind {
             ChallengeType::Http01 => {
                 solvers.book.publish_http(&challenge.token, key_authorization.as_str());
-                published.push(Published::Http(challenge.token.clone()));
+                published.push(Published::Http(challenge.token.clone(), None));
+                if let Some(id) = share("http-01", &challenge.token).await? {
+                    published.push(Published::Http(challenge.token.clone(), Some(id)));
+                }
             }
             ChallengeType::TlsAlpn01 => {
                 let config =
                     challenges::alpn_config(&name, key_authorization.digest().as_ref()).map_err(OrderError::Local)?;
                 solvers.book.publish_alpn(&name, config);
-                published.push(Published::Alpn(name.clone()));
+                published.push(Published::Alpn(name.clone(), None));
+                if let Some(id) = share("tls-alpn-01", &name).await? {
+                    published.push(Published::Alpn(name.clone(), Some(id)));
+                }
             }
             _ => {
                 let hook = solvers
@@ -192,6 +218,9 @@ async fn validate(
             }
         }
         tracing::debug!(name = %name, challenge = ?kind, "challenge published");
+        if solvers.swarm.is_some() && kind != ChallengeType::Dns01 {
+            tokio::time::sleep(PROPAGATION).await;
+        }
         challenge.set_ready().await?;
     }
     let status = order
@@ -236,8 +265,13 @@ async fn reasons(order: &mut instant_acme::Order) -> String {
 async fn withdraw(published: Vec<Published>, solvers: &Solvers<'_>) {
     for p in published {
         match p {
-            Published::Http(token) => solvers.book.withdraw_http(&token),
-            Published::Alpn(name) => solvers.book.withdraw_alpn(&name),
+            Published::Http(token, None) => solvers.book.withdraw_http(&token),
+            Published::Alpn(name, None) => solvers.book.withdraw_alpn(&name),
+            Published::Http(_, Some(id)) | Published::Alpn(_, Some(id)) => {
+                if let Some((store, _)) = solvers.swarm {
+                    store.withdraw(&id).await;
+                }
+            }
             Published::Dns(fqdn, value) => {
                 if let Some(hook) = solvers.dns
                     && let Err(err) = hook.cleanup(&fqdn, &value).await
@@ -263,6 +297,7 @@ mod tests {
             book: &book,
             challenge,
             dns: if dns { Some(&hook) } else { None },
+            swarm: None,
         };
         assert_eq!(
             pick("a.test", &s(Challenge::Http01, true)).unwrap(),

@@ -65,6 +65,7 @@ impl StateDir {
     }
 
     /// Where it is.
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.dir
     }

@@ -24,7 +24,12 @@ pub fn wanted(args: &AcmeArgs) -> bool {
 ///
 /// # Errors
 /// The first problem, naming the flag.
-pub fn acme(args: &AcmeArgs, state_dir: &Path, listeners: &[Listener]) -> Result<Option<AcmeSettings>, ConfigError> {
+pub fn acme(
+    args: &AcmeArgs,
+    state_dir: &Path,
+    listeners: &[Listener],
+    docker_host: Option<&str>,
+) -> Result<Option<AcmeSettings>, ConfigError> {
     let https = listeners.iter().any(|l| l.scheme == Scheme::Https);
     let http = listeners.iter().any(|l| l.scheme == Scheme::Http);
     if !wanted(args) {
@@ -116,6 +121,9 @@ pub fn acme(args: &AcmeArgs, state_dir: &Path, listeners: &[Listener]) -> Result
     if args.acme_retry == 0 {
         return Err(FieldError::new("--acme-retry", "must be at least 1 second").into());
     }
+    if args.acme_lock_ttl < 10 {
+        return Err(FieldError::new("--acme-lock-ttl", "must be at least 10 seconds").into());
+    }
     Ok(Some(AcmeSettings {
         email,
         directory,
@@ -124,5 +132,7 @@ pub fn acme(args: &AcmeArgs, state_dir: &Path, listeners: &[Listener]) -> Result
         challenge,
         state_dir: state_dir.to_owned(),
         retry_secs: args.acme_retry,
+        lock_ttl_secs: args.acme_lock_ttl,
+        docker_host: docker_host.map(str::to_owned),
     }))
 }
