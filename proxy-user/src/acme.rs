@@ -196,7 +196,7 @@ impl Acme {
             Some(host) => {
                 let engine = Engine::connect(host)
                     .await
-                    .map_err(|e| format!("ACME state in the swarm: {e}"))?;
+                    .map_err(|e| format!("ACME state in the swarm: {}", crate::error::chain(&e)))?;
                 // Locks and the status name the node: which manager orders.
                 let node = engine.node_id().await.ok().flatten().unwrap_or_default();
                 let me = format!("{node}/{instance}");

@@ -18,6 +18,7 @@
 //! * `updates.rs`: a rolling update seen precisely (`--resync 60`): drain
 //!   at once, same-slot clients wait for their slot, changes within 1 s.
 
+mod acme;
 mod matrix;
 mod node_loss;
 mod partition;

@@ -8,6 +8,6 @@ mod acme;
 mod certificates;
 mod handshake;
 mod proxy_protocol;
-mod reload;
+pub(crate) mod reload;
 mod resumption;
 mod semantics;

@@ -447,7 +447,7 @@ impl Manager {
             }
             other => other,
         }
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::error::chain(&e).to_string())?;
         let mut pem = issued.chain_pem.into_bytes();
         if !pem.ends_with(b"\n") {
             pem.push(b'\n');

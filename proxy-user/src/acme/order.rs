@@ -187,7 +187,7 @@ async fn validate(
                 .publish(kind, key, key_authorization.as_str(), until)
                 .await
                 .map(Some)
-                .map_err(|e| OrderError::Local(e.to_string())),
+                .map_err(|e| OrderError::Local(crate::error::chain(&e).to_string())),
             None => Ok(None),
         };
         match kind {

@@ -6,6 +6,7 @@ use super::{
     state_dir::StateDir,
     swarm_store::{Lock, SwarmStore},
 };
+use crate::error::chain;
 
 /// The store of one CA's account and certificates.
 #[derive(Clone)]
@@ -42,8 +43,11 @@ impl Store {
     /// When it cannot be read.
     pub async fn account(&self) -> Result<Option<(Vec<u8>, bool)>, String> {
         match self {
-            Self::Dir(d) => Ok(d.read("account.json").map_err(|e| e.to_string())?.map(|a| (a, false))),
-            Self::Swarm(s) => s.account().await.map_err(|e| e.to_string()),
+            Self::Dir(d) => Ok(d
+                .read("account.json")
+                .map_err(|e| chain(&e).to_string())?
+                .map(|a| (a, false))),
+            Self::Swarm(s) => s.account().await.map_err(|e| chain(&e).to_string()),
         }
     }
 
@@ -53,8 +57,8 @@ impl Store {
     /// When it cannot be written.
     pub async fn save_account(&self, json: &[u8]) -> Result<(), String> {
         match self {
-            Self::Dir(d) => d.write("account.json", json).map_err(|e| e.to_string()),
-            Self::Swarm(s) => s.save_account(json).await.map_err(|e| e.to_string()),
+            Self::Dir(d) => d.write("account.json", json).map_err(|e| chain(&e).to_string()),
+            Self::Swarm(s) => s.save_account(json).await.map_err(|e| chain(&e).to_string()),
         }
     }
 
@@ -66,8 +70,8 @@ impl Store {
         match self {
             Self::Dir(d) => {
                 let mut out = Vec::new();
-                for name in d.list("certs").map_err(|e| e.to_string())? {
-                    if let Some(pem) = d.read(&format!("certs/{name}")).map_err(|e| e.to_string())? {
+                for name in d.list("certs").map_err(|e| chain(&e).to_string())? {
+                    if let Some(pem) = d.read(&format!("certs/{name}")).map_err(|e| chain(&e).to_string())? {
                         out.push(StoredCert {
                             names: Vec::new(),
                             pem,
@@ -80,7 +84,7 @@ impl Store {
             Self::Swarm(s) => Ok(s
                 .certs()
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| chain(&e).to_string())?
                 .into_iter()
                 .map(|(names, pem, stale)| StoredCert { names, pem, stale })
                 .collect()),
@@ -94,8 +98,10 @@ impl Store {
     /// When it cannot be written.
     pub async fn save_cert(&self, names: &[String], file: &str, pem: &[u8]) -> Result<(), String> {
         match self {
-            Self::Dir(d) => d.write(&format!("certs/{file}"), pem).map_err(|e| e.to_string()),
-            Self::Swarm(s) => s.save_cert(names, pem).await.map_err(|e| e.to_string()),
+            Self::Dir(d) => d
+                .write(&format!("certs/{file}"), pem)
+                .map_err(|e| chain(&e).to_string()),
+            Self::Swarm(s) => s.save_cert(names, pem).await.map_err(|e| chain(&e).to_string()),
         }
     }
 
@@ -106,7 +112,7 @@ impl Store {
     pub async fn lock(&self, what: &str, now: i64, ttl_secs: u64) -> Result<Lock, String> {
         match self {
             Self::Dir(_) => Ok(Lock::Acquired(String::new())),
-            Self::Swarm(s) => s.lock(what, now, ttl_secs).await.map_err(|e| e.to_string()),
+            Self::Swarm(s) => s.lock(what, now, ttl_secs).await.map_err(|e| chain(&e).to_string()),
         }
     }
 

@@ -254,7 +254,9 @@ impl SwarmStore {
                 (HOLDER, &self.holder),
                 (EXPIRES, &expires),
             ]);
-            if let Created::Yes(id) = self.engine.create_config(&name, l, b"").await? {
+            // A config holds at least a byte: the holder, for `docker
+            // config inspect`.
+            if let Created::Yes(id) = self.engine.create_config(&name, l, self.holder.as_bytes()).await? {
                 return Ok(Lock::Acquired(id));
             }
             let Some(current) = self.of_kind("lock").await?.into_iter().find(|c| c.name == name) else {

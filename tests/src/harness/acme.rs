@@ -50,9 +50,16 @@ impl Pebble {
         let dir = dir.join("pebble");
         std::fs::create_dir_all(&dir).expect("pebble directory");
         let ca = TestCa::new(&dir);
-        let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
-        ca.issue(&cert, &key, &["localhost"], KeyKind::Ecdsa);
         let listen = spec.listen.unwrap_or_else(free_port);
+        let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+        let ip = listen.ip().to_string();
+        ca.issue(&cert, &key, &["localhost", &ip], KeyKind::Ecdsa);
+        // Loopback by name; another address (a node LAN's) as it is.
+        let host = if listen.ip().is_loopback() {
+            "localhost".to_owned()
+        } else {
+            ip
+        };
         let (management, dns, challtestsrv) = (free_port(), free_port(), free_port());
         let mut config = serde_json::json!({
             "pebble": {
@@ -90,7 +97,7 @@ impl Pebble {
             .spawn()
             .expect("pebble (is Debian's pebble installed? `cargo xtask test` installs it)");
         let this = Self {
-            directory: format!("https://localhost:{}/dir", listen.port()),
+            directory: format!("https://{host}:{}/dir", listen.port()),
             server_root: ca.cert.clone(),
             listen,
             management,
@@ -150,6 +157,19 @@ impl Pebble {
         hook
     }
 
+    /// Makes the challenge test server answer `host` with `ip` (the CA
+    /// validates there), instead of its default, 127.0.0.1.
+    pub fn add_a(&self, host: &str, ip: &str) {
+        let body = format!("{{\"host\":\"{host}\",\"addresses\":[\"{ip}\"]}}");
+        let url = format!("http://{}/add-a", self.challtestsrv);
+        let out = run(Command::new("curl").args(["-sf", "--max-time", "10", "-d", &body, &url]));
+        assert!(
+            out.status.success(),
+            "POST {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// What Pebble logged, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("pebble.log")).unwrap_or_default()
@@ -157,7 +177,13 @@ impl Pebble {
 
     /// How many certificates Pebble issued (from its log).
     pub fn issued(&self) -> usize {
-        self.log().matches("Issued certificate serial").count()
+        self.count("Issued certificate serial")
+    }
+
+    /// How many lines of Pebble's log contain `needle` (e.g. `Added
+    /// order`, `accounts in memory`).
+    pub fn count(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
     }
 }
 

@@ -85,7 +85,15 @@ impl TestCa {
             std::fs::create_dir_all(parent).expect("certificate directory");
         }
         let csr = self.dir.join(format!("{}.csr", rand::random::<u64>()));
-        let san = names.iter().map(|n| format!("DNS:{n}")).collect::<Vec<_>>().join(",");
+        // An address is an IP SAN (the test CA's servers on a LAN address).
+        let san = names
+            .iter()
+            .map(|n| match n.parse::<std::net::IpAddr>() {
+                Ok(_) => format!("IP:{n}"),
+                Err(_) => format!("DNS:{n}"),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let subject = format!("/CN={}", names[0]);
         let newkey: &[&str] = match kind {
             KeyKind::Ecdsa => &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],

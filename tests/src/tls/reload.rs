@@ -23,10 +23,10 @@ use crate::harness::{
     tls::{HttpsInstance, KeyKind, TestCa, connect, s_client},
 };
 
-pub(super) type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+pub(crate) type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
 /// A keep-alive HTTPS connection and the certificate it was served.
-pub(super) async fn open(addr: std::net::SocketAddr, ca: &Path) -> std::io::Result<(Sender, Vec<u8>)> {
+pub(crate) async fn open(addr: std::net::SocketAddr, ca: &Path) -> std::io::Result<(Sender, Vec<u8>)> {
     let tls = connect(addr, "a.test", ca, &[b"http/1.1"]).await?;
     let served = tls
         .get_ref()
@@ -41,7 +41,7 @@ pub(super) async fn open(addr: std::net::SocketAddr, ca: &Path) -> std::io::Resu
     Ok((send, served.unwrap_or_default()))
 }
 
-pub(super) async fn fetch(send: &mut Sender) -> Result<(), String> {
+pub(crate) async fn fetch(send: &mut Sender) -> Result<(), String> {
     let req = hyper::Request::get("/")
         .header("host", "a.test")
         .body(Empty::new())
