@@ -176,3 +176,99 @@ async fn dashboard_lists_certificates_and_their_errors() {
         "{warning}"
     );
 }
+
+/// The ACME card shows each managed certificate: a CA that does not answer
+/// leaves it failed with the reason (also a warning), then, once the CA
+/// (Pebble) is up, valid with its expiry and the instance that ordered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_acme_state_failed_then_valid() {
+    use crate::harness::{
+        acme::{Pebble, PebbleSpec},
+        instance::free_port,
+        tls::{TestCa, path},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (http, https, ca) = (free_port(), free_port(), free_port());
+    let w1 = Whoami::start("w1");
+    let config = dir.path().join("services.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[services]]\nname = 'a'\nrule = {{ host = 'a.test' }}\nbackends = [{{ name = 'w1', url = 'http://{}' }}]\ntls = {{ acme = true }}\n",
+            w1.addr
+        ),
+    )
+    .unwrap();
+    // Pebble's server root will be written here when it starts.
+    let pebble_dir = dir.path().join("pebble");
+    std::fs::create_dir_all(&pebble_dir).unwrap();
+    let root = path(&TestCa::new(&pebble_dir).cert);
+    let (hs, ps, cfg) = (format!("http://{http}"), format!("https://{https}"), path(&config));
+    let directory = format!("https://localhost:{}/dir", ca.port());
+    let i = Instance::start(
+        &dir.path().join("state"),
+        &[
+            "--listen",
+            &hs,
+            "--listen",
+            &ps,
+            "--config",
+            &cfg,
+            "--acme-directory",
+            &directory,
+            "--acme-ca-root",
+            &root,
+            "--acme-retry",
+            "1",
+        ],
+    );
+    let browser = Browser::start();
+    let mut page = browser.open(&format!("http://{}/", i.admin)).await;
+    const ACME_ROWS: &str = r##"JSON.stringify([...document.querySelectorAll("#acme tbody tr")].map(tr => [tr.dataset.names, tr.dataset.state, tr.cells[1].textContent, tr.cells[2].textContent, tr.cells[5].textContent]))"##;
+    let parse = |v: &serde_json::Value| -> Vec<(String, String, String, String, String)> {
+        serde_json::from_str(v.as_str().unwrap_or("[]")).unwrap_or_default()
+    };
+    let rows = page
+        .wait_for("a.test shown failed", ACME_ROWS, Duration::from_secs(20), |v| {
+            parse(v).iter().any(|r| r.1 == "failed")
+        })
+        .await;
+    let rows = parse(&rows);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, "a.test");
+    assert!(rows[0].2.contains("ACME account"), "the reason is shown: {rows:?}");
+    let warning = page
+        .eval(r#"document.getElementById("warning-list").textContent"#)
+        .await;
+    assert!(
+        warning.as_str().unwrap_or_default().contains("ACME a.test"),
+        "{warning}"
+    );
+
+    let _pebble = Pebble::start(
+        dir.path(),
+        &PebbleSpec {
+            http_port: http.port(),
+            tls_port: https.port(),
+            validity_secs: None,
+            listen: Some(ca),
+        },
+    );
+    let rows = page
+        .wait_for("a.test shown valid", ACME_ROWS, Duration::from_secs(60), |v| {
+            parse(v).iter().any(|r| r.1 == "valid")
+        })
+        .await;
+    let rows = parse(&rows);
+    assert!(rows[0].3.ends_with('Z'), "an expiry: {rows:?}");
+    assert_eq!(
+        rows[0].4,
+        crate::harness::client::get(i.admin, "/api/status")
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+                v["instance"].as_str().unwrap_or_default().to_owned()
+            })
+            .unwrap(),
+        "ordered by this instance"
+    );
+}

@@ -361,3 +361,43 @@ fn a_ca_that_fails_is_retried_and_reported_then_succeeds() {
     assert_eq!(managed(&i)[0]["failures"], 0);
     assert!(curl_verified(https, "a.test", &pebble.issuing_root()).contains("I'm w1"));
 }
+
+#[test]
+fn a_certificate_file_wins_over_acme_for_its_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (http, https) = (free_port(), free_port());
+    let pebble = Pebble::start(
+        dir.path(),
+        &PebbleSpec {
+            http_port: http.port(),
+            tls_port: https.port(),
+            validity_secs: None,
+            listen: None,
+        },
+    );
+    let ca = TestCa::new(dir.path());
+    let certs = dir.path().join("certs");
+    let file_serial = ca.issue(
+        &certs.join("a/cert.pem"),
+        &certs.join("a/key.pem"),
+        &["a.test"],
+        crate::harness::tls::KeyKind::Ecdsa,
+    );
+    let w = Whoami::start("w1");
+    let config = services(dir.path(), &w, &[("a.test", "acme = true"), ("b.test", "acme = true")]);
+    let cert_dir = path(&certs);
+    let args = ["--config", config.as_str(), "--tls-cert-dir", cert_dir.as_str()];
+    let i = start(&dir.path().join("state"), &pebble, http, https, &args);
+    // b.test is ordered; a.test comes from its file and is not.
+    wait_until("b.test obtained", ORDERED, || {
+        managed(&i)
+            .iter()
+            .any(|c| c["names"][0] == "b.test" && c["state"] == "valid")
+    });
+    let a = managed(&i).into_iter().find(|c| c["names"][0] == "a.test").unwrap();
+    assert_eq!(a["state"], "from_file", "{a}");
+    assert_eq!(pebble.count("Added order"), 1, "only b.test ordered:\n{}", pebble.log());
+    let served = s_client(https, Some("a.test"), "", &[]).serial.unwrap();
+    assert!(same_serial(&served, &file_serial), "the file's certificate: {served}");
+    assert!(curl_verified(https, "b.test", &pebble.issuing_root()).contains("I'm w1"));
+}

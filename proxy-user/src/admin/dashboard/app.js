@@ -98,6 +98,36 @@ function renderTls(tls) {
     "handshakes: " + fmt(full) + " full, " + fmt(resumed) + " resumed, " + fmt(failed) + " failed";
 }
 
+function when(t) {
+  return t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + "Z" : "-";
+}
+
+// Each certificate ACME manages: state (failed with its reason), expiry,
+// the next and last attempt, and the manager that orders it.
+function renderAcme(managed) {
+  const card = $("#acme");
+  card.hidden = !managed;
+  if (!managed) return;
+  const now = Date.now() / 1000;
+  const pill = { valid: "healthy", ordering: "draining", renewing: "draining", waiting: "draining", failed: "down", from_file: "healthy" };
+  $("tbody", card).replaceChildren(
+    ...managed.map((m) => {
+      const tr = el("tr", { "data-names": m.names.join(","), "data-state": m.state });
+      tr.appendChild(el("td", {}, m.names.join(", ")));
+      const state = el("td");
+      state.appendChild(el("span", { class: "pill " + (pill[m.state] || ""), title: m.error || "" }, m.state.replace("_", " ")));
+      if (m.error) state.appendChild(el("div", { class: "muted small" }, m.failures + " failed in a row: " + m.error));
+      tr.appendChild(state);
+      const days = m.not_after ? Math.floor((m.not_after - now) / 86400) : null;
+      tr.appendChild(el("td", { class: days !== null && days < 14 ? "warn" : "" }, m.not_after ? when(m.not_after) : "-"));
+      tr.appendChild(el("td", { class: "muted" }, when(m.next_attempt)));
+      tr.appendChild(el("td", { class: "muted" }, when(m.last_attempt)));
+      tr.appendChild(el("td", { class: "muted small" }, m.holder || "-"));
+      return tr;
+    })
+  );
+}
+
 function renderStatus(st) {
   const open = st.workers.reduce((sum, w) => sum + w.open, 0);
   $("#summary").textContent =
@@ -116,8 +146,10 @@ function renderStatus(st) {
   }
   if (st.tls) {
     for (const c of st.tls.certificates) if (c.error) warnings.push("certificate " + c.source + ": " + c.error);
+    for (const m of st.tls.acme || []) if (m.error) warnings.push("ACME " + m.names.join(", ") + ": " + m.error);
   }
   renderTls(st.tls);
+  renderAcme(st.tls && st.tls.acme);
   $("#warnings").hidden = warnings.length === 0;
   $("#warning-list").replaceChildren(...warnings.map((w) => el("li", {}, w)));
   const dp = st.dataplane;
