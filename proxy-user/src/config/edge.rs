@@ -78,14 +78,15 @@ pub fn edge(listen: &[String], args: &TlsArgs, automatic: bool) -> Result<EdgeCo
             )
             .into());
         }
-        (false, true) => {
+        // ACME without an https:// listener is refused by its own check.
+        (false, _) if certs_given => {
             return Err(FieldError::new(
                 "--tls-cert-dir/--tls-cert",
                 "certificates are given but no listener is https:// (e.g. --listen https://0.0.0.0:443)",
             )
             .into());
         }
-        (false, false) => None,
+        (false, _) => None,
     };
     Ok(EdgeConfig {
         listeners,

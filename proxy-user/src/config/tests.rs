@@ -175,3 +175,112 @@ fn every_offered_value_parses() {
         assert_eq!(c.log_format == LogFormat::Json, v == "json");
     }
 }
+
+/// ACME is checked before anything binds: it needs an https:// listener, a
+/// contact that is an address, an https directory, a readable CA root, an
+/// executable hook for dns-01 and a plain listener for http-01.
+#[test]
+fn acme_flags_are_checked() {
+    use crate::acme::{Challenge, LETS_ENCRYPT, LETS_ENCRYPT_STAGING};
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+    let plain_file = dir.path().join("plain");
+    std::fs::write(&plain_file, "").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (hook, plain_file) = (hook.display().to_string(), plain_file.display().to_string());
+    let both = ["--listen", "http://127.0.0.1:1", "--listen", "https://127.0.0.1:2"];
+    let with = |extra: &[&str]| {
+        let mut a: Vec<&str> = both.to_vec();
+        a.extend(extra);
+        parse(&with_backend(&a))
+    };
+    let c = with(&["--acme-email", "ops@example.com"]).unwrap();
+    let acme = c.acme.unwrap();
+    assert_eq!(acme.directory, LETS_ENCRYPT);
+    assert_eq!(acme.challenge, Challenge::Http01, "a plain listener: http-01");
+    assert!(c.edge.tls.unwrap().automatic, "TLS starts without a certificate file");
+    let c = with(&[
+        "--acme-directory",
+        "staging",
+        "--acme-challenge",
+        "dns-01",
+        "--acme-dns-hook",
+        &hook,
+    ])
+    .unwrap();
+    let acme = c.acme.unwrap();
+    assert_eq!(
+        (acme.directory.as_str(), acme.challenge),
+        (LETS_ENCRYPT_STAGING, Challenge::Dns01)
+    );
+    assert_eq!(acme.email, None);
+    let c = parse(&with_backend(&[
+        "--listen",
+        "https://127.0.0.1:2",
+        "--acme-email",
+        "a@b.example",
+    ]))
+    .unwrap();
+    assert_eq!(c.acme.unwrap().challenge, Challenge::TlsAlpn01, "TLS only: tls-alpn-01");
+    assert!(
+        parse(&with_backend(&["--listen", "127.0.0.1:1"]))
+            .unwrap()
+            .acme
+            .is_none(),
+        "off by default"
+    );
+
+    let cases: &[(&[&str], &str)] = &[
+        (&["--acme-email", "not-an-address"], "--acme-email"),
+        (&["--acme-directory", "http://ca.example/dir"], "https:// URL"),
+        (
+            &["--acme-email", "a@b.example", "--acme-ca-root", "/nonexistent.pem"],
+            "--acme-ca-root",
+        ),
+        (
+            &["--acme-email", "a@b.example", "--acme-dns-hook", "/nonexistent"],
+            "--acme-dns-hook",
+        ),
+        (
+            &["--acme-email", "a@b.example", "--acme-dns-hook", &plain_file],
+            "not an executable",
+        ),
+        (
+            &["--acme-email", "a@b.example", "--acme-challenge", "dns-01"],
+            "needs --acme-dns-hook",
+        ),
+        (&["--acme-email", "a@b.example", "--acme-retry", "0"], "--acme-retry"),
+        (
+            &["--acme-email", "a@b.example", "--acme-lock-ttl", "5"],
+            "--acme-lock-ttl",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let err = with(extra).expect_err("invalid").to_string();
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    let err = parse(&with_backend(&[
+        "--listen",
+        "127.0.0.1:1",
+        "--acme-email",
+        "a@b.example",
+    ]))
+    .expect_err("no https listener")
+    .to_string();
+    assert!(err.contains("https:// listeners"), "{err}");
+    let err = parse(&with_backend(&[
+        "--listen",
+        "https://127.0.0.1:2",
+        "--acme-email",
+        "a@b.example",
+        "--acme-challenge",
+        "http-01",
+    ]))
+    .expect_err("no plain listener")
+    .to_string();
+    assert!(err.contains("http:// listener"), "{err}");
+}
