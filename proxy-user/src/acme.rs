@@ -4,7 +4,7 @@
 //!
 //! Layout: `acme/manager.rs` keeps each certificate obtained and fresh,
 //! `acme/order.rs` runs one order, `acme/account.rs` restores or creates
-//! the account, `acme/challenges.rs` holds the HTTP-01 and TLS-ALPN-01
+//! the account, `tls/challenges.rs` holds the HTTP-01 and TLS-ALPN-01
 //! answers the listeners serve, `acme/dns_hook.rs` calls the operator's
 //! DNS-01 program, `acme/schedule.rs` says when to renew or retry,
 //! `acme/store.rs` is where state lives: `acme/state_dir.rs` on one host,
@@ -20,7 +20,6 @@
 //! file certificate serves is not ordered.
 
 mod account;
-mod challenges;
 mod dns_hook;
 mod manager;
 mod order;
@@ -40,25 +39,20 @@ use std::{
     },
 };
 
-pub use self::{
-    challenges::{ACME_TLS_ALPN, ChallengeBook, HTTP_CHALLENGE_PATH},
-    dns_hook::DnsHook,
-};
+pub use self::dns_hook::DnsHook;
 use self::{seal::Sealer, state_dir::StateDir, store::Store, swarm_store::SwarmStore};
-use crate::{balance::Balancer, cookie::KeyringHandle, discovery::engine::Engine, tls::Tls};
+use crate::{
+    balance::Balancer,
+    cookie::KeyringHandle,
+    discovery::engine::Engine,
+    tls::{ChallengeBook, Tls},
+};
 
 /// Let's Encrypt's production directory, the default CA.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// Let's Encrypt's staging directory (`--acme-directory staging`).
 pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
-
-/// Default of `--acme-retry`: the first wait after a failure, in seconds.
-pub const DEFAULT_RETRY_SECS: u64 = 60;
-
-/// Default of `--acme-lock-ttl`: longer than an order takes (validation
-/// and issuance are bounded by two minutes each, a DNS hook call by two).
-pub const DEFAULT_LOCK_TTL_SECS: u64 = 600;
 
 /// The validated ACME settings of `run`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,6 +38,14 @@ pub const DEFAULT_SYN_BURST: u32 = 20;
 pub const DEFAULT_DEMO_LISTEN: &str = "127.0.0.1:8080";
 /// Default HTTPS address of `demo`.
 pub const DEFAULT_DEMO_TLS_LISTEN: &str = "127.0.0.1:8443";
+/// Default of `--acme-retry`: the first wait after a failed order, in
+/// seconds (doubled after each failure in a row, up to an hour).
+pub const DEFAULT_ACME_RETRY_SECS: u64 = 60;
+
+/// Default of `--acme-lock-ttl`: longer than an order takes (validation
+/// and issuance are bounded by two minutes each, a DNS hook call by two).
+pub const DEFAULT_ACME_LOCK_TTL_SECS: u64 = 600;
+
 /// Default of `--tls-handshake-timeout`.
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECS: u64 = 10;
 
@@ -377,12 +385,12 @@ pub struct AcmeArgs {
     /// Seconds an order lock holds (with --docker, the managers share one
     /// per certificate): a manager that dies mid-order is taken over by
     /// another after this.
-    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_ACME_LOCK_TTL", default_value_t = crate::acme::DEFAULT_LOCK_TTL_SECS)]
+    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_ACME_LOCK_TTL", default_value_t = DEFAULT_ACME_LOCK_TTL_SECS)]
     pub acme_lock_ttl: u64,
 
     /// Seconds to wait before retrying a failed order; doubled after each
     /// failure in a row, up to an hour.
-    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_ACME_RETRY", default_value_t = crate::acme::DEFAULT_RETRY_SECS)]
+    #[arg(long, value_name = "SECS", env = "SWARM_STICKY_ACME_RETRY", default_value_t = DEFAULT_ACME_RETRY_SECS)]
     pub acme_retry: u64,
 }
 

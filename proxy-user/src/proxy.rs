@@ -50,13 +50,12 @@ use tokio::net::TcpStream;
 pub use self::io::HIBERNATE_AFTER;
 use crate::{
     access_log::AccessLog,
-    acme::ChallengeBook,
     balance::Balancer,
     cookie::{Keyring, KeyringHandle},
     listener::{Cidr, Listener, Scheme},
     services::ServicesConfig,
     sticky::Pins,
-    tls::Tls,
+    tls::{ChallengeBook, Tls},
     worker::{ConnInfo, ConnectionHandler, LocalFuture, Shutdown},
 };
 

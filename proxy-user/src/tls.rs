@@ -13,6 +13,7 @@
 //! from then on see the new certificates, connections keep theirs.
 
 mod certs;
+mod challenges;
 mod handshake;
 mod library;
 mod store;
@@ -28,12 +29,13 @@ use rustls::{ServerConfig, version};
 
 pub use self::{
     certs::{CertFiles, LoadedCert, from_pem},
+    challenges::{ACME_TLS_ALPN, ChallengeBook, HTTP_CHALLENGE_PATH, alpn_config},
     handshake::{Accepted, DURATION_BUCKETS, TlsCounts, TlsStats},
     library::CertStatus,
     ticket::PERIOD as TICKET_PERIOD,
 };
 use self::{library::Library, store::SniResolver, ticket::ClusterTicketer};
-use crate::{acme::ChallengeBook, cookie::KeyringHandle};
+use crate::cookie::KeyringHandle;
 
 /// How often the certificate files are checked for changes. A change is
 /// read one interval after it is seen, so that a certificate and its key

@@ -24,7 +24,6 @@ use rustls_pki_types::CertificateDer;
 use self::wanted::file_name;
 use super::{
     AcmeSettings, AcmeStats, CertState, ManagedStatus, account,
-    challenges::ChallengeBook,
     order::{self, Solvers},
     schedule,
     store::Store,
@@ -32,7 +31,7 @@ use super::{
 };
 use crate::{
     balance::Balancer,
-    tls::{CertFiles, LoadedCert, Tls, from_pem},
+    tls::{CertFiles, ChallengeBook, LoadedCert, Tls, from_pem},
 };
 
 /// How often the routing table (and, with `--docker`, the store) is read.

@@ -14,10 +14,10 @@ use instant_acme::{
 
 use super::{
     Challenge,
-    challenges::{self, ChallengeBook},
     dns_hook::{self, DnsHook, HookError},
     swarm_store::SwarmStore,
 };
+use crate::tls::{ChallengeBook, alpn_config};
 
 /// How long the CA may take to validate every challenge of an order.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -199,8 +199,7 @@ async fn validate(
                 }
             }
             ChallengeType::TlsAlpn01 => {
-                let config =
-                    challenges::alpn_config(&name, key_authorization.digest().as_ref()).map_err(OrderError::Local)?;
+                let config = alpn_config(&name, key_authorization.digest().as_ref()).map_err(OrderError::Local)?;
                 solvers.book.publish_alpn(&name, config);
                 published.push(Published::Alpn(name.clone(), None));
                 if let Some(id) = share("tls-alpn-01", &name).await? {

@@ -142,11 +142,16 @@ impl SwarmStore {
     pub async fn account(&self) -> Result<Option<(Vec<u8>, bool)>, SwarmStoreError> {
         let latest = self.of_kind("account").await?.into_iter().max_by_key(version);
         let Some(c) = latest else { return Ok(None) };
-        let opened = self
-            .sealer
-            .open(&format!("account {}", self.ca), &c.data)
-            .map_err(|source| SwarmStoreError::Seal { name: c.name, source })?;
-        Ok(Some((opened.data, opened.stale)))
+        match self.sealer.open(&format!("account {}", self.ca), &c.data) {
+            Ok(opened) => Ok(Some((opened.data, opened.stale))),
+            // Sealed under a key no manager has any more (two join-token
+            // rotations in a row): a new account replaces it.
+            Err(SealError::UnknownKey) => {
+                tracing::warn!(config = %c.name, "ACME: the stored account was sealed under a key this swarm no longer has; creating a new one");
+                Ok(None)
+            }
+            Err(source) => Err(SwarmStoreError::Seal { name: c.name, source }),
+        }
     }
 
     /// Stores the account (the next version).

@@ -10,10 +10,8 @@ use futures_util::StreamExt as _;
 use rustls::ServerConfig;
 use sha2::Digest as _;
 
-use super::{
-    challenges::{ChallengeBook, alpn_config},
-    swarm_store::SwarmStore,
-};
+use super::swarm_store::SwarmStore;
+use crate::tls::{ChallengeBook, alpn_config};
 
 /// How often the published challenges are read even without an event.
 pub const RESYNC: Duration = Duration::from_secs(2);

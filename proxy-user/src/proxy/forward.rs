@@ -119,7 +119,7 @@ pub(super) async fn forward(
 /// the challenge path go to the services, which may run ACME themselves.
 fn acme_answer(inner: &Inner, path: &str) -> Option<Response<ProxyBody>> {
     let book = inner.edge.challenges.as_ref()?;
-    if !path.starts_with(crate::acme::HTTP_CHALLENGE_PATH) {
+    if !path.starts_with(crate::tls::HTTP_CHALLENGE_PATH) {
         return None;
     }
     let key_authorization = book.http_answer(path)?;

@@ -156,7 +156,7 @@ impl Tls {
     fn challenge_config(&self, start: &tokio_rustls::StartHandshake<TcpStream>) -> Option<Arc<rustls::ServerConfig>> {
         let book = self.challenges.as_ref()?;
         let hello = start.client_hello();
-        if !hello.alpn()?.any(|p| p == crate::acme::ACME_TLS_ALPN) {
+        if !hello.alpn()?.any(|p| p == super::ACME_TLS_ALPN) {
             return None;
         }
         book.alpn_answer(hello.server_name()?)

@@ -172,6 +172,7 @@ fn three_managers_share_one_order_per_name_survive_the_orderer_dying_and_renew_u
     );
     let net = Overlay::create(&cluster.nodes[0], "acmenet");
     let _a = service(&cluster, &net, "acme-a", "a.test");
+    let started = Instant::now();
     let mut proxies: Vec<Option<NodeProxy>> = (0..3).map(|i| Some(start(&cluster, i, &pebble))).collect();
 
     // 1. One manager orders; the CA validates at another one.
@@ -179,6 +180,12 @@ fn three_managers_share_one_order_per_name_survive_the_orderer_dying_and_renew_u
     let validator = (by + 1) % 3;
     pebble.add_a("a.test", &cluster.nodes[validator].ip);
     let serial = wait_valid_everywhere(&refs(&proxies), "a.test", &pebble, Duration::from_secs(60));
+    eprintln!(
+        "a.test ordered by node{}, validated at node{}, served by all 3 managers {:?} after they started",
+        by + 1,
+        validator + 1,
+        started.elapsed()
+    );
     assert_eq!(
         pebble.count("Added order"),
         1,
@@ -228,7 +235,12 @@ fn three_managers_share_one_order_per_name_survive_the_orderer_dying_and_renew_u
     let root = pebble.issuing_root();
     let addrs: Vec<SocketAddr> = survivors.iter().map(|i| tls_addr(&cluster, *i)).collect();
     let before: Vec<String> = addrs.iter().map(|a| served(*a, "a.test").unwrap()).collect();
+    let renewal = Instant::now();
     let (ok, failed) = load_until_renewed(&addrs, &root, &before);
+    eprintln!(
+        "renewal under load through 2 managers: {ok} requests, {failed} failed, new serial on both {:?} after the load started",
+        renewal.elapsed()
+    );
     assert_eq!(
         failed,
         0,

@@ -1,4 +1,4 @@
-//! The challenges being answered now: HTTP-01 key authorizations by token
+//! The ACME challenges being answered now: HTTP-01 key authorizations by token
 //! (served on every plain listener at `/.well-known/acme-challenge/`) and
 //! TLS-ALPN-01 certificates by name (served to handshakes that offer only
 //! ALPN `acme-tls/1`). An order publishes its challenges here before it
