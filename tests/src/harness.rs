@@ -18,6 +18,8 @@ pub mod backend;
 pub mod browser;
 pub mod client;
 pub mod dockerd;
+#[cfg(test)]
+pub mod https_load;
 pub mod instance;
 pub mod multinode;
 pub mod netns;

@@ -8,6 +8,6 @@ mod acme;
 mod certificates;
 mod handshake;
 mod proxy_protocol;
-pub(crate) mod reload;
+mod reload;
 mod resumption;
 mod semantics;

@@ -9,29 +9,23 @@
 use std::{
     net::SocketAddr,
     path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
 use base64::Engine as _;
 
 use super::cluster;
-use crate::{
-    harness::{
-        acme::{Pebble, PebbleSpec},
-        client::get,
-        instance::{free_port, wait_until},
-        multinode::{
-            Cluster, host_ip,
-            proxy::{NodeProxy, PORT},
-            service::{Overlay, SwarmService},
-        },
-        tls::{path, s_client},
+use crate::harness::{
+    acme::{Pebble, PebbleSpec},
+    client::get,
+    https_load::{HttpsLoad, LoadSpec},
+    instance::{free_port, wait_until},
+    multinode::{
+        Cluster, host_ip,
+        proxy::{NodeProxy, PORT},
+        service::{Overlay, SwarmService},
     },
-    tls::reload::{fetch, open},
+    tls::{path, s_client},
 };
 
 /// The HTTPS port on every node.
@@ -261,39 +255,13 @@ fn load_until_renewed(addrs: &[SocketAddr], root: &Path, before: &[String]) -> (
         .build()
         .unwrap();
     rt.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut load = Vec::new();
-        for (n, addr) in addrs.iter().copied().enumerate() {
-            for task in 0..2u64 {
-                let (stop, ok, failed, root) = (stop.clone(), ok.clone(), failed.clone(), root.to_path_buf());
-                let mut kept = if task == 0 {
-                    Some(open(addr, &root).await.unwrap())
-                } else {
-                    None
-                };
-                load.push(tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                        let result = match kept.as_mut() {
-                            Some((send, _)) => fetch(send).await,
-                            None => match open(addr, &root).await {
-                                Ok((mut send, _)) => fetch(&mut send).await,
-                                Err(e) => Err(e.to_string()),
-                            },
-                        };
-                        match result {
-                            Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                            Err(e) => {
-                                eprintln!("request through {addr} (task {n}.{task}) failed: {e}");
-                                failed.fetch_add(1, Ordering::Relaxed)
-                            }
-                        };
-                        tokio::time::sleep(Duration::from_millis(25)).await;
-                    }
-                }));
-            }
-        }
+        let spec = LoadSpec {
+            kept: 1,
+            fresh: 1,
+            pause: |_| Duration::from_millis(25),
+            limit: Duration::from_secs(120),
+        };
+        let load = HttpsLoad::start(addrs, root, &spec).await;
         let (addrs, before) = (addrs.to_vec(), before.to_vec());
         tokio::task::spawn_blocking(move || {
             wait_until("a.test renewed on every survivor", Duration::from_secs(110), || {
@@ -306,11 +274,8 @@ fn load_until_renewed(addrs: &[SocketAddr], root: &Path, before: &[String]) -> (
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::Relaxed);
-        for t in load {
-            t.await.unwrap();
-        }
-        (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed))
+        let (ok, failed, _) = load.stop().await;
+        (ok, failed)
     })
 }
 

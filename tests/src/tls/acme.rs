@@ -6,17 +6,13 @@
 use std::{
     net::SocketAddr,
     path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
-use super::reload::{fetch, open};
 use crate::harness::{
     acme::{Pebble, PebbleSpec},
     backend::Whoami,
+    https_load::{HttpsLoad, LoadSpec},
     instance::{Instance, free_port, wait_until},
     tls::{TestCa, path, run, s_client},
 };
@@ -233,39 +229,15 @@ async fn a_renewal_under_load_fails_nothing_and_serves_the_new_serial() {
     let first = tokio::task::block_in_place(|| wait_valid(&i, &pebble, 1))[0].1.clone();
     let root = pebble.issuing_root();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut load = Vec::new();
-    for task in 0..4u64 {
-        let (stop, ok, failed, root) = (stop.clone(), ok.clone(), failed.clone(), root.clone());
-        // Tasks 0 and 1 keep one connection for the whole run; 2 and 3
-        // open a new one (a full handshake) per request.
-        let mut kept = if task < 2 {
-            Some(open(https, &root).await.unwrap())
-        } else {
-            None
-        };
-        load.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let result = match kept.as_mut() {
-                    Some((send, _)) => fetch(send).await,
-                    None => match open(https, &root).await {
-                        Ok((mut send, _)) => fetch(&mut send).await,
-                        Err(e) => Err(e.to_string()),
-                    },
-                };
-                match result {
-                    Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        eprintln!("request failed: {e}");
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-                tokio::time::sleep(Duration::from_millis(20 * (task + 1))).await;
-            }
-        }));
-    }
+    // Two tasks keep one connection for the whole run; two open a new one
+    // (a full handshake) per request.
+    let spec = LoadSpec {
+        kept: 2,
+        fresh: 2,
+        pause: |task| Duration::from_millis(20 * (task + 1)),
+        limit: Duration::from_secs(90),
+    };
+    let load = HttpsLoad::start(&[https], &root, &spec).await;
     let renewed = tokio::task::spawn_blocking(move || {
         wait_until(
             "the renewed certificate on new handshakes",
@@ -280,11 +252,7 @@ async fn a_renewal_under_load_fails_nothing_and_serves_the_new_serial() {
     });
     let i = renewed.await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in load {
-        t.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed, _) = load.stop().await;
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
     assert!(ok > 100, "the load ran ({ok} requests)");
     let m = managed(&i);

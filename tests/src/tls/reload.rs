@@ -2,62 +2,17 @@
 //! open connections keep theirs, nothing fails; a broken file keeps the
 //! previous certificate in service and is reported.
 
-use std::{
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::rt::TokioIo;
 use rustls_pki_types::{CertificateDer, pem::PemObject as _};
 
 use crate::harness::{
     backend::Whoami,
+    https_load::{HttpsLoad, LoadSpec, open},
     instance::wait_until,
     proxy::WAIT,
-    tls::{HttpsInstance, KeyKind, TestCa, connect, s_client},
+    tls::{HttpsInstance, KeyKind, TestCa, s_client},
 };
-
-pub(crate) type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
-
-/// A keep-alive HTTPS connection and the certificate it was served.
-pub(crate) async fn open(addr: std::net::SocketAddr, ca: &Path) -> std::io::Result<(Sender, Vec<u8>)> {
-    let tls = connect(addr, "a.test", ca, &[b"http/1.1"]).await?;
-    let served = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.to_vec());
-    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(std::io::Error::other)?;
-    tokio::spawn(conn);
-    Ok((send, served.unwrap_or_default()))
-}
-
-pub(crate) async fn fetch(send: &mut Sender) -> Result<(), String> {
-    let req = hyper::Request::get("/")
-        .header("host", "a.test")
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    let resp = tokio::time::timeout(WAIT, send.send_request(req))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    resp.into_body().collect().await.map_err(|e| e.to_string())?;
-    if status == 200 {
-        Ok(())
-    } else {
-        Err(format!("status {status}"))
-    }
-}
 
 fn der(chain: &Path) -> Vec<u8> {
     CertificateDer::from_pem_file(chain).unwrap().to_vec()
@@ -75,43 +30,22 @@ async fn a_certificate_swapped_under_load_fails_nothing() {
     let i = HttpsInstance::start(&dir.path().join("state"), &certs, &[&w], &[]);
     let (addr, ca_cert) = (i.https, ca.cert.clone());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut load = Vec::new();
-    for task in 0..6 {
-        let (stop, ok, failed, ca) = (stop.clone(), ok.clone(), failed.clone(), ca_cert.clone());
-        // Tasks 0..3 keep one connection, opened before the swap, for the
-        // whole run; 3..6 open a new one per request.
-        let mut kept = if task < 3 {
-            Some(open(addr, &ca).await.unwrap())
-        } else {
-            None
-        };
-        load.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let result = match kept.as_mut() {
-                    Some((send, _)) => fetch(send).await,
-                    None => match open(addr, &ca).await {
-                        Ok((mut send, _)) => fetch(&mut send).await,
-                        Err(e) => Err(e.to_string()),
-                    },
-                };
-                match result {
-                    Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        eprintln!("request failed: {e}");
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-                if kept.is_some() {
-                    // Idle gaps, so that kept connections also hibernate.
-                    tokio::time::sleep(Duration::from_millis(task * 700)).await;
-                }
+    // Three tasks keep one connection, opened before the swap, for the
+    // whole run (with idle gaps, so that they also hibernate); three open
+    // a new one per request.
+    let spec = LoadSpec {
+        kept: 3,
+        fresh: 3,
+        pause: |task| {
+            if task < 3 {
+                Duration::from_millis(task * 700)
+            } else {
+                Duration::ZERO
             }
-            kept.map(|(_, served)| served)
-        }));
-    }
+        },
+        limit: Duration::from_secs(30),
+    };
+    let load = HttpsLoad::start(&[addr], &ca_cert, &spec).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let new_serial = ca.issue(&chain, &key, &["a.test"], KeyKind::Ecdsa);
     let new = der(&chain);
@@ -125,13 +59,10 @@ async fn a_certificate_swapped_under_load_fails_nothing() {
     });
     swapped.await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in load {
-        if let Some(served) = t.await.unwrap() {
-            assert_eq!(served, old, "a kept connection keeps the certificate it started with");
-        }
+    let (ok, failed, kept) = load.stop().await;
+    for served in kept {
+        assert_eq!(served, old, "a kept connection keeps the certificate it started with");
     }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
     assert!(ok > 50, "the load ran ({ok} requests)");
     // A new connection gets the new certificate.
