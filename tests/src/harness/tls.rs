@@ -133,6 +133,13 @@ impl TestCa {
     }
 }
 
+/// Whether two serials are the same, as openssl (leading zero kept to an
+/// even length) and swarm-sticky (none) print them.
+pub fn same_serial(a: &str, b: &str) -> bool {
+    a.trim_start_matches('0')
+        .eq_ignore_ascii_case(b.trim_start_matches('0'))
+}
+
 /// A path as an argument.
 pub fn path(p: &Path) -> String {
     p.display().to_string()

@@ -25,7 +25,7 @@ use crate::harness::{
         proxy::{NodeProxy, PORT},
         service::{Overlay, SwarmService},
     },
-    tls::{path, s_client},
+    tls::{path, s_client, same_serial},
 };
 
 /// The HTTPS port on every node.
@@ -122,11 +122,6 @@ fn refs(ps: &[Option<NodeProxy>]) -> Vec<&NodeProxy> {
 /// The serial `addr` serves to SNI `name`.
 fn served(addr: SocketAddr, name: &str) -> Option<String> {
     s_client(addr, Some(name), "", &[]).serial
-}
-
-fn same_serial(a: &str, b: &str) -> bool {
-    a.trim_start_matches('0')
-        .eq_ignore_ascii_case(b.trim_start_matches('0'))
 }
 
 fn tls_addr(cluster: &Cluster, i: usize) -> SocketAddr {

@@ -14,11 +14,24 @@ use crate::harness::{
     backend::Whoami,
     https_load::{HttpsLoad, LoadSpec},
     instance::{Instance, free_port, wait_until},
-    tls::{TestCa, path, run, s_client},
+    tls::{TestCa, path, run, s_client, same_serial},
 };
 
 /// How long an order may take here (Pebble answers in about a second).
 const ORDERED: Duration = Duration::from_secs(60);
+
+/// Pebble validating HTTP-01 at `http` and TLS-ALPN-01 at `https`.
+fn pebble_for(dir: &Path, http: SocketAddr, https: SocketAddr, validity_secs: Option<u64>) -> Pebble {
+    Pebble::start(
+        dir,
+        &PebbleSpec {
+            http_port: http.port(),
+            tls_port: https.port(),
+            validity_secs,
+            listen: None,
+        },
+    )
+}
 
 /// A services file: each `(host rule, [services.tls] line)` a service.
 fn services(dir: &Path, w: &Whoami, specs: &[(&str, &str)]) -> String {
@@ -90,12 +103,6 @@ fn wait_valid(i: &Instance, pebble: &Pebble, n: usize) -> Vec<(String, String)> 
     }
 }
 
-/// Serials as openssl and swarm-sticky print them compare equal.
-fn same_serial(a: &str, b: &str) -> bool {
-    a.trim_start_matches('0')
-        .eq_ignore_ascii_case(b.trim_start_matches('0'))
-}
-
 /// `curl` to `https://NAME:PORT/` resolved to 127.0.0.1, trusting only
 /// `root`: verifies the chain and the name.
 fn curl_verified(https: SocketAddr, name: &str, root: &Path) -> String {
@@ -119,15 +126,7 @@ fn curl_verified(https: SocketAddr, name: &str, root: &Path) -> String {
 fn http_01_and_a_dns_01_wildcard_chain_to_the_cas_root_and_a_restart_orders_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (http, https) = (free_port(), free_port());
-    let pebble = Pebble::start(
-        dir.path(),
-        &PebbleSpec {
-            http_port: http.port(),
-            tls_port: https.port(),
-            validity_secs: None,
-            listen: None,
-        },
-    );
+    let pebble = pebble_for(dir.path(), http, https, None);
     let w = Whoami::start("w1");
     let config = services(
         dir.path(),
@@ -188,15 +187,7 @@ fn http_01_and_a_dns_01_wildcard_chain_to_the_cas_root_and_a_restart_orders_noth
 fn tls_alpn_01_is_answered_on_the_https_listener() {
     let dir = tempfile::tempdir().unwrap();
     let (http, https) = (free_port(), free_port());
-    let pebble = Pebble::start(
-        dir.path(),
-        &PebbleSpec {
-            http_port: http.port(),
-            tls_port: https.port(),
-            validity_secs: None,
-            listen: None,
-        },
-    );
+    let pebble = pebble_for(dir.path(), http, https, None);
     let w = Whoami::start("w1");
     let config = services(dir.path(), &w, &[("b.test", "acme = true")]);
     let args = ["--config", config.as_str(), "--acme-challenge", "tls-alpn-01"];
@@ -213,15 +204,7 @@ async fn a_renewal_under_load_fails_nothing_and_serves_the_new_serial() {
     let dir = tempfile::tempdir().unwrap();
     let (http, https) = (free_port(), free_port());
     // 45 s certificates: renewed after about 30 s.
-    let pebble = Pebble::start(
-        dir.path(),
-        &PebbleSpec {
-            http_port: http.port(),
-            tls_port: https.port(),
-            validity_secs: Some(45),
-            listen: None,
-        },
-    );
+    let pebble = pebble_for(dir.path(), http, https, Some(45));
     let w = Whoami::start("w1");
     let config = services(dir.path(), &w, &[("a.test", "acme = true")]);
     let args = ["--config", config.as_str()];
@@ -334,15 +317,7 @@ fn a_ca_that_fails_is_retried_and_reported_then_succeeds() {
 fn a_certificate_file_wins_over_acme_for_its_names() {
     let dir = tempfile::tempdir().unwrap();
     let (http, https) = (free_port(), free_port());
-    let pebble = Pebble::start(
-        dir.path(),
-        &PebbleSpec {
-            http_port: http.port(),
-            tls_port: https.port(),
-            validity_secs: None,
-            listen: None,
-        },
-    );
+    let pebble = pebble_for(dir.path(), http, https, None);
     let ca = TestCa::new(dir.path());
     let certs = dir.path().join("certs");
     let file_serial = ca.issue(
