@@ -4,7 +4,7 @@
 //!
 //! Layout: `acme/manager.rs` keeps each certificate obtained and fresh,
 //! `acme/order.rs` runs one order, `acme/account.rs` restores or creates
-//! the account, `tls/challenges.rs` holds the HTTP-01 and TLS-ALPN-01
+//! the account (through `acme/client.rs`), `tls/challenges.rs` holds the HTTP-01 and TLS-ALPN-01
 //! answers the listeners serve, `acme/dns_hook.rs` calls the operator's
 //! DNS-01 program, `acme/schedule.rs` says when to renew or retry,
 //! `acme/store.rs` is where state lives: `acme/state_dir.rs` on one host,
@@ -20,6 +20,7 @@
 //! file certificate serves is not ordered.
 
 mod account;
+mod client;
 mod dns_hook;
 mod manager;
 mod order;
@@ -61,7 +62,7 @@ pub struct AcmeSettings {
     pub email: Option<String>,
     /// The CA's directory URL (`--acme-directory`).
     pub directory: String,
-    /// A root certificate trusted for the CA's own HTTPS instead of the
+    /// A root certificate trusted for the CA's own HTTPS beside the
     /// system's (`--acme-ca-root`), for private CAs.
     pub ca_root: Option<PathBuf>,
     /// DNS-01 through this program (`--acme-dns-hook`).

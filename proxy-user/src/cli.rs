@@ -363,8 +363,8 @@ pub struct AcmeArgs {
     #[arg(long, value_name = "URL", env = "SWARM_STICKY_ACME_DIRECTORY")]
     pub acme_directory: Option<String>,
 
-    /// A root certificate (PEM) to trust for the CA's own HTTPS instead of
-    /// the system's, for a private CA.
+    /// A root certificate (PEM) to trust for the CA's own HTTPS, beside the
+    /// system's (SSL_CERT_FILE, SSL_CERT_DIR, or the OS store): a private CA.
     #[arg(long, value_name = "PATH", env = "SWARM_STICKY_ACME_CA_ROOT")]
     pub acme_ca_root: Option<PathBuf>,
 

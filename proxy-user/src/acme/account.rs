@@ -6,17 +6,14 @@ use std::time::Duration;
 
 use instant_acme::{Account, AccountBuilder, NewAccount};
 
-use super::{AcmeSettings, store::Store, swarm_store::Lock};
+use super::{AcmeSettings, client, store::Store, swarm_store::Lock};
 
 /// How long the account lock is held at most.
 const ACCOUNT_LOCK_SECS: u64 = 120;
 
 fn builder(settings: &AcmeSettings) -> Result<AccountBuilder, String> {
-    match &settings.ca_root {
-        Some(root) => Account::builder_with_root(root),
-        None => Account::builder(),
-    }
-    .map_err(|e| format!("ACME client: {e}"))
+    let http = client::http_client(settings.ca_root.as_deref()).map_err(|e| format!("ACME client: {e}"))?;
+    Ok(Account::builder_with_http(http))
 }
 
 async fn restore(settings: &AcmeSettings, store: &Store) -> Result<Option<Account>, String> {
