@@ -69,6 +69,8 @@ pub struct Manager {
     managed: BTreeMap<Names, Managed>,
     /// Certificates read from the store.
     stored: Vec<LoadedCert>,
+    /// The same, by a digest of their PEM: not parsed again.
+    parsed: std::collections::HashMap<[u8; 32], LoadedCert>,
     status: Arc<Mutex<Vec<ManagedStatus>>>,
     stats: Arc<AcmeStats>,
 }
@@ -115,6 +117,7 @@ impl Manager {
             account: None,
             managed: BTreeMap::new(),
             stored: Vec::new(),
+            parsed: std::collections::HashMap::new(),
             status: parts.status,
             stats: parts.stats,
         }

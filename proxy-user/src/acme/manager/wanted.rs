@@ -3,6 +3,8 @@
 //! start, and with `--docker` on every pass, since another manager may
 //! have stored a fresher one.
 
+use sha2::Digest as _;
+
 use super::{CertState, Managed, Manager, Names, now};
 use crate::{
     acme::schedule,
@@ -32,13 +34,22 @@ impl Manager {
             }
         };
         let mut certs = Vec::new();
+        let mut parsed = std::collections::HashMap::new();
         for s in stored {
+            // Parsed once: with `--docker` this runs every pass.
+            let id: [u8; 32] = sha2::Sha256::digest(&s.pem).into();
+            if let Some(cert) = self.parsed.remove(&id) {
+                parsed.insert(id, cert.clone());
+                certs.push(cert);
+                continue;
+            }
             let label = CertFiles {
                 chain: format!("acme:{}", s.names.join(",")).into(),
                 key: format!("acme:{}", s.names.join(",")).into(),
             };
             match from_pem(&s.pem, &s.pem, &label) {
                 Ok(cert) => {
+                    parsed.insert(id, cert.clone());
                     if s.stale {
                         // Sealed before a join-token rotation: seal again.
                         let names = if s.names.is_empty() {
@@ -56,6 +67,7 @@ impl Manager {
             }
         }
         self.stored = certs;
+        self.parsed = parsed;
         let mut adopted = false;
         for (names, m) in &mut self.managed {
             let best = self
