@@ -4,10 +4,11 @@
 //!
 //! Layout: `acme/manager.rs` keeps each certificate obtained and fresh,
 //! `acme/order.rs` runs one order, `acme/account.rs` restores or creates
-//! the account (through `acme/client.rs`), `tls/challenges.rs` holds the HTTP-01 and TLS-ALPN-01
-//! answers the listeners serve, `acme/dns_hook.rs` calls the operator's
-//! DNS-01 program, `acme/schedule.rs` says when to renew or retry,
-//! `acme/store.rs` is where state lives: `acme/state_dir.rs` on one host,
+//! the account (through `acme/client.rs`), `tls/challenges.rs` holds the
+//! HTTP-01 and TLS-ALPN-01 answers the listeners serve,
+//! `acme/dns_hook.rs` calls the operator's DNS-01 program,
+//! `acme/schedule.rs` says when to renew or retry, `acme/store.rs` is
+//! where state lives: `acme/state_dir.rs` on one host,
 //! `acme/swarm_store.rs` (sealed by `acme/seal.rs`) shared by the
 //! managers, whose challenges `acme/watch.rs` follows; `acme/report.rs`
 //! prints a running instance's state (`acme status`).
@@ -177,40 +178,40 @@ impl Acme {
 
     /// Starts managing the certificates `balancer`'s services ask for,
     /// served through `tls`, the state sealed with `keyring` when it lives
-    /// in the swarm. On the current runtime.
-    ///
-    /// # Errors
-    /// When the Docker engine does not answer (with `--docker`).
-    pub async fn start(&self, tls: Arc<Tls>, balancer: Arc<Balancer>, keyring: KeyringHandle) -> Result<(), String> {
-        let instance = crate::instance::instance().to_owned();
-        let (store, me) = match &self.settings.docker_host {
-            None => (
-                Store::Dir(StateDir::new(&self.settings.state_dir, &self.settings.directory)),
-                instance,
-            ),
-            Some(host) => {
-                let engine = Engine::connect(host)
-                    .await
-                    .map_err(|e| format!("ACME state in the swarm: {}", crate::error::chain(&e)))?;
-                // Locks and the status name the node: which manager orders.
-                let node = engine.node_id().await.ok().flatten().unwrap_or_default();
-                let me = format!("{node}/{instance}");
-                let swarm = SwarmStore::new(engine, Sealer::new(keyring), &self.settings.directory, me.clone());
-                tokio::spawn(watch::follow(swarm.clone(), self.book.clone(), manager::now));
-                (Store::Swarm(swarm), me)
-            }
-        };
-        let parts = manager::Parts {
-            store,
-            book: self.book.clone(),
-            tls,
-            balancer,
-            me,
-            status: self.status.clone(),
-            stats: self.stats.clone(),
-        };
-        tokio::spawn(manager::Manager::new(self.settings.clone(), parts).run());
-        Ok(())
+    /// in the swarm. On the current runtime; with `--docker`, once the
+    /// engine answers (retried, so that an engine that is away at start
+    /// delays ACME and nothing else).
+    pub fn start(&self, tls: Arc<Tls>, balancer: Arc<Balancer>, keyring: KeyringHandle) {
+        let (settings, book) = (self.settings.clone(), self.book.clone());
+        let (status, stats) = (self.status.clone(), self.stats.clone());
+        tokio::spawn(async move {
+            let instance = crate::instance::instance().to_owned();
+            let (store, me) = match &settings.docker_host {
+                None => (
+                    Store::Dir(StateDir::new(&settings.state_dir, &settings.directory)),
+                    instance,
+                ),
+                Some(host) => {
+                    let engine = connect(host).await;
+                    // Locks and the status name the node: which manager orders.
+                    let node = engine.node_id().await.ok().flatten().unwrap_or_default();
+                    let me = format!("{node}/{instance}");
+                    let swarm = SwarmStore::new(engine, Sealer::new(keyring), &settings.directory, me.clone());
+                    tokio::spawn(watch::follow(swarm.clone(), book.clone(), manager::now));
+                    (Store::Swarm(swarm), me)
+                }
+            };
+            let parts = manager::Parts {
+                store,
+                book,
+                tls,
+                balancer,
+                me,
+                status,
+                stats,
+            };
+            manager::Manager::new(settings, parts).run().await;
+        });
     }
 
     /// Every managed certificate.
@@ -224,5 +225,23 @@ impl Acme {
             self.stats.issued.load(Ordering::Relaxed),
             self.stats.failed.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// The engine at `host`, once it answers (retried every few seconds).
+async fn connect(host: &str) -> Engine {
+    let mut wait = std::time::Duration::from_millis(500);
+    loop {
+        match Engine::connect(host).await {
+            Ok(engine) => return engine,
+            Err(err) => {
+                tracing::warn!(
+                    "ACME waits for the Docker engine (state lives in the swarm): {}",
+                    crate::error::chain(&err)
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
     }
 }

@@ -169,10 +169,7 @@ impl App {
             if let Some(tls) = &self.tls {
                 tokio::spawn(tls.clone().watch());
                 if let Some(acme) = &self.acme {
-                    acme.start(tls.clone(), self.balancer.clone(), self.keyring.clone())
-                        .await
-                        .map_err(anyhow::Error::msg)
-                        .context("start ACME")?;
+                    acme.start(tls.clone(), self.balancer.clone(), self.keyring.clone());
                 }
             }
             let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;

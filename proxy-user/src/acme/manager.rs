@@ -71,6 +71,8 @@ pub struct Manager {
     stored: Vec<LoadedCert>,
     /// The same, by a digest of their PEM: not parsed again.
     parsed: std::collections::HashMap<[u8; 32], LoadedCert>,
+    /// The store could not be read on the last pass.
+    store_down: bool,
     status: Arc<Mutex<Vec<ManagedStatus>>>,
     stats: Arc<AcmeStats>,
 }
@@ -118,6 +120,7 @@ impl Manager {
             managed: BTreeMap::new(),
             stored: Vec::new(),
             parsed: std::collections::HashMap::new(),
+            store_down: false,
             status: parts.status,
             stats: parts.stats,
         }

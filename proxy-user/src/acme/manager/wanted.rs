@@ -29,10 +29,17 @@ impl Manager {
         let stored = match self.store.certs().await {
             Ok(s) => s,
             Err(err) => {
-                tracing::warn!("ACME: cannot read the stored certificates: {err}");
+                // Once per outage (with `--docker` this runs every pass).
+                if !self.store_down {
+                    tracing::warn!("ACME: cannot read the stored certificates (the ones served stay): {err}");
+                }
+                self.store_down = true;
                 return;
             }
         };
+        if std::mem::take(&mut self.store_down) {
+            tracing::info!("ACME: the stored certificates are readable again");
+        }
         let mut certs = Vec::new();
         let mut parsed = std::collections::HashMap::new();
         for s in stored {
