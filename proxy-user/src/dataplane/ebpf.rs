@@ -181,8 +181,6 @@ impl EbpfSteering {
         let created = !link_pin.exists();
         if created {
             attach_steering(&mut ebpf, &link_pin)?;
-        } else {
-            info!(owners = ?live, "joining the running swarm-sticky's eBPF steering (hand-over)");
         }
 
         let workers = u16::try_from(sockets.len()).map_err(|_| DataplaneError::TooManyWorkers(sockets.len()))?;
@@ -196,6 +194,11 @@ impl EbpfSteering {
             created,
         };
         this.register(sockets, live)?;
+        if !created {
+            // Said once registered: from here the running process sees
+            // this one as its successor.
+            info!(owners = ?live, "joining the running swarm-sticky's eBPF steering (hand-over)");
+        }
         Ok(this)
     }
 
