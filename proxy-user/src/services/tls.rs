@@ -36,12 +36,16 @@ pub enum AcmeRequest {
 }
 
 impl AcmeRequest {
-    /// The certificates asked for, given the hosts of the service's rule.
+    /// The certificates asked for, given the hosts of the service's rule;
+    /// of those, the ones no CA issues for (an address, a single label such
+    /// as `localhost`) are left out rather than ordered in vain.
     pub fn certificates(&self, rule_hosts: &[String]) -> Vec<Vec<String>> {
         match self {
             Self::None => Vec::new(),
-            Self::RuleHosts if rule_hosts.is_empty() => Vec::new(),
-            Self::RuleHosts => vec![rule_hosts.to_vec()],
+            Self::RuleHosts => {
+                let hosts: Vec<String> = rule_hosts.iter().filter_map(|h| acme_name(h).ok()).collect();
+                if hosts.is_empty() { Vec::new() } else { vec![hosts] }
+            }
             Self::Certificates(c) => c.clone(),
         }
     }
@@ -107,6 +111,16 @@ impl Hsts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_hosts_a_ca_cannot_issue_for_are_left_out() {
+        let hosts = |h: &[&str]| h.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let got = AcmeRequest::RuleHosts.certificates(&hosts(&["a.example.com", "localhost", "10.0.0.1"]));
+        assert_eq!(got, vec![hosts(&["a.example.com"])]);
+        assert!(AcmeRequest::RuleHosts.certificates(&hosts(&["localhost"])).is_empty());
+        assert!(AcmeRequest::RuleHosts.certificates(&[]).is_empty());
+        assert!(AcmeRequest::None.certificates(&hosts(&["a.example.com"])).is_empty());
+    }
 
     #[test]
     fn names_a_ca_issues_for() {
