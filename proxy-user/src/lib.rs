@@ -52,6 +52,7 @@ pub mod instance;
 pub mod listener;
 pub mod metrics;
 pub mod netns;
+pub mod oneshot;
 pub mod probe;
 pub mod proxy;
 pub mod routing;

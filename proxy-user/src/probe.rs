@@ -19,10 +19,7 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use http::{Request, Uri, header};
-use http_body_util::Empty;
-use hyper_util::rt::TokioIo;
+use http::Uri;
 
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,24 +101,15 @@ pub async fn probe(url: &str, timeout: Duration, this_container: bool) -> Result
 async fn exchange(addr: SocketAddr, path: &str) -> Result<(http::StatusCode, Option<String>), ProbeError> {
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(addr).await?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            // Ends with the response; an error shows up in send_request.
-            let _ = conn.await;
-        });
-        let req = Request::get(path)
-            .header(header::HOST, addr.to_string())
-            .header(header::USER_AGENT, "swarm-sticky-probe")
-            .body(Empty::<Bytes>::new())?;
-        let resp = send.send_request(req).await?;
-        let instance = resp
-            .headers()
-            .get(crate::instance::INSTANCE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((resp.status(), instance))
+        crate::oneshot::get(stream, &addr.to_string(), path, Some("swarm-sticky-probe")).await
     };
-    Ok(exchange.await?)
+    let resp = exchange.await?;
+    let instance = resp
+        .headers()
+        .get(crate::instance::INSTANCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((resp.status(), instance))
 }
 
 #[cfg(test)]

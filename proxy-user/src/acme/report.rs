@@ -3,11 +3,6 @@
 
 use std::{fmt::Write as _, net::SocketAddr, time::Duration};
 
-use bytes::Bytes;
-use http::{Request, header};
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::rt::TokioIo;
-
 use super::ManagedStatus;
 
 /// How long the admin API has to answer.
@@ -48,22 +43,9 @@ pub async fn fetch(admin: SocketAddr) -> Result<Vec<ManagedStatus>, ReportError>
     serde_json::from_value(acme.clone()).map_err(|e| ReportError::Answer(format!("/api/status tls.acme: {e}")))
 }
 
-async fn get(admin: SocketAddr, path: &str) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+async fn get(admin: SocketAddr, path: &str) -> Result<bytes::Bytes, crate::oneshot::GetError> {
     let stream = tokio::net::TcpStream::connect(admin).await?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let req = Request::get(path)
-        .header(header::HOST, admin.to_string())
-        .body(Empty::<Bytes>::new())?;
-    let resp = send.send_request(req).await?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
-    if !status.is_success() {
-        return Err(format!("{path}: {status}: {}", String::from_utf8_lossy(&body).trim()).into());
-    }
-    Ok(body)
+    crate::oneshot::get_ok(stream, &admin.to_string(), path).await
 }
 
 /// A time as the table shows it: RFC 3339, UTC.

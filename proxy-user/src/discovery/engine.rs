@@ -13,8 +13,6 @@ use std::{
 use bollard::{Docker, models::ServiceUpdateStatusStateEnum, query_parameters::EventsOptions};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::rt::TokioIo;
 
 use super::tasks::Task;
 
@@ -246,25 +244,10 @@ impl Engine {
             .collect())
     }
 
-    async fn raw_get(&self, path: &str) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
+    async fn raw_get(&self, path: &str) -> Result<Bytes, crate::oneshot::GetError> {
         let call = async {
             let stream = tokio::net::UnixStream::connect(&self.socket).await?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(async move {
-                // The connection ends with the response; its error, if any,
-                // surfaces through the request below.
-                let _ = conn.await;
-            });
-            let req = http::Request::get(path)
-                .header(http::header::HOST, "docker")
-                .body(Empty::<Bytes>::new())?;
-            let resp = sender.send_request(req).await?;
-            let status = resp.status();
-            let body = resp.into_body().collect().await?.to_bytes();
-            if !status.is_success() {
-                return Err(format!("{status}: {}", String::from_utf8_lossy(&body).trim()).into());
-            }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(body)
+            crate::oneshot::get_ok(stream, "docker", path).await
         };
         tokio::time::timeout(CALL_TIMEOUT, call)
             .await
