@@ -34,7 +34,11 @@ pub use self::{
     library::CertStatus,
     ticket::PERIOD as TICKET_PERIOD,
 };
-use self::{library::Library, store::SniResolver, ticket::ClusterTicketer};
+use self::{
+    library::Library,
+    store::{CertStore, SniResolver},
+    ticket::ClusterTicketer,
+};
 use crate::cookie::KeyringHandle;
 
 /// How often the certificate files are checked for changes. A change is
@@ -156,14 +160,22 @@ fn load(mut library: Library, settings: &TlsSettings) -> Result<Library, TlsErro
     Ok(library)
 }
 
+/// The two sources of the SNI index: the files' certificates (indexed
+/// once per reload) and, behind them, those ACME obtained.
+#[derive(Default)]
+struct Layers {
+    files: CertStore,
+    automatic: Vec<LoadedCert>,
+}
+
 /// TLS for every listener that has it.
 pub struct Tls {
     settings: TlsSettings,
     server_config: Arc<ServerConfig>,
     resolver: Arc<SniResolver>,
     library: Mutex<Library>,
-    /// Certificates obtained by ACME, behind the files'.
-    automatic: Mutex<Vec<LoadedCert>>,
+    /// What the resolver's index is built from.
+    layers: Mutex<Layers>,
     /// The TLS-ALPN-01 answers, when ACME runs.
     challenges: Option<Arc<ChallengeBook>>,
     /// Handshake counters.
@@ -186,7 +198,8 @@ impl Tls {
             Library::new(settings.cert_dir.clone(), settings.cert.clone()),
             &settings,
         )?;
-        let resolver = Arc::new(SniResolver::new(library.store()));
+        let files = library.store();
+        let resolver = Arc::new(SniResolver::new(files.clone()));
         let provider = Arc::new(provider());
         let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
             MinVersion::Tls12 => &[&version::TLS13, &version::TLS12],
@@ -206,7 +219,10 @@ impl Tls {
             server_config: Arc::new(config),
             resolver,
             library: Mutex::new(library),
-            automatic: Mutex::new(Vec::new()),
+            layers: Mutex::new(Layers {
+                files,
+                automatic: Vec::new(),
+            }),
             challenges,
             stats: TlsStats::default(),
         }))
@@ -226,26 +242,35 @@ impl Tls {
         errors
     }
 
-    /// Builds the SNI index of the files' certificates and the automatic
-    /// ones, and serves it to new handshakes.
+    fn layers(&self) -> std::sync::MutexGuard<'_, Layers> {
+        self.layers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Indexes the files' certificates again and serves them, with the
+    /// automatic ones behind, to new handshakes.
     fn swap_in(&self, library: &Library) {
-        let automatic = self.automatic.lock().unwrap_or_else(PoisonError::into_inner);
-        let acme: Vec<&LoadedCert> = automatic.iter().collect();
-        self.resolver.replace(library.store().with_acme(&acme));
+        let mut layers = self.layers();
+        layers.files = library.store();
+        self.serve(&layers);
+    }
+
+    fn serve(&self, layers: &Layers) {
+        let acme: Vec<&LoadedCert> = layers.automatic.iter().collect();
+        self.resolver.replace(layers.files.clone().with_acme(&acme));
     }
 
     /// Serves `certs`, obtained by ACME, from the next handshake on, for
     /// the names no certificate file serves.
     pub fn set_automatic(&self, certs: Vec<LoadedCert>) {
-        let library = self.library();
-        *self.automatic.lock().unwrap_or_else(PoisonError::into_inner) = certs;
-        self.swap_in(&library);
+        let mut layers = self.layers();
+        layers.automatic = certs;
+        self.serve(&layers);
     }
 
     /// Whether a certificate file serves `name` (exactly, or `*.parent`
     /// for a wildcard name).
     pub fn file_serves(&self, name: &str) -> bool {
-        self.library().store().serves(name)
+        self.layers().files.serves(name)
     }
 
     /// Follows the certificate files: checks them every [`WATCH_INTERVAL`]

@@ -192,8 +192,11 @@ impl Manager {
             }
             return;
         }
-        // Another manager may have renewed it just before the lock was free.
-        self.read_store().await;
+        // Another manager may have renewed it just before the lock was free
+        // (on one host nobody else writes the store).
+        if self.store.swarm().is_some() {
+            self.read_store().await;
+        }
         let renewed = self.managed.get(names).is_some_and(|m| m.next > now());
         if !renewed {
             self.order_locked(names).await;

@@ -22,7 +22,7 @@ use rustls::{
 use super::certs::LoadedCert;
 
 /// The certificates in force, indexed for SNI.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct CertStore {
     exact: HashMap<String, Vec<Arc<CertifiedKey>>>,
     /// By the parent of the wildcard: `example.com` for `*.example.com`.
