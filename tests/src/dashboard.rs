@@ -183,44 +183,23 @@ async fn dashboard_lists_certificates_and_their_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_acme_state_failed_then_valid() {
     use crate::harness::{
-        acme::{Pebble, PebbleSpec},
+        acme::{CaToCome, services_file, start_acme},
         instance::free_port,
-        tls::{TestCa, path},
     };
     let dir = tempfile::tempdir().unwrap();
-    let (http, https, ca) = (free_port(), free_port(), free_port());
+    let (http, https) = (free_port(), free_port());
     let w1 = Whoami::start("w1");
-    let config = dir.path().join("services.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[services]]\nname = 'a'\nrule = {{ host = 'a.test' }}\nbackends = [{{ name = 'w1', url = 'http://{}' }}]\ntls = {{ acme = true }}\n",
-            w1.addr
-        ),
-    )
-    .unwrap();
-    // Pebble's server root will be written here when it starts.
-    let pebble_dir = dir.path().join("pebble");
-    std::fs::create_dir_all(&pebble_dir).unwrap();
-    let root = path(&TestCa::new(&pebble_dir).cert);
-    let (hs, ps, cfg) = (format!("http://{http}"), format!("https://{https}"), path(&config));
-    let directory = format!("https://localhost:{}/dir", ca.port());
-    let i = Instance::start(
+    let config = services_file(dir.path(), &w1, &[("a.test", "acme = true")]);
+    // The CA is down at first.
+    let later = CaToCome::new(dir.path());
+    let args = ["--config", config.as_str(), "--acme-retry", "1"];
+    let i = start_acme(
         &dir.path().join("state"),
-        &[
-            "--listen",
-            &hs,
-            "--listen",
-            &ps,
-            "--config",
-            &cfg,
-            "--acme-directory",
-            &directory,
-            "--acme-ca-root",
-            &root,
-            "--acme-retry",
-            "1",
-        ],
+        &later.directory,
+        &later.root,
+        http,
+        https,
+        &args,
     );
     let browser = Browser::start();
     let mut page = browser.open(&format!("http://{}/", i.admin)).await;
@@ -245,15 +224,7 @@ async fn dashboard_shows_acme_state_failed_then_valid() {
         "{warning}"
     );
 
-    let _pebble = Pebble::start(
-        dir.path(),
-        &PebbleSpec {
-            http_port: http.port(),
-            tls_port: https.port(),
-            validity_secs: None,
-            listen: Some(ca),
-        },
-    );
+    let _pebble = later.start(dir.path(), http, https);
     let rows = page
         .wait_for("a.test shown valid", ACME_ROWS, Duration::from_secs(60), |v| {
             parse(v).iter().any(|r| r.1 == "valid")

@@ -13,7 +13,8 @@ use std::{
 };
 
 use super::{
-    instance::{free_port, wait_until},
+    backend::Whoami,
+    instance::{Instance, free_port, wait_until},
     tls::{KeyKind, TestCa, path, run},
 };
 
@@ -193,5 +194,86 @@ impl Drop for Pebble {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A services file under `dir` with one service per `(host, tls)`: the
+/// rule's host, `w` as its backend, and `tls` as its `[services.tls]`
+/// fields (`acme = true`); the file's path.
+pub fn services_file(dir: &Path, w: &Whoami, specs: &[(&str, &str)]) -> String {
+    let mut toml = String::new();
+    for (i, (host, tls)) in specs.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[services]]\nname = 's{i}'\nrule = {{ host = '{host}' }}\nbackends = [{{ name = '{}', url = 'http://{}' }}]\ntls = {{ {tls} }}\n",
+            w.name, w.addr
+        ));
+    }
+    let file = dir.join("services.toml");
+    std::fs::write(&file, toml).expect("services file");
+    path(&file)
+}
+
+/// swarm-sticky with ACME against `directory` (its HTTPS trusted through
+/// `root`), plain HTTP on `http` and HTTPS on `https` (the ports the CA
+/// validates), plus `args`; ready.
+pub fn start_acme(
+    state: &Path,
+    directory: &str,
+    root: &Path,
+    http: SocketAddr,
+    https: SocketAddr,
+    args: &[&str],
+) -> Instance {
+    let (http, https, root) = (format!("http://{http}"), format!("https://{https}"), path(root));
+    let mut all = vec![
+        "--listen",
+        &http,
+        "--listen",
+        &https,
+        "--acme-directory",
+        directory,
+        "--acme-ca-root",
+        &root,
+    ];
+    all.extend(args);
+    Instance::start(state, &all)
+}
+
+/// A CA that is not up yet: its directory URL answers nothing until
+/// [`CaToCome::start`]. The root its HTTPS will use is read from where a
+/// stand-in's is now, since Pebble writes its own there when it starts
+/// (and swarm-sticky reads the file again at each attempt).
+pub struct CaToCome {
+    /// The directory URL.
+    pub directory: String,
+    /// The root file to trust (`--acme-ca-root`).
+    pub root: PathBuf,
+    listen: SocketAddr,
+}
+
+impl CaToCome {
+    /// A CA to come, with its files under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        let files = dir.join("pebble");
+        std::fs::create_dir_all(&files).expect("pebble directory");
+        let listen = free_port();
+        Self {
+            directory: format!("https://localhost:{}/dir", listen.port()),
+            root: TestCa::new(&files).cert,
+            listen,
+        }
+    }
+
+    /// Starts Pebble there, validating at `http` and `https`.
+    pub fn start(&self, dir: &Path, http: SocketAddr, https: SocketAddr) -> Pebble {
+        Pebble::start(
+            dir,
+            &PebbleSpec {
+                http_port: http.port(),
+                tls_port: https.port(),
+                validity_secs: None,
+                listen: Some(self.listen),
+            },
+        )
     }
 }

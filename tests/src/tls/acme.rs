@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::harness::{
-    acme::{Pebble, PebbleSpec},
+    acme::{CaToCome, Pebble, PebbleSpec, services_file, start_acme},
     backend::Whoami,
     https_load::{HttpsLoad, LoadSpec},
     instance::{Instance, free_port, wait_until},
@@ -33,39 +33,12 @@ fn pebble_for(dir: &Path, http: SocketAddr, https: SocketAddr, validity_secs: Op
     )
 }
 
-/// A services file: each `(host rule, [services.tls] line)` a service.
-fn services(dir: &Path, w: &Whoami, specs: &[(&str, &str)]) -> String {
-    let mut toml = String::new();
-    for (i, (host, tls)) in specs.iter().enumerate() {
-        toml.push_str(&format!(
-            "[[services]]\nname = 's{i}'\nrule = {{ host = '{host}' }}\nbackends = [{{ name = '{}', url = 'http://{}' }}]\ntls = {{ {tls} }}\n",
-            w.name, w.addr
-        ));
-    }
-    let file = dir.join("services.toml");
-    std::fs::write(&file, toml).unwrap();
-    path(&file)
-}
-
 /// swarm-sticky with ACME against `pebble`, plain HTTP on `http` and HTTPS
 /// on `https` (the ports Pebble validates), plus `args`.
 fn start(state: &Path, pebble: &Pebble, http: SocketAddr, https: SocketAddr, args: &[&str]) -> Instance {
-    let (http, https) = (format!("http://{http}"), format!("https://{https}"));
-    let root = path(&pebble.server_root);
-    let mut all = vec![
-        "--listen",
-        &http,
-        "--listen",
-        &https,
-        "--acme-directory",
-        &pebble.directory,
-        "--acme-ca-root",
-        &root,
-        "--acme-email",
-        "ops@example.com",
-    ];
+    let mut all = vec!["--acme-email", "ops@example.com"];
     all.extend(args);
-    Instance::start(state, &all)
+    start_acme(state, &pebble.directory, &pebble.server_root, http, https, &all)
 }
 
 /// The managed certificates in `/api/status`.
@@ -128,7 +101,7 @@ fn http_01_and_a_dns_01_wildcard_chain_to_the_cas_root_and_a_restart_orders_noth
     let (http, https) = (free_port(), free_port());
     let pebble = pebble_for(dir.path(), http, https, None);
     let w = Whoami::start("w1");
-    let config = services(
+    let config = services_file(
         dir.path(),
         &w,
         &[("a.test", "acme = true"), ("x.w.test", "acme_domains = ['*.w.test']")],
@@ -189,7 +162,7 @@ fn tls_alpn_01_is_answered_on_the_https_listener() {
     let (http, https) = (free_port(), free_port());
     let pebble = pebble_for(dir.path(), http, https, None);
     let w = Whoami::start("w1");
-    let config = services(dir.path(), &w, &[("b.test", "acme = true")]);
+    let config = services_file(dir.path(), &w, &[("b.test", "acme = true")]);
     let args = ["--config", config.as_str(), "--acme-challenge", "tls-alpn-01"];
     let i = start(&dir.path().join("state"), &pebble, http, https, &args);
     wait_valid(&i, &pebble, 1);
@@ -206,7 +179,7 @@ async fn a_renewal_under_load_fails_nothing_and_serves_the_new_serial() {
     // 45 s certificates: renewed after about 30 s.
     let pebble = pebble_for(dir.path(), http, https, Some(45));
     let w = Whoami::start("w1");
-    let config = services(dir.path(), &w, &[("a.test", "acme = true")]);
+    let config = services_file(dir.path(), &w, &[("a.test", "acme = true")]);
     let args = ["--config", config.as_str()];
     let i = start(&dir.path().join("state"), &pebble, http, https, &args);
     let first = tokio::task::block_in_place(|| wait_valid(&i, &pebble, 1))[0].1.clone();
@@ -246,34 +219,20 @@ async fn a_renewal_under_load_fails_nothing_and_serves_the_new_serial() {
 #[test]
 fn a_ca_that_fails_is_retried_and_reported_then_succeeds() {
     let dir = tempfile::tempdir().unwrap();
-    let (http, https, ca) = (free_port(), free_port(), free_port());
+    let (http, https) = (free_port(), free_port());
     let w = Whoami::start("w1");
-    let config = services(dir.path(), &w, &[("a.test", "acme = true")]);
-    // The CA is down at first: its address answers nothing. The root it
-    // will serve under is written where the stand-in is when it starts
-    // (each attempt reads the file again).
-    let stand_in = TestCa::new(&{
-        let d = dir.path().join("pebble");
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    });
-    let (root, directory) = (path(&stand_in.cert), format!("https://localhost:{}/dir", ca.port()));
-    let (hs, ps) = (format!("http://{http}"), format!("https://{https}"));
-    let args = [
-        "--listen",
-        hs.as_str(),
-        "--listen",
-        ps.as_str(),
-        "--config",
-        config.as_str(),
-        "--acme-directory",
-        directory.as_str(),
-        "--acme-ca-root",
-        root.as_str(),
-        "--acme-retry",
-        "1",
-    ];
-    let i = Instance::start(&dir.path().join("state"), &args);
+    let config = services_file(dir.path(), &w, &[("a.test", "acme = true")]);
+    // The CA is down at first: its address answers nothing.
+    let later = CaToCome::new(dir.path());
+    let args = ["--config", config.as_str(), "--acme-retry", "1"];
+    let i = start_acme(
+        &dir.path().join("state"),
+        &later.directory,
+        &later.root,
+        http,
+        https,
+        &args,
+    );
     wait_until("two failures reported", Duration::from_secs(30), || {
         managed(&i)
             .first()
@@ -299,15 +258,7 @@ fn a_ca_that_fails_is_retried_and_reported_then_succeeds() {
     assert!(i.process.stderr().contains("ACME: order failed"));
 
     // The CA comes up (with its nonce rejection on): the next retry wins.
-    let pebble = Pebble::start(
-        dir.path(),
-        &PebbleSpec {
-            http_port: http.port(),
-            tls_port: https.port(),
-            validity_secs: None,
-            listen: Some(ca),
-        },
-    );
+    let pebble = later.start(dir.path(), http, https);
     wait_valid(&i, &pebble, 1);
     assert_eq!(managed(&i)[0]["failures"], 0);
     assert!(curl_verified(https, "a.test", &pebble.issuing_root()).contains("I'm w1"));
@@ -327,7 +278,7 @@ fn a_certificate_file_wins_over_acme_for_its_names() {
         crate::harness::tls::KeyKind::Ecdsa,
     );
     let w = Whoami::start("w1");
-    let config = services(dir.path(), &w, &[("a.test", "acme = true"), ("b.test", "acme = true")]);
+    let config = services_file(dir.path(), &w, &[("a.test", "acme = true"), ("b.test", "acme = true")]);
     let cert_dir = path(&certs);
     let args = ["--config", config.as_str(), "--tls-cert-dir", cert_dir.as_str()];
     let i = start(&dir.path().join("state"), &pebble, http, https, &args);
