@@ -106,14 +106,13 @@ impl App {
         let acme = config.acme.clone().map(Acme::new);
         let challenges = acme.as_ref().map(|a| a.book.clone());
         let tls = match config.edge.tls.clone() {
-            Some(settings) => Some(Tls::new(settings, keyring.clone(), challenges.clone()).context("set up TLS")?),
+            Some(settings) => Some(Tls::new(settings, keyring.clone(), challenges).context("set up TLS")?),
             None => None,
         };
         let edge = Edge {
             listeners: config.edge.listeners.clone(),
             tls: tls.clone(),
             proxy_protocol_from: config.edge.proxy_protocol_from.clone(),
-            challenges,
         };
         let proxy = Proxy::new(balancer.clone(), keyring.clone(), access_log, edge);
         let sources = Sources::new(balancer.clone(), config.services.clone());

@@ -55,7 +55,7 @@ use crate::{
     listener::{Cidr, Listener, Scheme},
     services::ServicesConfig,
     sticky::Pins,
-    tls::{ChallengeBook, Tls},
+    tls::Tls,
     worker::{ConnInfo, ConnectionHandler, LocalFuture, Shutdown},
 };
 
@@ -81,8 +81,6 @@ pub struct Edge {
     pub tls: Option<Arc<Tls>>,
     /// Sources whose PROXY protocol headers are believed.
     pub proxy_protocol_from: Vec<Cidr>,
-    /// ACME HTTP-01 answers, when ACME runs.
-    pub challenges: Option<Arc<ChallengeBook>>,
 }
 
 impl Edge {

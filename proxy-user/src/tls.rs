@@ -242,6 +242,12 @@ impl Tls {
         errors
     }
 
+    /// The ACME challenges answered now (HTTP-01 on the plain listeners
+    /// reads them here too), when ACME runs.
+    pub fn challenges(&self) -> Option<&ChallengeBook> {
+        self.challenges.as_deref()
+    }
+
     fn layers(&self) -> std::sync::MutexGuard<'_, Layers> {
         self.layers.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -115,10 +115,11 @@ pub(super) async fn forward(
 }
 
 /// The answer to an ACME HTTP-01 validation request for a challenge
-/// published now (by any order of this instance); other requests under
-/// the challenge path go to the services, which may run ACME themselves.
+/// published now (by this instance's orders or, with `--docker`, another
+/// manager's); other requests under the challenge path go to the
+/// services, which may run ACME themselves.
 fn acme_answer(inner: &Inner, path: &str) -> Option<Response<ProxyBody>> {
-    let book = inner.edge.challenges.as_ref()?;
+    let book = inner.edge.tls.as_ref()?.challenges()?;
     if !path.starts_with(crate::tls::HTTP_CHALLENGE_PATH) {
         return None;
     }
