@@ -197,7 +197,7 @@ impl Acme {
                     let node = engine.node_id().await.ok().flatten().unwrap_or_default();
                     let me = format!("{node}/{instance}");
                     let swarm = SwarmStore::new(engine, Sealer::new(keyring), &settings.directory, me.clone());
-                    tokio::spawn(watch::follow(swarm.clone(), book.clone(), manager::now));
+                    tokio::spawn(watch::follow(swarm.clone(), book.clone()));
                     (Store::Swarm(swarm), me)
                 }
             };

@@ -79,9 +79,7 @@ pub struct Manager {
 
 /// Now, in Unix seconds.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    secs(crate::cookie::unix_now())
 }
 
 fn secs(s: u64) -> i64 {

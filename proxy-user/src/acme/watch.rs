@@ -18,11 +18,11 @@ pub const RESYNC: Duration = Duration::from_secs(2);
 
 /// Follows the published challenges into `book`, for the life of the
 /// process.
-pub async fn follow(store: SwarmStore, book: Arc<ChallengeBook>, now: fn() -> i64) {
+pub async fn follow(store: SwarmStore, book: Arc<ChallengeBook>) {
     let mut events = store.engine().config_changes().boxed();
     let mut configs: HashMap<(String, String), Arc<ServerConfig>> = HashMap::new();
     loop {
-        match store.challenges(now()).await {
+        match store.challenges(super::manager::now()).await {
             Ok(published) => {
                 let mut http = HashMap::new();
                 let mut alpn = HashMap::new();
