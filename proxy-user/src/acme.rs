@@ -93,7 +93,8 @@ pub enum Challenge {
 }
 
 /// Where a managed certificate stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CertState {
     /// Not obtained yet, first order due.
     Waiting,
@@ -128,8 +129,8 @@ impl CertState {
 pub struct ManagedStatus {
     /// Its names, the main one first.
     pub names: Vec<String>,
-    /// `waiting`, `ordering`, `valid`, `renewing`, `failed` or `from_file`.
-    pub state: String,
+    /// Where it stands.
+    pub state: CertState,
     /// Serial of the certificate served, upper-case hex.
     pub serial: Option<String>,
     /// Its expiry, Unix seconds.
@@ -242,6 +243,21 @@ async fn connect(host: &str) -> Engine {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(std::time::Duration::from_secs(5));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CertState;
+
+    /// The log's spelling of a state is the API's.
+    #[test]
+    fn states_read_the_same_in_the_log_and_the_api() {
+        use CertState::*;
+        for s in [Waiting, Ordering, Valid, Renewing, Failed, FromFile] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+            assert_eq!(serde_json::from_value::<CertState>(s.as_str().into()).unwrap(), s);
         }
     }
 }

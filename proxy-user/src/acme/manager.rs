@@ -326,7 +326,7 @@ impl Manager {
             .iter()
             .map(|(names, m)| ManagedStatus {
                 names: names.clone(),
-                state: m.state.as_str().to_owned(),
+                state: m.state,
                 serial: m.cert.as_ref().map(|c| c.info.serial.clone()),
                 not_after: m.cert.as_ref().map(|c| c.info.not_after),
                 next_attempt: (m.next != i64::MAX).then_some(m.next),

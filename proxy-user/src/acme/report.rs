@@ -66,7 +66,7 @@ pub fn table(managed: &[ManagedStatus]) -> String {
     let mut out = String::new();
     for m in managed {
         let _ = writeln!(out, "{}", m.names.join(", "));
-        let _ = writeln!(out, "  state         {}", m.state);
+        let _ = writeln!(out, "  state         {}", m.state.as_str());
         let _ = writeln!(out, "  serial        {}", m.serial.as_deref().unwrap_or("-"));
         let _ = writeln!(out, "  expires       {}", when(m.not_after));
         let _ = writeln!(out, "  next attempt  {}", when(m.next_attempt));
